@@ -1,0 +1,127 @@
+"""Argument checks shared by the compiled modules and their pure-Python twins.
+
+Only construction-time checks live here: they run once per selector, so one
+Python implementation serves both twins and their error messages are the same
+word for word.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Union
+
+STRATEGIES = (
+    "round_robin",
+    "weighted_round_robin",
+    "random",
+    "weighted_random",
+    "priority",
+    "least_used",
+    "least_inflight",
+    "latency",
+    "sticky",
+)
+
+STATES = ("ready", "cooldown", "half_open", "blocked", "disabled")
+
+MAX_WEIGHT = 1 << 32  # keeps a sum over millions of members inside int64
+NS_PER_S = 1_000_000_000
+
+PerMember = Union[int, Sequence[int], Mapping[str, int], None]
+
+
+def strategy_code(strategy: object) -> int:
+    if strategy not in STRATEGIES:
+        valid = ", ".join(STRATEGIES)
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of: {valid}")
+    return STRATEGIES.index(strategy)  # type: ignore[arg-type]
+
+
+def member_ids(ids: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(ids, (str, bytes)):
+        raise TypeError("ids must be a list of strings, not a single string")
+    result = tuple(ids)
+    seen: set[str] = set()
+    for member in result:
+        if not isinstance(member, str):
+            raise TypeError(f"member ids must be str, got {type(member).__name__}: {member!r}")
+        if member in seen:
+            raise ValueError(f"duplicate member id {member!r}: each id must appear once")
+        seen.add(member)
+    return result
+
+
+def per_member(
+    values: PerMember, ids: Sequence[str], name: str, minimum: int, default: int
+) -> list[int]:
+    """Spread a per-member option (weights, max_inflight) over the ids.
+
+    Accepts None (the default for all), one int for all, a sequence aligned
+    with the ids, or a mapping by id where missing ids take the default.
+    """
+    if values is None:
+        return [default] * len(ids)
+    if isinstance(values, int) and not isinstance(values, bool):
+        return [_check_int(values, name, "all members", minimum)] * len(ids)
+    if isinstance(values, Mapping):
+        unknown = [k for k in values if k not in ids]
+        if unknown:
+            raise KeyError(f"{name} names unknown member ids: {', '.join(map(repr, unknown))}")
+        return [_check_int(values.get(i, default), name, repr(i), minimum) for i in ids]
+    if isinstance(values, (str, bytes)):
+        raise TypeError(f"{name} must be a sequence of ints or a mapping of id to int")
+    values = list(values)
+    if len(values) != len(ids):
+        raise ValueError(f"{name} has {len(values)} entries but there are {len(ids)} members")
+    return [_check_int(v, name, repr(i), minimum) for v, i in zip(values, ids)]
+
+
+def _check_int(value: object, name: str, where: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} for {where} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} for {where} must be at least {minimum}, got {value}")
+    if value > MAX_WEIGHT:
+        raise ValueError(f"{name} for {where} must be at most {MAX_WEIGHT}, got {value}")
+    return value
+
+
+def seconds(value: object, name: str, *, allow_zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = "0 or more" if allow_zero else "more than 0"
+        raise ValueError(f"{name} must be a finite number of seconds, {bound}; got {value}")
+    return value
+
+
+def duration_ns(value: object, name: str) -> int:
+    return int(seconds(value, name) * NS_PER_S)
+
+
+def positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer of at least 1, got {value!r}")
+    return value
+
+
+def fraction(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ValueError(f"{name} must be a number in (0, 1], got {value!r}")
+    return float(value)
+
+
+def seed64(seed: object) -> int:
+    """A 64-bit RNG seed; None draws one from the OS."""
+    if seed is None:
+        return int.from_bytes(os.urandom(8), "little")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int or None, got {seed!r}")
+    return seed & 0xFFFF_FFFF_FFFF_FFFF
+
+
+def bad_report_seconds(value: float, name: str) -> ValueError:
+    return ValueError(f"{name} must be a finite number of seconds, 0 or more; got {value!r}")

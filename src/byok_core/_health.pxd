@@ -1,0 +1,94 @@
+# The contract of byok_core._health: the member record, its states, and the
+# calls that _selector makes on every pick without going through Python.
+
+from libc.stdint cimport int64_t
+
+cdef extern from "_platform.h" nogil:
+    int64_t byok_load(const int64_t *p)
+    void byok_store(int64_t *p, int64_t v)
+    int64_t byok_fetch_add(int64_t *p, int64_t d)
+    bint byok_cas(int64_t *p, int64_t expected, int64_t desired)
+    double byok_load_f64(const int64_t *p)
+    void byok_store_f64(int64_t *p, double v)
+    void byok_lock(int64_t *lock)
+    void byok_unlock(int64_t *lock)
+    int64_t byok_monotonic_ns()
+
+cdef enum:
+    READY = 0
+    COOLING = 1      # "cooldown" before `until`, "half_open" after it
+    BLOCKED = 2
+    DISABLED = 3
+
+cdef enum:
+    UNAVAILABLE = 0
+    AVAILABLE = 1
+    PROBE = 2        # half-open and its probe is free: whoever claims it tries it
+
+# One member's record.  Fixed size, no Python objects, every field a 64-bit
+# word read and written with atomics: an array of these can later live in
+# shared memory.  `lock` guards multi-field transitions; readers never take it.
+ctypedef struct member_t:
+    int64_t lock
+    int64_t state
+    int64_t until               # cooldown deadline, monotonic ns
+    int64_t probe_until         # a claimed probe is outstanding until then
+    int64_t level               # backoff level: cooling events since last success
+    int64_t consecutive_failures
+    int64_t picks
+    int64_t successes
+    int64_t failures
+    int64_t rate_limits
+    int64_t inflight
+    int64_t max_inflight        # 0: no cap
+    int64_t latency_ewma        # a double, bit for bit
+    int64_t latency_samples
+
+
+cdef class HealthTable:
+    cdef member_t *members
+    cdef Py_ssize_t size
+    cdef int64_t cooldown_ns
+    cdef int64_t max_cooldown_ns
+    cdef int64_t probe_timeout_ns
+    cdef int64_t failure_threshold
+    cdef double latency_alpha
+
+    cdef Py_ssize_t check(self, object index) except -1
+    cdef void succeed(self, Py_ssize_t i, double latency, int64_t now) noexcept nogil
+    cdef void rate_limited(self, Py_ssize_t i, int64_t delay, int64_t now) noexcept nogil
+    cdef void fail(self, Py_ssize_t i, int64_t now) noexcept nogil
+    cdef void cool(self, member_t *m, int64_t now, int64_t delay) noexcept nogil
+    cdef void set_state(self, Py_ssize_t i, int64_t state) noexcept nogil
+    cdef bint acquire_slot(self, Py_ssize_t i) noexcept nogil
+    cdef bint release_slot(self, Py_ssize_t i) noexcept nogil
+    cdef int64_t wait_ns(self, int64_t now) noexcept nogil
+
+
+cdef double optional_seconds(object value, str name) except? -2.0
+
+
+cdef inline int64_t now_ns(object now) except? -1:
+    if now is None:
+        return byok_monotonic_ns()
+    return <int64_t>(<double>now * 1e9)
+
+
+cdef inline int availability(member_t *m, int64_t now) noexcept nogil:
+    cdef int64_t cap = byok_load(&m.max_inflight)
+    if cap and byok_load(&m.inflight) >= cap:
+        return UNAVAILABLE
+    cdef int64_t state = byok_load(&m.state)
+    if state == READY:
+        return AVAILABLE
+    if (state == COOLING and now >= byok_load(&m.until)
+            and byok_load(&m.probe_until) <= now):
+        return PROBE
+    return UNAVAILABLE
+
+
+cdef inline bint claim_probe(member_t *m, int64_t now, int64_t timeout) noexcept nogil:
+    cdef int64_t held = byok_load(&m.probe_until)
+    if held > now:
+        return False
+    return byok_cas(&m.probe_until, held, now + timeout)

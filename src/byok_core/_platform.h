@@ -1,0 +1,163 @@
+/*
+ * Portable primitives for byok_core: 64-bit atomics, a spinlock and the
+ * monotonic clock.
+ *
+ * The health table must be safe under free-threaded CPython and must be able
+ * to live in shared memory later, so it cannot rely on the GIL or on
+ * PyMutex (process-local).  Everything here works on plain int64/int32 words
+ * inside a C struct.
+ *
+ * GCC and Clang get the __atomic builtins.  MSVC gets the Interlocked
+ * intrinsics; its plain loads and stores are made acquire/release with
+ * explicit barriers so that the same code is right on ARM64 as on x64.
+ */
+#ifndef BYOK_PLATFORM_H
+#define BYOK_PLATFORM_H
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(_MSC_VER) && !defined(__clang__)
+#  include <intrin.h>
+#  include <windows.h>
+#  define BYOK_MSVC 1
+#else
+#  include <sched.h>
+#  include <time.h>
+#endif
+
+/* ---- 64-bit atomics --------------------------------------------------- */
+
+#ifdef BYOK_MSVC
+
+static inline int64_t byok_load(const int64_t *p) {
+    int64_t v = *(volatile const int64_t *)p;
+#  if defined(_M_ARM64)
+    __dmb(_ARM64_BARRIER_ISH);
+#  else
+    _ReadWriteBarrier();
+#  endif
+    return v;
+}
+
+static inline void byok_store(int64_t *p, int64_t v) {
+#  if defined(_M_ARM64)
+    __dmb(_ARM64_BARRIER_ISH);
+#  else
+    _ReadWriteBarrier();
+#  endif
+    *(volatile int64_t *)p = v;
+}
+
+static inline int64_t byok_fetch_add(int64_t *p, int64_t d) {
+    return _InterlockedExchangeAdd64((volatile __int64 *)p, d);
+}
+
+/* Compare-and-swap: on success *p was `expected` and is now `desired`. */
+static inline int byok_cas(int64_t *p, int64_t expected, int64_t desired) {
+    return _InterlockedCompareExchange64((volatile __int64 *)p, desired, expected) == expected;
+}
+
+static inline void byok_cpu_relax(void) {
+#  if defined(_M_ARM64)
+    __yield();
+#  else
+    _mm_pause();
+#  endif
+}
+
+static inline void byok_thread_yield(void) { SwitchToThread(); }
+
+#else /* GCC / Clang */
+
+static inline int64_t byok_load(const int64_t *p) {
+    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static inline void byok_store(int64_t *p, int64_t v) {
+    __atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+static inline int64_t byok_fetch_add(int64_t *p, int64_t d) {
+    return __atomic_fetch_add(p, d, __ATOMIC_ACQ_REL);
+}
+
+static inline int byok_cas(int64_t *p, int64_t expected, int64_t desired) {
+    return __atomic_compare_exchange_n(p, &expected, desired, 0,
+                                       __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+static inline void byok_cpu_relax(void) {
+#  if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#  elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#  endif
+}
+
+static inline void byok_thread_yield(void) { sched_yield(); }
+
+#endif
+
+/* Doubles travel through the same 64-bit words, bit for bit. */
+static inline double byok_load_f64(const int64_t *p) {
+    int64_t bits = byok_load(p);
+    double v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+static inline void byok_store_f64(int64_t *p, double v) {
+    int64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    byok_store(p, bits);
+}
+
+/* ---- spinlock ----------------------------------------------------------
+ * Guards multi-field updates that must look atomic (a state change with its
+ * deadline).  Held for a few dozen instructions, never across a call into
+ * Python, so contention is short; after a while of spinning the waiter
+ * yields its core in case the holder was preempted.
+ */
+static inline void byok_lock(int64_t *lock) {
+    unsigned spins = 0;
+    for (;;) {
+        if (byok_load(lock) == 0 && byok_cas(lock, 0, 1)) {
+            return;
+        }
+        if (++spins < 64) {
+            byok_cpu_relax();
+        } else {
+            byok_thread_yield();
+        }
+    }
+}
+
+static inline void byok_unlock(int64_t *lock) { byok_store(lock, 0); }
+
+/* ---- monotonic clock ---------------------------------------------------
+ * Nanoseconds on the same clock as Python's time.monotonic(), so that a
+ * caller may mix `now=time.monotonic()` with the engine's own readings.
+ */
+static inline int64_t byok_monotonic_ns(void) {
+#if defined(BYOK_MSVC) || defined(_WIN32)
+    static LARGE_INTEGER freq = {0};
+    LARGE_INTEGER counter;
+    if (freq.QuadPart == 0) {
+        QueryPerformanceFrequency(&freq);
+    }
+    QueryPerformanceCounter(&counter);
+    /* split to avoid overflow of counter * 1e9 */
+    int64_t secs = counter.QuadPart / freq.QuadPart;
+    int64_t rest = counter.QuadPart % freq.QuadPart;
+    return secs * 1000000000LL + rest * 1000000000LL / freq.QuadPart;
+#elif defined(__APPLE__)
+    return (int64_t)clock_gettime_nsec_np(CLOCK_UPTIME_RAW);
+#else
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+#endif
+}
+
+#endif /* BYOK_PLATFORM_H */

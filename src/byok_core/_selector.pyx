@@ -1,0 +1,454 @@
+# cython: language_level=3, freethreading_compatible=True
+# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""The selector: which member (upstream key) serves the next request.
+
+Theory of operation
+-------------------
+A selector owns a HealthTable (see _health.pyx) and adds what choosing needs:
+member ids, weights and one small piece of state per strategy.  A pick looks
+at every member once, asks the health table whether it is available now
+(ready, or half-open with its probe free) and lets the strategy choose among
+those that are:
+
+    round_robin           the next available member after the last one picked
+    weighted_round_robin  nginx's smooth weighted round robin over available
+                          members (weights 5,1,1: a a b a c a a)
+    random                uniform over available members (seeded splitmix64)
+    weighted_random       proportional to weight
+    priority              the first available member in definition order
+    least_used            fewest picks, ties to definition order
+    least_inflight        fewest calls in flight, then fewest picks
+    latency               lowest latency EWMA; members with no sample go first
+    sticky                weighted rendezvous hashing of the caller's key: a
+                          key keeps its member while that member is available,
+                          and only that member's keys move when it leaves;
+                          without a key, smooth weighted round robin
+
+If the choice is a half-open member, the pick must win its probe (one
+compare-and-swap); a loser chooses again and no longer sees it.
+
+order() ranks every available member in failover order: priority in
+definition order, round robin as a rotation from the next position, weighted
+strategies by sampling without replacement (Efraimidis-Spirakis keys for
+weighted_random, the next smooth round for weighted_round_robin), the rest by
+their pick criterion.  Its head is exactly what pick() would have returned and
+it counts as one pick.  A half-open member appears only at the head, as the
+probe this caller claimed: placed further down it would be claimed and, more
+often than not, never tried.
+
+Concurrency: round robin advances its cursor with compare-and-swap; priority,
+least_*, latency and sticky read the table without any lock; smooth weighted
+round robin and the random strategies keep a few words of state (current
+weights, RNG) behind one short spinlock.  Nothing on the pick path allocates
+except the reference to the returned id.
+
+Randomness and hashing are splitmix64 and FNV-1a, written out here and in the
+pure-Python twin alike, so that a seeded selector gives the same sequence in
+both, and a sticky key maps to the same member in every process.
+"""
+
+cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from libc.math cimport log
+from libc.stdint cimport int64_t, uint64_t
+from libc.stdlib cimport qsort
+
+from byok_core._health cimport (
+    AVAILABLE, BLOCKED, DISABLED, READY, HealthTable, availability, byok_cas,
+    byok_fetch_add, byok_load, byok_load_f64, byok_lock, byok_unlock,
+    claim_probe, member_t, now_ns, optional_seconds,
+)
+
+from byok_core import _args
+
+STRATEGIES = _args.STRATEGIES
+
+
+@cython.final
+cdef class Selector:
+    """Picks which member (upstream key) serves the next request.
+
+    See the module docstring for the strategies and the README for a tour.
+    """
+
+    def __cinit__(self, ids, strategy="round_robin", weights=None, cooldown=1.0,
+                  max_cooldown=300.0, failure_threshold=3, seed=None, *,
+                  max_inflight=None, probe_timeout=30.0, latency_alpha=0.3):
+        self.ids = _args.member_ids(ids)
+        self.strategy_code = _args.strategy_code(strategy)
+        weight_list = _args.per_member(weights, self.ids, "weights", 1, 1)
+        caps = _args.per_member(max_inflight, self.ids, "max_inflight", 0, 0)
+        self.health = HealthTable(
+            len(self.ids), cooldown=cooldown, max_cooldown=max_cooldown,
+            failure_threshold=failure_threshold, probe_timeout=probe_timeout,
+            latency_alpha=latency_alpha, max_inflight=caps,
+        )
+        self.index = {member: i for i, member in enumerate(self.ids)}
+        self.rng = _args.seed64(seed)
+        self.n = len(self.ids)
+        self.members = self.health.members
+        cdef size_t slots = self.n if self.n else 1
+        self.weights = <int64_t *>PyMem_Calloc(slots, sizeof(int64_t))
+        self.current = <int64_t *>PyMem_Calloc(slots, sizeof(int64_t))
+        self.id_hashes = <uint64_t *>PyMem_Calloc(slots, sizeof(uint64_t))
+        self.scratch = <rank_t *>PyMem_Calloc(slots, sizeof(rank_t))
+        if not (self.weights and self.current and self.id_hashes and self.scratch):
+            raise MemoryError()
+        for i in range(self.n):
+            self.weights[i] = weight_list[i]
+            self.id_hashes[i] = hash_key(self.ids[i])
+
+    def __dealloc__(self):
+        PyMem_Free(self.weights)
+        PyMem_Free(self.current)
+        PyMem_Free(self.id_hashes)
+        PyMem_Free(self.scratch)
+
+    # ---- picking -----------------------------------------------------------
+
+    def pick(self, key=None, now=None):
+        """The member to use now, or None when none is available."""
+        cdef int64_t t = now_ns(now)
+        cdef int strategy = self.strategy_code
+        cdef uint64_t key_hash = 0
+        cdef Py_ssize_t i, attempt
+        cdef int kind
+        if strategy == STICKY:
+            if key is None:
+                strategy = WEIGHTED_ROUND_ROBIN
+            else:
+                key_hash = hash_key(key)
+        for attempt in range(self.n + 1):
+            i = self.choose(strategy, key_hash, t, &kind)
+            if i < 0:
+                return None
+            if kind == AVAILABLE or claim_probe(&self.members[i], t, self.health.probe_timeout_ns):
+                byok_fetch_add(&self.members[i].picks, 1)
+                return self.ids[i]
+        return None
+
+    cdef Py_ssize_t choose(self, int strategy, uint64_t key_hash, int64_t now,
+                           int *kind) noexcept nogil:
+        cdef Py_ssize_t i, best = -1
+        cdef rank_t rank, best_rank
+        if strategy == ROUND_ROBIN:
+            return self.rotate(now, kind)
+        if strategy == PRIORITY:
+            for i in range(self.n):
+                kind[0] = availability(&self.members[i], now)
+                if kind[0]:
+                    return i
+            return -1
+        if strategy == WEIGHTED_ROUND_ROBIN:
+            byok_lock(&self.lock)
+            best = self.smooth_step(now, kind)
+            byok_unlock(&self.lock)
+            return best
+        if strategy == RANDOM or strategy == WEIGHTED_RANDOM:
+            byok_lock(&self.lock)
+            best = self.draw(strategy, now, kind)
+            byok_unlock(&self.lock)
+            return best
+        for i in range(self.n):
+            rank.kind = availability(&self.members[i], now)
+            if not rank.kind:
+                continue
+            self.rank(strategy, key_hash, i, &rank)
+            if best < 0 or rank.primary < best_rank.primary or (
+                    rank.primary == best_rank.primary and rank.secondary < best_rank.secondary):
+                best = i
+                best_rank = rank
+        if best >= 0:
+            kind[0] = best_rank.kind
+        return best
+
+    cdef Py_ssize_t rotate(self, int64_t now, int *kind) noexcept nogil:
+        cdef int64_t start
+        cdef Py_ssize_t k, i
+        while True:
+            start = byok_load(&self.cursor)
+            for k in range(self.n):
+                i = (start + k) % self.n
+                kind[0] = availability(&self.members[i], now)
+                if kind[0]:
+                    break
+            else:
+                return -1
+            if byok_cas(&self.cursor, start, (i + 1) % self.n):
+                return i
+
+    cdef Py_ssize_t smooth_step(self, int64_t now, int *kind) noexcept nogil:
+        # caller holds self.lock
+        cdef Py_ssize_t i, best = -1
+        cdef int64_t total = 0
+        cdef int a
+        for i in range(self.n):
+            a = availability(&self.members[i], now)
+            if a:
+                self.current[i] += self.weights[i]
+                total += self.weights[i]
+                if best < 0 or self.current[i] > self.current[best]:
+                    best = i
+                    kind[0] = a
+        if best >= 0:
+            self.current[best] -= total
+        return best
+
+    cdef Py_ssize_t draw(self, int strategy, int64_t now, int *kind) noexcept nogil:
+        # caller holds self.lock
+        cdef Py_ssize_t i, k, count = 0
+        cdef int64_t total = 0
+        cdef uint64_t r
+        cdef int a
+        for i in range(self.n):
+            a = availability(&self.members[i], now)
+            if a:
+                self.scratch[count].index = i
+                self.scratch[count].kind = a
+                count += 1
+                total += self.weights[i]
+        if count == 0:
+            return -1
+        r = next_random(&self.rng)
+        if strategy == RANDOM:
+            k = r % <uint64_t>count
+        else:
+            r = r % <uint64_t>total
+            for k in range(count):
+                i = self.scratch[k].index
+                if r < <uint64_t>self.weights[i]:
+                    break
+                r -= self.weights[i]
+        kind[0] = self.scratch[k].kind
+        return self.scratch[k].index
+
+    cdef void rank(self, int strategy, uint64_t key_hash, Py_ssize_t i,
+                   rank_t *rank) noexcept nogil:
+        cdef member_t *m = &self.members[i]
+        rank.index = i
+        if strategy == LEAST_USED:
+            rank.primary = <double>byok_load(&m.picks)
+            rank.secondary = 0
+        elif strategy == LEAST_INFLIGHT:
+            rank.primary = <double>byok_load(&m.inflight)
+            rank.secondary = byok_load(&m.picks)
+        elif strategy == LATENCY:
+            rank.primary = byok_load_f64(&m.latency_ewma) if byok_load(&m.latency_samples) else -1.0
+            rank.secondary = byok_load(&m.picks)
+        else:  # sticky: weighted rendezvous hashing
+            rank.primary = -log(unit(mix64(key_hash ^ self.id_hashes[i]))) / <double>self.weights[i]
+            rank.secondary = 0
+
+    def order(self, key=None, now=None):
+        """Available members in failover order; counts as one pick."""
+        cdef int64_t t = now_ns(now)
+        cdef int strategy = self.strategy_code
+        cdef uint64_t key_hash = 0
+        cdef Py_ssize_t count, head, k
+        if strategy == STICKY:
+            if key is None:
+                strategy = WEIGHTED_ROUND_ROBIN
+            else:
+                key_hash = hash_key(key)
+        if self.n == 0:
+            return []
+        cdef rank_t *ranks = <rank_t *>PyMem_Malloc(self.n * sizeof(rank_t))
+        if ranks == NULL:
+            raise MemoryError()
+        try:
+            count = self.ordered(strategy, key_hash, t, ranks)
+            for head in range(count):
+                if ranks[head].kind == AVAILABLE or claim_probe(
+                        &self.members[ranks[head].index], t, self.health.probe_timeout_ns):
+                    break
+            else:
+                return []
+            byok_fetch_add(&self.members[ranks[head].index].picks, 1)
+            result = [self.ids[ranks[head].index]]
+            for k in range(head + 1, count):
+                if ranks[k].kind == AVAILABLE:
+                    result.append(self.ids[ranks[k].index])
+            return result
+        finally:
+            PyMem_Free(ranks)
+
+    cdef Py_ssize_t ordered(self, int strategy, uint64_t key_hash, int64_t now,
+                            rank_t *ranks) noexcept nogil:
+        """Fill `ranks` with the available members in failover order."""
+        cdef Py_ssize_t i, k, j, head, count = 0
+        cdef int a
+        cdef int64_t start
+        cdef rank_t swap
+        for i in range(self.n):
+            a = availability(&self.members[i], now)
+            if a:
+                ranks[count].index = i
+                ranks[count].kind = a
+                ranks[count].primary = 0.0
+                ranks[count].secondary = 0
+                count += 1
+        if count == 0 or strategy == PRIORITY:
+            return count
+        if strategy == ROUND_ROBIN:
+            while True:  # the head is the first available at or after the cursor
+                start = byok_load(&self.cursor)
+                head = ranks[0].index
+                for k in range(count):
+                    if ranks[k].index >= start:
+                        head = ranks[k].index
+                        break
+                if byok_cas(&self.cursor, start, (head + 1) % self.n):
+                    break
+            for k in range(count):
+                ranks[k].secondary = (ranks[k].index - head + self.n) % self.n
+        elif strategy == WEIGHTED_ROUND_ROBIN:
+            byok_lock(&self.lock)
+            head = self.smooth_step(now, &a)
+            for k in range(count):
+                i = ranks[k].index
+                if i == head:
+                    ranks[k].primary = -1.0
+                else:
+                    ranks[k].secondary = -(self.current[i] + self.weights[i])
+            byok_unlock(&self.lock)
+        elif strategy == RANDOM:
+            byok_lock(&self.lock)  # Fisher-Yates
+            for k in range(count - 1, 0, -1):
+                j = next_random(&self.rng) % <uint64_t>(k + 1)
+                swap = ranks[k]
+                ranks[k] = ranks[j]
+                ranks[j] = swap
+            byok_unlock(&self.lock)
+            return count
+        elif strategy == WEIGHTED_RANDOM:
+            # Efraimidis-Spirakis: sorting by -log(u)/w samples without replacement
+            byok_lock(&self.lock)
+            for k in range(count):
+                ranks[k].primary = (-log(unit(next_random(&self.rng)))
+                                    / <double>self.weights[ranks[k].index])
+            byok_unlock(&self.lock)
+        else:
+            for k in range(count):
+                self.rank(strategy, key_hash, ranks[k].index, &ranks[k])
+        qsort(ranks, count, sizeof(rank_t), compare_ranks)
+        return count
+
+    # ---- outcomes, operator actions, accounting ----------------------------
+
+    def report_success(self, id, latency=None, now=None):
+        """A call on this member succeeded, in `latency` seconds if given."""
+        cdef Py_ssize_t i = self.member(id)
+        self.health.succeed(i, optional_seconds(latency, "latency"), now_ns(now))
+
+    def report_rate_limited(self, id, retry_after=None, now=None):
+        """The member answered 429; `retry_after` seconds if the upstream said."""
+        cdef Py_ssize_t i = self.member(id)
+        cdef double delay = optional_seconds(retry_after, "retry_after")
+        self.health.rate_limited(i, <int64_t>(delay * 1e9) if delay >= 0 else -1, now_ns(now))
+
+    def report_error(self, id, now=None):
+        """A server error, overload, timeout or connection failure."""
+        self.health.fail(self.member(id), now_ns(now))
+
+    def block(self, id):
+        """Out until restore(): the key was refused (401/403)."""
+        self.health.set_state(self.member(id), BLOCKED)
+
+    def disable(self, id):
+        """Out until restore(): an operator took it out."""
+        self.health.set_state(self.member(id), DISABLED)
+
+    def restore(self, id):
+        """Back to ready with a clean slate, whatever the state was."""
+        self.health.set_state(self.member(id), READY)
+
+    def acquire(self, id):
+        """Count one more call in flight; False if the member is at max_inflight."""
+        return self.health.acquire_slot(self.member(id))
+
+    def release(self, id):
+        """Count one call less in flight."""
+        if not self.health.release_slot(self.member(id)):
+            raise ValueError(f"member {id!r} has nothing in flight: release() must follow acquire()")
+
+    # ---- reading -----------------------------------------------------------
+
+    def state(self, id, now=None):
+        """'ready', 'cooldown', 'half_open', 'blocked' or 'disabled'."""
+        return self.health.state(self.member(id), now)
+
+    def retry_after(self, now=None):
+        """0.0 if a member is available, else seconds until the soonest one
+        returns; None if none will without an operator (or there are none)."""
+        return self.health.retry_after(now)
+
+    def snapshot(self, now=None):
+        """One dict per member: id, state, weight, counters and timings."""
+        views = self.health.snapshot(now)
+        return [
+            {"id": self.ids[i], "weight": self.weights[i], **views[i]}
+            for i in range(self.n)
+        ]
+
+    @property
+    def strategy(self):
+        return STRATEGIES[self.strategy_code]
+
+    def __len__(self):
+        return self.n
+
+    def __contains__(self, id):
+        return id in self.index
+
+    def __repr__(self):
+        return f"<Selector {self.strategy} over {self.n} members>"
+
+    cdef Py_ssize_t member(self, object id) except -1:
+        index = self.index.get(id)
+        if index is None:
+            raise KeyError(f"no member {id!r} in this selector")
+        return index
+
+
+cdef int compare_ranks(const void *a, const void *b) noexcept nogil:
+    cdef const rank_t *x = <const rank_t *>a
+    cdef const rank_t *y = <const rank_t *>b
+    if x.primary != y.primary:
+        return -1 if x.primary < y.primary else 1
+    if x.secondary != y.secondary:
+        return -1 if x.secondary < y.secondary else 1
+    return -1 if x.index < y.index else (1 if x.index > y.index else 0)
+
+
+cdef inline uint64_t mix64(uint64_t z) noexcept nogil:
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
+    return z ^ (z >> 31)
+
+
+cdef inline uint64_t next_random(uint64_t *state) noexcept nogil:
+    state[0] += 0x9E3779B97F4A7C15ULL
+    return mix64(state[0])
+
+
+cdef inline double unit(uint64_t z) noexcept nogil:
+    return (<double>(z >> 12) + 0.5) * (1.0 / 4503599627370496.0)
+
+
+cdef uint64_t hash_key(object key) except? 0:
+    """FNV-1a over the key's UTF-8 bytes, then mixed."""
+    cdef const unsigned char *data
+    cdef Py_ssize_t size, k
+    if isinstance(key, str):
+        data = <const unsigned char *>PyUnicode_AsUTF8AndSize(key, &size)
+    elif isinstance(key, bytes):
+        data = <const unsigned char *>PyBytes_AS_STRING(key)
+        size = PyBytes_GET_SIZE(key)
+    else:
+        raise TypeError(f"a sticky key must be str or bytes, got {type(key).__name__}")
+    cdef uint64_t h = 0xCBF29CE484222325ULL
+    for k in range(size):
+        h = (h ^ data[k]) * 0x100000001B3ULL
+    return mix64(h)
