@@ -1,0 +1,114 @@
+"""Bad arguments raise errors that say what to fix."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_unknown_strategy_names_the_valid_ones(impl):
+    with pytest.raises(ValueError, match=r"unknown strategy 'fastest'.*round_robin.*sticky"):
+        impl.Selector(["a"], strategy="fastest")
+
+
+def test_duplicate_ids(impl):
+    with pytest.raises(ValueError, match="duplicate member id 'a'"):
+        impl.Selector(["a", "b", "a"])
+
+
+def test_ids_must_be_strings(impl):
+    with pytest.raises(TypeError, match="member ids must be str"):
+        impl.Selector(["a", 2])
+    with pytest.raises(TypeError, match="not a single string"):
+        impl.Selector("abc")
+
+
+@pytest.mark.parametrize(
+    ("weights", "error", "message"),
+    [
+        ([1, 0], ValueError, "at least 1"),
+        ([1, -3], ValueError, "at least 1"),
+        ([1, 1.5], TypeError, "must be an integer"),
+        ([1, True], TypeError, "must be an integer"),
+        ({"a": "2"}, TypeError, "must be an integer"),
+        ([1], ValueError, "has 1 entries but there are 2 members"),
+        ({"zz": 2}, KeyError, "unknown member ids: 'zz'"),
+        ([1, 2**40], ValueError, "at most"),
+    ],
+)
+def test_bad_weights(impl, weights, error, message):
+    with pytest.raises(error, match=message):
+        impl.Selector(["a", "b"], strategy="weighted_round_robin", weights=weights)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"cooldown": 0}, "cooldown must be"),
+        ({"cooldown": -1}, "cooldown must be"),
+        ({"cooldown": float("nan")}, "cooldown must be"),
+        ({"cooldown": 10, "max_cooldown": 5}, "max_cooldown .* at least cooldown"),
+        ({"failure_threshold": 0}, "failure_threshold must be"),
+        ({"failure_threshold": 2.5}, "failure_threshold must be"),
+        ({"probe_timeout": 0}, "probe_timeout must be"),
+        ({"latency_alpha": 0}, "latency_alpha must be"),
+        ({"latency_alpha": 1.5}, "latency_alpha must be"),
+        ({"max_inflight": -1}, "max_inflight for all members must be at least 0"),
+    ],
+)
+def test_bad_options(impl, options, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        impl.Selector(["a", "b"], **options)
+
+
+def test_bad_seed(impl):
+    with pytest.raises(TypeError, match="seed must be an int"):
+        impl.Selector(["a"], strategy="random", seed="x")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.report_success("zz"),
+        lambda s: s.report_rate_limited("zz"),
+        lambda s: s.report_error("zz"),
+        lambda s: s.block("zz"),
+        lambda s: s.disable("zz"),
+        lambda s: s.restore("zz"),
+        lambda s: s.acquire("zz"),
+        lambda s: s.release("zz"),
+        lambda s: s.state("zz"),
+    ],
+)
+def test_unknown_member_is_a_key_error(impl, call):
+    sel = impl.Selector(["a"])
+    with pytest.raises(KeyError, match="no member 'zz' in this selector"):
+        call(sel)
+
+
+@pytest.mark.parametrize("value", [-1, float("nan"), float("inf")])
+def test_bad_report_seconds(impl, value):
+    sel = impl.Selector(["a"])
+    with pytest.raises(ValueError, match="retry_after must be a finite number"):
+        sel.report_rate_limited("a", retry_after=value)
+    with pytest.raises(ValueError, match="latency must be a finite number"):
+        sel.report_success("a", latency=value)
+    assert sel.state("a") == "ready"  # nothing was recorded
+    assert sel.snapshot()[0]["successes"] == 0
+
+
+def test_report_seconds_must_be_numbers(impl):
+    sel = impl.Selector(["a"])
+    with pytest.raises(TypeError, match="retry_after must be a number"):
+        sel.report_rate_limited("a", retry_after="5")
+    with pytest.raises(TypeError):
+        sel.pick(now="soon")
+
+
+def test_introspection(impl):
+    sel = impl.Selector(["a", "b"], strategy="priority")
+    assert sel.ids == ("a", "b")
+    assert sel.strategy == "priority"
+    assert len(sel) == 2
+    assert "a" in sel
+    assert "z" not in sel
+    assert repr(sel) == "<Selector priority over 2 members>"
