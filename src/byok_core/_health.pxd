@@ -1,6 +1,8 @@
 # The contract of byok_core._health: the member record, its states, and the
 # calls that _selector makes on every pick without going through Python.
 
+from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
+from libc.math cimport INFINITY
 from libc.stdint cimport int64_t
 
 cdef extern from "_platform.h" nogil:
@@ -13,6 +15,7 @@ cdef extern from "_platform.h" nogil:
     void byok_lock(int64_t *lock)
     void byok_unlock(int64_t *lock)
     int64_t byok_monotonic_ns()
+    int64_t BYOK_NOW_UNSET
 
 cdef enum:
     READY = 0
@@ -68,26 +71,46 @@ cdef class HealthTable:
 cdef double optional_seconds(object value, str name) except? -2.0
 
 
+cdef inline double report_seconds(object value, str name) except? -2.0:
+    """optional_seconds() with the common cases inlined: None and a float."""
+    cdef double seconds
+    if value is None:
+        return -1.0
+    if PyFloat_CheckExact(value):
+        seconds = PyFloat_AS_DOUBLE(value)
+        if 0 <= seconds < INFINITY:  # NaN fails too
+            return seconds
+    return optional_seconds(value, name)
+
+
 cdef inline int64_t now_ns(object now) except? -1:
+    """The caller's `now` in ns, or BYOK_NOW_UNSET to read the clock lazily."""
     if now is None:
-        return byok_monotonic_ns()
+        return BYOK_NOW_UNSET
     return <int64_t>(<double>now * 1e9)
 
 
-cdef inline int availability(member_t *m, int64_t now) noexcept nogil:
+cdef inline int64_t clock(int64_t *now) noexcept nogil:
+    if now[0] == BYOK_NOW_UNSET:
+        now[0] = byok_monotonic_ns()
+    return now[0]
+
+
+cdef inline int availability(member_t *m, int64_t *now) noexcept nogil:
     cdef int64_t cap = byok_load(&m.max_inflight)
     if cap and byok_load(&m.inflight) >= cap:
         return UNAVAILABLE
     cdef int64_t state = byok_load(&m.state)
     if state == READY:
         return AVAILABLE
-    if (state == COOLING and now >= byok_load(&m.until)
-            and byok_load(&m.probe_until) <= now):
+    if (state == COOLING and clock(now) >= byok_load(&m.until)
+            and byok_load(&m.probe_until) <= now[0]):
         return PROBE
     return UNAVAILABLE
 
 
 cdef inline bint claim_probe(member_t *m, int64_t now, int64_t timeout) noexcept nogil:
+    # `now` is resolved: only availability() == PROBE leads here
     cdef int64_t held = byok_load(&m.probe_until)
     if held > now:
         return False

@@ -91,12 +91,12 @@ cdef class HealthTable:
     def report_success(self, index, latency=None, now=None):
         """Record a successful call, with its latency in seconds if known."""
         cdef Py_ssize_t i = self.check(index)
-        self.succeed(i, optional_seconds(latency, "latency"), now_ns(now))
+        self.succeed(i, report_seconds(latency, "latency"), now_ns(now))
 
     def report_rate_limited(self, index, retry_after=None, now=None):
         """Record a 429: cool until now + retry_after, or for the backoff."""
         cdef Py_ssize_t i = self.check(index)
-        cdef double delay = optional_seconds(retry_after, "retry_after")
+        cdef double delay = report_seconds(retry_after, "retry_after")
         self.rate_limited(i, <int64_t>(delay * 1e9) if delay >= 0 else -1, now_ns(now))
 
     def report_error(self, index, now=None):
@@ -119,7 +119,7 @@ cdef class HealthTable:
         if state == READY:
             byok_store(&m.consecutive_failures, 0)
             byok_store(&m.level, 0)
-        elif state == COOLING and now >= byok_load(&m.until):
+        elif state == COOLING and clock(&now) >= byok_load(&m.until):
             make_ready(m)
         byok_unlock(&m.lock)
 
@@ -147,6 +147,7 @@ cdef class HealthTable:
 
     cdef void cool(self, member_t *m, int64_t now, int64_t delay) noexcept nogil:
         # caller holds m.lock; see the theory of operation for `escalate`
+        clock(&now)
         cdef int64_t state = byok_load(&m.state)
         cdef int64_t old_until = byok_load(&m.until)
         cdef int64_t level = byok_load(&m.level)
@@ -235,6 +236,7 @@ cdef class HealthTable:
         cdef int64_t best = -1
         cdef int64_t wait, state, until, probe_until
         cdef member_t *m
+        clock(&now)
         for i in range(self.size):
             m = &self.members[i]
             state = byok_load(&m.state)
@@ -257,6 +259,7 @@ cdef class HealthTable:
     def snapshot(self, now=None):
         """One dict per member: state, counters and timings."""
         cdef int64_t t = now_ns(now)
+        clock(&t)
         return [member_view(&self.members[i], t) for i in range(self.size)]
 
     cdef Py_ssize_t check(self, object index) except -1:
@@ -296,7 +299,7 @@ cdef inline void make_ready(member_t *m) noexcept nogil:
 cdef str state_name(member_t *m, int64_t now):
     cdef int64_t state = byok_load(&m.state)
     if state == COOLING:
-        return "cooldown" if now < byok_load(&m.until) else "half_open"
+        return "cooldown" if clock(&now) < byok_load(&m.until) else "half_open"
     return _STATE_NAMES[state]
 
 

@@ -136,6 +136,13 @@ static inline void byok_lock(int64_t *lock) {
 static inline void byok_unlock(int64_t *lock) { byok_store(lock, 0); }
 
 /* ---- monotonic clock ---------------------------------------------------
+ * BYOK_NOW_UNSET stands for "the caller gave no time": the engine reads the
+ * clock only once it meets a member whose state depends on the time, so a
+ * pick over ready members never pays for a clock read.
+ */
+#define BYOK_NOW_UNSET INT64_MIN
+
+/*
  * Nanoseconds on the same clock as Python's time.monotonic(), so that a
  * caller may mix `now=time.monotonic()` with the engine's own readings.
  */

@@ -39,13 +39,13 @@ cdef class Selector:
     cdef uint64_t rng                # splitmix64 state
     cdef int64_t lock                # guards current, rng and scratch
 
-    cdef Py_ssize_t choose(self, int strategy, uint64_t key_hash, int64_t now,
+    # `now` points at the caller's time, or at BYOK_NOW_UNSET: the clock is
+    # read only if a member's state depends on it (see _health.pxd)
+    cdef Py_ssize_t choose(self, int strategy, uint64_t key_hash, int64_t *now,
                            int *kind) noexcept nogil
-    cdef Py_ssize_t rotate(self, int64_t now, int *kind) noexcept nogil
-    cdef Py_ssize_t smooth_step(self, int64_t now, int *kind) noexcept nogil
-    cdef Py_ssize_t draw(self, int strategy, int64_t now, int *kind) noexcept nogil
-    cdef void rank(self, int strategy, uint64_t key_hash, Py_ssize_t i,
-                   rank_t *rank) noexcept nogil
-    cdef Py_ssize_t ordered(self, int strategy, uint64_t key_hash, int64_t now,
+    cdef Py_ssize_t rotate(self, int64_t *now, int *kind) noexcept nogil
+    cdef Py_ssize_t smooth_step(self, int64_t *now, int *kind) noexcept nogil
+    cdef Py_ssize_t draw(self, int strategy, int64_t *now, int *kind) noexcept nogil
+    cdef Py_ssize_t ordered(self, int strategy, uint64_t key_hash, int64_t *now,
                             rank_t *ranks) noexcept nogil
     cdef Py_ssize_t member(self, object id) except -1

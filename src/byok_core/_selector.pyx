@@ -51,14 +51,13 @@ cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
-from libc.math cimport log
+from libc.math cimport INFINITY, log
 from libc.stdint cimport int64_t, uint64_t
-from libc.stdlib cimport qsort
 
 from byok_core._health cimport (
     AVAILABLE, BLOCKED, DISABLED, READY, HealthTable, availability, byok_cas,
     byok_fetch_add, byok_load, byok_load_f64, byok_lock, byok_unlock,
-    claim_probe, member_t, now_ns, optional_seconds,
+    claim_probe, member_t, now_ns, report_seconds,
 )
 
 from byok_core import _args
@@ -121,7 +120,7 @@ cdef class Selector:
             else:
                 key_hash = hash_key(key)
         for attempt in range(self.n + 1):
-            i = self.choose(strategy, key_hash, t, &kind)
+            i = self.choose(strategy, key_hash, &t, &kind)
             if i < 0:
                 return None
             if kind == AVAILABLE or claim_probe(&self.members[i], t, self.health.probe_timeout_ns):
@@ -129,10 +128,11 @@ cdef class Selector:
                 return self.ids[i]
         return None
 
-    cdef Py_ssize_t choose(self, int strategy, uint64_t key_hash, int64_t now,
+    cdef Py_ssize_t choose(self, int strategy, uint64_t key_hash, int64_t *now,
                            int *kind) noexcept nogil:
         cdef Py_ssize_t i, best = -1
         cdef rank_t rank, best_rank
+        cdef double bound
         if strategy == ROUND_ROBIN:
             return self.rotate(now, kind)
         if strategy == PRIORITY:
@@ -151,20 +151,32 @@ cdef class Selector:
             best = self.draw(strategy, now, kind)
             byok_unlock(&self.lock)
             return best
+        bound = INFINITY
+        best_rank.primary = INFINITY
+        best_rank.secondary = 0
         for i in range(self.n):
             rank.kind = availability(&self.members[i], now)
             if not rank.kind:
                 continue
-            self.rank(strategy, key_hash, i, &rank)
-            if best < 0 or rank.primary < best_rank.primary or (
+            if strategy == STICKY:
+                # Rendezvous: -log(u)/w, but -log(u) >= 1-u, so a member whose
+                # bound already loses needs no log().  The margin covers
+                # rounding, so the winner is exactly the one the twin finds.
+                if (1.0 - unit(mix64(key_hash ^ self.id_hashes[i]))
+                        > bound * <double>self.weights[i]):
+                    continue
+            rank_member(strategy, key_hash, &self.members[i], self.id_hashes[i],
+                        self.weights[i], &rank)
+            if rank.primary < best_rank.primary or (
                     rank.primary == best_rank.primary and rank.secondary < best_rank.secondary):
                 best = i
                 best_rank = rank
+                bound = best_rank.primary * (1.0 + 1e-9)
         if best >= 0:
             kind[0] = best_rank.kind
         return best
 
-    cdef Py_ssize_t rotate(self, int64_t now, int *kind) noexcept nogil:
+    cdef Py_ssize_t rotate(self, int64_t *now, int *kind) noexcept nogil:
         cdef int64_t start
         cdef Py_ssize_t k, i
         while True:
@@ -179,7 +191,7 @@ cdef class Selector:
             if byok_cas(&self.cursor, start, (i + 1) % self.n):
                 return i
 
-    cdef Py_ssize_t smooth_step(self, int64_t now, int *kind) noexcept nogil:
+    cdef Py_ssize_t smooth_step(self, int64_t *now, int *kind) noexcept nogil:
         # caller holds self.lock
         cdef Py_ssize_t i, best = -1
         cdef int64_t total = 0
@@ -196,7 +208,7 @@ cdef class Selector:
             self.current[best] -= total
         return best
 
-    cdef Py_ssize_t draw(self, int strategy, int64_t now, int *kind) noexcept nogil:
+    cdef Py_ssize_t draw(self, int strategy, int64_t *now, int *kind) noexcept nogil:
         # caller holds self.lock
         cdef Py_ssize_t i, k, count = 0
         cdef int64_t total = 0
@@ -224,23 +236,6 @@ cdef class Selector:
         kind[0] = self.scratch[k].kind
         return self.scratch[k].index
 
-    cdef void rank(self, int strategy, uint64_t key_hash, Py_ssize_t i,
-                   rank_t *rank) noexcept nogil:
-        cdef member_t *m = &self.members[i]
-        rank.index = i
-        if strategy == LEAST_USED:
-            rank.primary = <double>byok_load(&m.picks)
-            rank.secondary = 0
-        elif strategy == LEAST_INFLIGHT:
-            rank.primary = <double>byok_load(&m.inflight)
-            rank.secondary = byok_load(&m.picks)
-        elif strategy == LATENCY:
-            rank.primary = byok_load_f64(&m.latency_ewma) if byok_load(&m.latency_samples) else -1.0
-            rank.secondary = byok_load(&m.picks)
-        else:  # sticky: weighted rendezvous hashing
-            rank.primary = -log(unit(mix64(key_hash ^ self.id_hashes[i]))) / <double>self.weights[i]
-            rank.secondary = 0
-
     def order(self, key=None, now=None):
         """Available members in failover order; counts as one pick."""
         cdef int64_t t = now_ns(now)
@@ -258,7 +253,7 @@ cdef class Selector:
         if ranks == NULL:
             raise MemoryError()
         try:
-            count = self.ordered(strategy, key_hash, t, ranks)
+            count = self.ordered(strategy, key_hash, &t, ranks)
             for head in range(count):
                 if ranks[head].kind == AVAILABLE or claim_probe(
                         &self.members[ranks[head].index], t, self.health.probe_timeout_ns):
@@ -274,7 +269,7 @@ cdef class Selector:
         finally:
             PyMem_Free(ranks)
 
-    cdef Py_ssize_t ordered(self, int strategy, uint64_t key_hash, int64_t now,
+    cdef Py_ssize_t ordered(self, int strategy, uint64_t key_hash, int64_t *now,
                             rank_t *ranks) noexcept nogil:
         """Fill `ranks` with the available members in failover order."""
         cdef Py_ssize_t i, k, j, head, count = 0
@@ -294,15 +289,15 @@ cdef class Selector:
         if strategy == ROUND_ROBIN:
             while True:  # the head is the first available at or after the cursor
                 start = byok_load(&self.cursor)
-                head = ranks[0].index
+                j = 0
                 for k in range(count):
                     if ranks[k].index >= start:
-                        head = ranks[k].index
+                        j = k
                         break
-                if byok_cas(&self.cursor, start, (head + 1) % self.n):
+                if byok_cas(&self.cursor, start, (ranks[j].index + 1) % self.n):
                     break
-            for k in range(count):
-                ranks[k].secondary = (ranks[k].index - head + self.n) % self.n
+            rotate_left(ranks, count, j)
+            return count
         elif strategy == WEIGHTED_ROUND_ROBIN:
             byok_lock(&self.lock)
             head = self.smooth_step(now, &a)
@@ -331,8 +326,10 @@ cdef class Selector:
             byok_unlock(&self.lock)
         else:
             for k in range(count):
-                self.rank(strategy, key_hash, ranks[k].index, &ranks[k])
-        qsort(ranks, count, sizeof(rank_t), compare_ranks)
+                i = ranks[k].index
+                rank_member(strategy, key_hash, &self.members[i], self.id_hashes[i],
+                            self.weights[i], &ranks[k])
+        sort_ranks(ranks, count)
         return count
 
     # ---- outcomes, operator actions, accounting ----------------------------
@@ -340,12 +337,12 @@ cdef class Selector:
     def report_success(self, id, latency=None, now=None):
         """A call on this member succeeded, in `latency` seconds if given."""
         cdef Py_ssize_t i = self.member(id)
-        self.health.succeed(i, optional_seconds(latency, "latency"), now_ns(now))
+        self.health.succeed(i, report_seconds(latency, "latency"), now_ns(now))
 
     def report_rate_limited(self, id, retry_after=None, now=None):
         """The member answered 429; `retry_after` seconds if the upstream said."""
         cdef Py_ssize_t i = self.member(id)
-        cdef double delay = optional_seconds(retry_after, "retry_after")
+        cdef double delay = report_seconds(retry_after, "retry_after")
         self.health.rate_limited(i, <int64_t>(delay * 1e9) if delay >= 0 else -1, now_ns(now))
 
     def report_error(self, id, now=None):
@@ -412,14 +409,70 @@ cdef class Selector:
         return index
 
 
-cdef int compare_ranks(const void *a, const void *b) noexcept nogil:
-    cdef const rank_t *x = <const rank_t *>a
-    cdef const rank_t *y = <const rank_t *>b
+cdef inline void rank_member(int strategy, uint64_t key_hash, member_t *m, uint64_t id_hash,
+                             int64_t weight, rank_t *rank) noexcept nogil:
+    """The pick criterion of the ranked strategies: the lowest rank wins."""
+    if strategy == LEAST_USED:
+        rank.primary = <double>byok_load(&m.picks)
+        rank.secondary = 0
+    elif strategy == LEAST_INFLIGHT:
+        rank.primary = <double>byok_load(&m.inflight)
+        rank.secondary = byok_load(&m.picks)
+    elif strategy == LATENCY:
+        rank.primary = byok_load_f64(&m.latency_ewma) if byok_load(&m.latency_samples) else -1.0
+        rank.secondary = byok_load(&m.picks)
+    else:  # sticky: weighted rendezvous hashing
+        rank.primary = -log(unit(mix64(key_hash ^ id_hash))) / <double>weight
+        rank.secondary = 0
+
+
+cdef inline bint rank_before(const rank_t *x, const rank_t *y) noexcept nogil:
     if x.primary != y.primary:
-        return -1 if x.primary < y.primary else 1
+        return x.primary < y.primary
     if x.secondary != y.secondary:
-        return -1 if x.secondary < y.secondary else 1
-    return -1 if x.index < y.index else (1 if x.index > y.index else 0)
+        return x.secondary < y.secondary
+    return x.index < y.index
+
+
+cdef void sort_ranks(rank_t *ranks, Py_ssize_t count) noexcept nogil:
+    """Shell sort with Ciura's gaps: no recursion, no comparator calls through
+    a pointer as qsort makes, and fast at the sizes a key pool has."""
+    cdef Py_ssize_t gaps[16]
+    gaps[:8] = [1, 4, 10, 23, 57, 132, 301, 701]
+    cdef Py_ssize_t ngaps = 8, g, gap, i, j
+    cdef rank_t item
+    while ngaps < 16 and gaps[ngaps - 1] < count:
+        gaps[ngaps] = gaps[ngaps - 1] * 9 // 4
+        ngaps += 1
+    for g in range(ngaps - 1, -1, -1):
+        gap = gaps[g]
+        if gap >= count:
+            continue
+        for i in range(gap, count):
+            item = ranks[i]
+            j = i
+            while j >= gap and rank_before(&item, &ranks[j - gap]):
+                ranks[j] = ranks[j - gap]
+                j -= gap
+            ranks[j] = item
+
+
+cdef void rotate_left(rank_t *ranks, Py_ssize_t count, Py_ssize_t by) noexcept nogil:
+    # three reversals: ranks[by:] + ranks[:by], in place
+    reverse(ranks, 0, by)
+    reverse(ranks, by, count)
+    reverse(ranks, 0, count)
+
+
+cdef inline void reverse(rank_t *ranks, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    cdef rank_t swap
+    hi -= 1
+    while lo < hi:
+        swap = ranks[lo]
+        ranks[lo] = ranks[hi]
+        ranks[hi] = swap
+        lo += 1
+        hi -= 1
 
 
 cdef inline uint64_t mix64(uint64_t z) noexcept nogil:

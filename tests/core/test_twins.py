@@ -106,3 +106,17 @@ def test_twins_agree_on_long_runs(strategy, weights, seed):
             + sel.order(now=1.0)
         )
     assert sequences[0] == sequences[1]
+
+
+def test_twins_agree_on_large_pools():
+    """Big orders exercise every gap of the compiled Shell sort."""
+    ids = [f"m{i}" for i in range(1500)]
+    for strategy in STRATEGIES:
+        results = []
+        for impl in BOTH:
+            sel = impl.Selector(ids, strategy=strategy, weights=[1 + i % 7 for i in range(1500)], seed=4)
+            for n in range(0, 1500, 3):
+                sel.report_success(ids[n], latency=(n * 7919 % 1000) / 1000, now=1.0)
+                sel.acquire(ids[n])
+            results.append([sel.order(key="user", now=1.0) for _ in range(3)])
+        assert results[0] == results[1], strategy
