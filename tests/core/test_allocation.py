@@ -19,8 +19,7 @@ from byok_core import STRATEGIES
 LOOP_ITERATOR = 64  # itertools.repeat, allocated by the measuring loop itself
 
 
-def calls(sel, key, count):
-    pick, success = sel.pick, sel.report_success
+def calls(pick, success, key, count):
     for _ in itertools.repeat(None, count):
         success(pick(key), 0.1)
 
@@ -31,19 +30,20 @@ def test_pick_and_report_allocate_nothing(strategy):
 
     sel = Selector([f"key-{i}" for i in range(16)], strategy=strategy, seed=1)
     key = "conversation-7" if strategy == "sticky" else None
-    calls(sel, key, 1000)  # warm up any caches the interpreter keeps
+    pick, success = sel.pick, sel.report_success
+    calls(pick, success, key, 1000)  # warm up any caches the interpreter keeps
 
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()
-        calls(sel, key, 2000)
+        calls(pick, success, key, 2000)
         current, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert peak - current <= LOOP_ITERATOR
 
     before = sys.getallocatedblocks()
-    calls(sel, key, 20000)
+    calls(pick, success, key, 20000)
     assert sys.getallocatedblocks() - before < 50  # a leak per call would show 20000
 
 
@@ -51,10 +51,11 @@ def test_the_probe_sees_the_twin_allocate():
     from byok_core._selector_py import Selector
 
     sel = Selector([f"key-{i}" for i in range(16)])
+    pick, success = sel.pick, sel.report_success
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()
-        calls(sel, None, 200)
+        calls(pick, success, None, 200)
         current, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
