@@ -83,6 +83,17 @@ def threaded(cls, threads: int, seconds: float) -> float:
     return sum(done) / seconds
 
 
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.platform()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, 8 and 64 members")
@@ -92,9 +103,9 @@ def main() -> None:
     sizes = args.sizes or ([8, 64] if args.quick else [8, 64, 1024])
     repeats, budget = (3, 0.05) if args.quick else (7, 0.2)
 
-    gil = getattr(sys, "_is_gil_enabled", lambda: True)()
-    print(f"# byok_core benchmark: Python {platform.python_version()} ({'GIL' if gil else 'free-threaded'}),")
-    print(f"# {platform.machine()}, {os.cpu_count()} CPUs, {platform.processor() or platform.platform()}")
+    gil = "GIL" if getattr(sys, "_is_gil_enabled", lambda: True)() else "free-threaded"
+    print(f"# byok_core benchmark: Python {platform.python_version()} ({gil}),")
+    print(f"# {platform.machine()}, {os.cpu_count()} CPUs, {cpu_model()}")
     print("# ns per call, median of repeats; ratio = pure / compiled\n")
     print("| strategy | members | call | compiled ns | pure ns | ratio |")
     print("|---|---:|---|---:|---:|---:|")

@@ -12,9 +12,9 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from byok import demo
+    from byok import tour
 
-    return demo.run(sys.argv[1:] if argv is None else argv)
+    return tour.run(sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

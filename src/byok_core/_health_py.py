@@ -68,13 +68,13 @@ class HealthTable:
     """Health of ``size`` members, addressed by index (see ``_health.pyx``)."""
 
     __slots__ = (
-        "_members",
-        "_lock",
         "_cooldown_ns",
-        "_max_cooldown_ns",
-        "_probe_timeout_ns",
         "_failure_threshold",
         "_latency_alpha",
+        "_lock",
+        "_max_cooldown_ns",
+        "_members",
+        "_probe_timeout_ns",
     )
 
     def __init__(

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any, Optional, Union
 
 from . import _args
-from ._health_py import AVAILABLE, PROBE, UNAVAILABLE, HealthTable, now_ns
+from ._health_py import AVAILABLE, UNAVAILABLE, HealthTable, now_ns
 
 STRATEGIES = _args.STRATEGIES
 (
@@ -64,16 +64,16 @@ class Selector:
     """Picks which member (upstream key) serves the next request."""
 
     __slots__ = (
-        "_ids",
-        "_index",
-        "_strategy",
-        "_weights",
         "_current",
         "_cursor",
-        "_rng",
-        "_id_hashes",
         "_health",
+        "_id_hashes",
+        "_ids",
+        "_index",
         "_lock",
+        "_rng",
+        "_strategy",
+        "_weights",
     )
 
     def __init__(
@@ -112,7 +112,9 @@ class Selector:
 
     # ---- picking -----------------------------------------------------------
 
-    def pick(self, key: Union[str, bytes, None] = None, now: Optional[float] = None) -> Optional[str]:
+    def pick(
+        self, key: Union[str, bytes, None] = None, now: Optional[float] = None
+    ) -> Optional[str]:
         t = now_ns(now)
         strategy = self._strategy
         if strategy == STICKY:
@@ -260,16 +262,22 @@ class Selector:
         if strategy == WEIGHTED_RANDOM:
             # Efraimidis-Spirakis: sorting by -log(u)/w samples without replacement
             with self._lock:
-                keys = [(-math.log(unit(self._next_random())) / self._weights[i], i) for i in eligible]
+                keys = [
+                    (-math.log(unit(self._next_random())) / self._weights[i], i) for i in eligible
+                ]
             return [i for _, i in sorted(keys)]
         return [i for _, _, i in sorted(self._ranks(strategy, key, avail))]
 
     # ---- outcomes, operator actions, accounting ----------------------------
 
-    def report_success(self, id: str, latency: Optional[float] = None, now: Optional[float] = None) -> None:
+    def report_success(
+        self, id: str, latency: Optional[float] = None, now: Optional[float] = None
+    ) -> None:
         self._health.report_success(self._member(id), latency, now)
 
-    def report_rate_limited(self, id: str, retry_after: Optional[float] = None, now: Optional[float] = None) -> None:
+    def report_rate_limited(
+        self, id: str, retry_after: Optional[float] = None, now: Optional[float] = None
+    ) -> None:
         self._health.report_rate_limited(self._member(id), retry_after, now)
 
     def report_error(self, id: str, now: Optional[float] = None) -> None:
@@ -289,7 +297,9 @@ class Selector:
 
     def release(self, id: str) -> None:
         if not self._health._release(self._member(id)):
-            raise ValueError(f"member {id!r} has nothing in flight: release() must follow acquire()")
+            raise ValueError(
+                f"member {id!r} has nothing in flight: release() must follow acquire()"
+            )
 
     # ---- reading -----------------------------------------------------------
 

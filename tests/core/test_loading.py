@@ -50,7 +50,9 @@ def test_twins_have_the_same_public_surface():
     assert public(_health.HealthTable) == public(_health_py.HealthTable)
 
 
-@pytest.mark.parametrize(("compiled", "pure"), [("_selector", _selector_py), ("_health", _health_py)])
+@pytest.mark.parametrize(
+    ("compiled", "pure"), [("_selector", _selector_py), ("_health", _health_py)]
+)
 def test_twins_take_the_same_arguments(compiled, pure):
     module = __import__(f"byok_core.{compiled}", fromlist=["*"])
     cls_name = "Selector" if compiled == "_selector" else "HealthTable"

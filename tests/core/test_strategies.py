@@ -172,7 +172,9 @@ def test_priority_falls_through_cooled_members(impl):
 
 
 def test_priority_order_is_definition_order_regardless_of_weight(impl):
-    sel = impl.Selector(["primary", "secondary", "tertiary"], strategy="priority", weights=[1, 10, 5])
+    sel = impl.Selector(
+        ["primary", "secondary", "tertiary"], strategy="priority", weights=[1, 10, 5]
+    )
     assert sel.order(now=T) == ["primary", "secondary", "tertiary"]
 
 

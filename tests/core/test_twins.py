@@ -114,7 +114,9 @@ def test_twins_agree_on_large_pools():
     for strategy in STRATEGIES:
         results = []
         for impl in BOTH:
-            sel = impl.Selector(ids, strategy=strategy, weights=[1 + i % 7 for i in range(1500)], seed=4)
+            sel = impl.Selector(
+                ids, strategy=strategy, weights=[1 + i % 7 for i in range(1500)], seed=4
+            )
             for n in range(0, 1500, 3):
                 sel.report_success(ids[n], latency=(n * 7919 % 1000) / 1000, now=1.0)
                 sel.acquire(ids[n])
