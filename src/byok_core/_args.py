@@ -7,7 +7,6 @@ word for word.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Union
@@ -28,6 +27,10 @@ STATES = ("ready", "cooldown", "half_open", "blocked", "disabled")
 
 MAX_WEIGHT = 1 << 32  # keeps a sum over millions of members inside int64
 NS_PER_S = 1_000_000_000
+# Times are int64 nanoseconds: a `now` up to MAX_NOW plus a delay up to
+# MAX_SECONDS stays inside int64 (9.2e18 ns).
+MAX_SECONDS = 1e8  # about three years: any cooldown, timeout or Retry-After
+MAX_NOW = 9e9  # seconds of time.monotonic(): about 285 years of uptime
 
 PerMember = Union[int, Sequence[int], Mapping[str, int], None]
 
@@ -92,9 +95,9 @@ def seconds(value: object, name: str, *, allow_zero: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, got {value!r}")
     value = float(value)
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        bound = "0 or more" if allow_zero else "more than 0"
-        raise ValueError(f"{name} must be a finite number of seconds, {bound}; got {value}")
+    if not (0 <= value <= MAX_SECONDS) or (value == 0 and not allow_zero):
+        span = f"{'from' if allow_zero else 'above'} 0 to {MAX_SECONDS:g}"
+        raise ValueError(f"{name} must be a number of seconds {span}; got {value}")
     return value
 
 
@@ -123,5 +126,12 @@ def seed64(seed: object) -> int:
     return seed & 0xFFFF_FFFF_FFFF_FFFF
 
 
-def bad_report_seconds(value: float, name: str) -> ValueError:
-    return ValueError(f"{name} must be a finite number of seconds, 0 or more; got {value!r}")
+def bad_report_seconds(value: object, name: str) -> ValueError:
+    span = f"from 0 to {MAX_SECONDS:g}"
+    return ValueError(f"{name} must be a number of seconds {span}; got {value!r}")
+
+
+def bad_now(now: object) -> ValueError:
+    return ValueError(
+        f"now must be monotonic seconds (time.monotonic()) from 0 to {MAX_NOW:g}; got {now!r}"
+    )

@@ -2,7 +2,6 @@
 # calls that _selector makes on every pick without going through Python.
 
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
-from libc.math cimport INFINITY
 from libc.stdint cimport int64_t
 
 cdef extern from "_platform.h" nogil:
@@ -69,6 +68,7 @@ cdef class HealthTable:
 
 
 cdef double optional_seconds(object value, str name) except? -2.0
+cdef int reject_now(object now) except -1
 
 
 cdef inline double report_seconds(object value, str name) except? -2.0:
@@ -78,7 +78,7 @@ cdef inline double report_seconds(object value, str name) except? -2.0:
         return -1.0
     if PyFloat_CheckExact(value):
         seconds = PyFloat_AS_DOUBLE(value)
-        if 0 <= seconds < INFINITY:  # NaN fails too
+        if 0 <= seconds <= 1e8:  # _args.MAX_SECONDS; NaN fails too
             return seconds
     return optional_seconds(value, name)
 
@@ -87,7 +87,10 @@ cdef inline int64_t now_ns(object now) except? -1:
     """The caller's `now` in ns, or BYOK_NOW_UNSET to read the clock lazily."""
     if now is None:
         return BYOK_NOW_UNSET
-    return <int64_t>(<double>now * 1e9)
+    cdef double seconds = now
+    if not (0 <= seconds <= 9e9):  # _args.MAX_NOW, so that ns fit in int64
+        reject_now(now)
+    return <int64_t>(seconds * 1e9)
 
 
 cdef inline int64_t clock(int64_t *now) noexcept nogil:

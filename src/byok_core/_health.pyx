@@ -40,7 +40,6 @@ live in shared memory).  Counters that pick and acquire touch (``picks``,
 
 cimport cython
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
-from libc.math cimport isfinite
 
 from byok_core import _args
 
@@ -277,9 +276,13 @@ cdef double optional_seconds(object value, str name) except? -2.0:
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be a number, not {type(value).__name__}")
     cdef double seconds = value
-    if not (seconds >= 0 and isfinite(seconds)):
+    if not (0 <= seconds <= _args.MAX_SECONDS):  # NaN fails too
         raise _args.bad_report_seconds(value, name)
     return seconds
+
+
+cdef int reject_now(object now) except -1:
+    raise _args.bad_now(now)
 
 
 cdef inline int64_t backoff(int64_t cooldown, int64_t cap, int64_t level) noexcept nogil:

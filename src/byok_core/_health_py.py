@@ -7,7 +7,6 @@ atomics and a spinlock per member.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Sequence
@@ -49,7 +48,10 @@ def now_ns(now: Optional[float]) -> int:
         return time.monotonic_ns()
     if isinstance(now, (str, bytes)):
         raise TypeError(f"now must be a number, not {type(now).__name__}")
-    return int(float(now) * 1e9)
+    seconds = float(now)
+    if not 0 <= seconds <= _args.MAX_NOW:
+        raise _args.bad_now(now)
+    return int(seconds * 1e9)
 
 
 def optional_seconds(value: object, name: str) -> float:
@@ -59,7 +61,7 @@ def optional_seconds(value: object, name: str) -> float:
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be a number, not {type(value).__name__}")
     seconds = float(value)  # type: ignore[arg-type]
-    if not (seconds >= 0 and math.isfinite(seconds)):
+    if not 0 <= seconds <= _args.MAX_SECONDS:  # NaN fails too
         raise _args.bad_report_seconds(value, name)
     return seconds
 

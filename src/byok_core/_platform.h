@@ -17,13 +17,15 @@
 #include <stdint.h>
 #include <string.h>
 
-#if defined(_MSC_VER) && !defined(__clang__)
-#  include <intrin.h>
+#if defined(_WIN32)
 #  include <windows.h>
-#  define BYOK_MSVC 1
 #else
 #  include <sched.h>
 #  include <time.h>
+#endif
+#if defined(_MSC_VER) && !defined(__clang__)
+#  include <intrin.h>
+#  define BYOK_MSVC 1
 #endif
 
 /* ---- 64-bit atomics --------------------------------------------------- */
@@ -66,8 +68,6 @@ static inline void byok_cpu_relax(void) {
 #  endif
 }
 
-static inline void byok_thread_yield(void) { SwitchToThread(); }
-
 #else /* GCC / Clang */
 
 static inline int64_t byok_load(const int64_t *p) {
@@ -95,9 +95,15 @@ static inline void byok_cpu_relax(void) {
 #  endif
 }
 
-static inline void byok_thread_yield(void) { sched_yield(); }
-
 #endif
+
+static inline void byok_thread_yield(void) {
+#if defined(_WIN32)
+    SwitchToThread();
+#else
+    sched_yield();
+#endif
+}
 
 /* Doubles travel through the same 64-bit words, bit for bit. */
 static inline double byok_load_f64(const int64_t *p) {
@@ -147,12 +153,9 @@ static inline void byok_unlock(int64_t *lock) { byok_store(lock, 0); }
  * caller may mix `now=time.monotonic()` with the engine's own readings.
  */
 static inline int64_t byok_monotonic_ns(void) {
-#if defined(BYOK_MSVC) || defined(_WIN32)
-    static LARGE_INTEGER freq = {0};
-    LARGE_INTEGER counter;
-    if (freq.QuadPart == 0) {
-        QueryPerformanceFrequency(&freq);
-    }
+#if defined(_WIN32)
+    LARGE_INTEGER freq, counter;
+    QueryPerformanceFrequency(&freq);  /* fixed at boot; a cheap read */
     QueryPerformanceCounter(&counter);
     /* split to avoid overflow of counter * 1e9 */
     int64_t secs = counter.QuadPart / freq.QuadPart;

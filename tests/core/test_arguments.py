@@ -46,6 +46,7 @@ def test_bad_weights(impl, weights, error, message):
         ({"cooldown": 0}, "cooldown must be"),
         ({"cooldown": -1}, "cooldown must be"),
         ({"cooldown": float("nan")}, "cooldown must be"),
+        ({"cooldown": 1e9, "max_cooldown": 1e9}, "cooldown must be .* to 1e"),
         ({"cooldown": 10, "max_cooldown": 5}, "max_cooldown .* at least cooldown"),
         ({"failure_threshold": 0}, "failure_threshold must be"),
         ({"failure_threshold": 2.5}, "failure_threshold must be"),
@@ -85,15 +86,26 @@ def test_unknown_member_is_a_key_error(impl, call):
         call(sel)
 
 
-@pytest.mark.parametrize("value", [-1, float("nan"), float("inf")])
+@pytest.mark.parametrize("value", [-1, float("nan"), float("inf"), 1e9, 10**12])
 def test_bad_report_seconds(impl, value):
     sel = impl.Selector(["a"])
-    with pytest.raises(ValueError, match="retry_after must be a finite number"):
+    with pytest.raises(ValueError, match="retry_after must be a number of seconds from 0 to 1e"):
         sel.report_rate_limited("a", retry_after=value)
-    with pytest.raises(ValueError, match="latency must be a finite number"):
+    with pytest.raises(ValueError, match="latency must be a number of seconds from 0 to 1e"):
         sel.report_success("a", latency=value)
     assert sel.state("a") == "ready"  # nothing was recorded
     assert sel.snapshot()[0]["successes"] == 0
+
+
+@pytest.mark.parametrize("now", [-1.0, 1e10, float("nan"), float("inf")])
+def test_now_must_be_monotonic_seconds(impl, now):
+    sel = impl.Selector(["a"])
+    for call in (sel.pick, sel.order, sel.retry_after, sel.snapshot):
+        with pytest.raises(ValueError, match=r"now must be monotonic seconds"):
+            call(now=now)
+    with pytest.raises(ValueError, match=r"now must be monotonic seconds"):
+        sel.report_error("a", now=now)
+    assert sel.snapshot()[0]["failures"] == 0
 
 
 def test_report_seconds_must_be_numbers(impl):
