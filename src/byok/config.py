@@ -1,0 +1,460 @@
+"""The configuration: read from a TOML file, or built from the environment.
+
+Everything is checked up front and turned into frozen dataclasses; an error
+names the file, the table and the field, and says what was expected.  Secrets
+(upstream keys, client keys) are resolved here from literals, ``env:NAME`` or
+``file:PATH`` and from then on travel only inside ``Key`` objects, whose
+``repr`` shows a label and a fingerprint, never the value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from byok_core import STRATEGIES
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+KINDS = ("openai", "anthropic", "openai_compatible")
+DEFAULT_BASE_URLS = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+}
+DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, located: file, table, field."""
+
+    def __init__(self, source: str, table: str, field_name: str, message: str) -> None:
+        self.source, self.table, self.field, self.message = source, table, field_name, message
+        where = f"[{table}]" if table else ""
+        if field_name:
+            where = f"{where} {field_name}".strip()
+        super().__init__(f"{source}: {where}: {message}" if where else f"{source}: {message}")
+
+
+def fingerprint(secret: str) -> str:
+    """A short, stable, non-reversible name for a secret: safe to log."""
+    return "fp-" + hashlib.sha256(secret.encode("utf-8")).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class Key:
+    """An upstream key (or a client key): its secret never prints."""
+
+    label: str
+    secret: str = field(repr=False)
+    weight: int = 1
+    max_inflight: int = 0
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.secret)
+
+    def __repr__(self) -> str:
+        return f"Key({self.label!r}, {self.fingerprint})"
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    kind: str
+    base_url: str
+    keys: tuple[Key, ...]
+    # Requests for models that no [models] table names go to this provider
+    # unchanged (the configuration built from the environment works so).
+    passthrough: bool = False
+    anthropic_version: str = DEFAULT_ANTHROPIC_VERSION
+
+    @property
+    def dialect(self) -> str:
+        return "anthropic" if self.kind == "anthropic" else "openai"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4  # upstream attempts per request, over all keys, targets, fallbacks
+    attempt_timeout: float = 600.0  # one attempt, from send to the last byte
+    first_byte_timeout: float = 60.0  # send to response headers
+    deadline: float = 900.0  # the whole request, retries included
+    stream_idle_timeout: float = 120.0  # longest silence inside a stream
+    hedge_after: float | None = None  # off: no second racing attempt
+    wait_for_cooldown: float = 0.0  # off: fail at once when every key cools
+
+
+@dataclass(frozen=True)
+class Target:
+    provider: str
+    model: str  # the upstream model name
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    targets: tuple[Target, ...]
+    strategy: str = "weighted_round_robin"
+    fallbacks: tuple[str, ...] = ()
+    retry: RetryPolicy = RetryPolicy()
+
+
+@dataclass(frozen=True)
+class Server:
+    host: str = "127.0.0.1"
+    port: int = 8787
+    client_keys: tuple[Key, ...] = ()
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_header_bytes: int = 64 * 1024
+    max_headers: int = 100
+    read_timeout: float = 60.0  # a request's head and body must arrive within this
+    idle_timeout: float = 75.0  # a keep-alive connection with no request closes
+    shutdown_grace: float = 30.0  # in-flight requests get this long on SIGINT/SIGTERM
+    cooldown: float = 1.0  # engine: first backoff step
+    max_cooldown: float = 300.0
+    failure_threshold: int = 3
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str
+    server: Server
+    providers: Mapping[str, Provider]
+    models: Mapping[str, Model]
+
+    def describe(self) -> str:
+        """The resolved routes, for `byok check-config`: labels, no secrets."""
+        lines = [f"config: {self.source}", f"listen: http://{self.server.host}:{self.server.port}"]
+        auth = (
+            f"{len(self.server.client_keys)} client key(s)" if self.server.client_keys else "none"
+        )
+        lines.append(f"client auth: {auth}")
+        for p in self.providers.values():
+            keys = ", ".join(f"{k.label} ({k.fingerprint}, weight {k.weight})" for k in p.keys)
+            extra = ", passthrough" if p.passthrough else ""
+            lines.append(f"provider {p.name}: {p.kind} {p.base_url}{extra}; keys: {keys}")
+        for m in self.models.values():
+            targets = ", ".join(f"{t.provider}/{t.model}" for t in m.targets)
+            fallbacks = f"; fallbacks: {', '.join(m.fallbacks)}" if m.fallbacks else ""
+            lines.append(f"model {m.name}: {m.strategy} over {targets}{fallbacks}")
+        return "\n".join(lines)
+
+
+# ---- loading -------------------------------------------------------------------
+
+
+def load(path: str | os.PathLike[str]) -> Config:
+    source = str(path)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(source, "", "", "file not found") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(source, "", "", f"not valid TOML: {error}") from None
+    return _parse(data, source)
+
+
+def from_environment(environ: Mapping[str, str] | None = None) -> Config:
+    """The configuration of a bare `byok serve`: keys from the environment,
+    every model passed through to the provider of the endpoint's dialect."""
+    env = os.environ if environ is None else environ
+    tables: dict[str, Any] = {}
+    for name in ("openai", "anthropic"):
+        prefix = name.upper()
+        values = [v.strip() for v in env.get(f"{prefix}_API_KEYS", "").split(",") if v.strip()]
+        if env.get(f"{prefix}_API_KEY", "").strip():
+            values.insert(0, env[f"{prefix}_API_KEY"].strip())
+        if not values:
+            continue
+        tables[name] = {
+            "kind": name,
+            "base_url": env.get(f"{prefix}_BASE_URL") or DEFAULT_BASE_URLS[name],
+            "keys": list(dict.fromkeys(values)),  # the same key twice is one key
+            "passthrough": True,
+        }
+    if not tables:
+        raise ConfigError(
+            "environment",
+            "",
+            "",
+            "no upstream keys: set OPENAI_API_KEY or OPENAI_API_KEYS (comma-separated), "
+            "and/or ANTHROPIC_API_KEY or ANTHROPIC_API_KEYS, or pass --config FILE; "
+            "to try byok without keys, run `byok demo`",
+        )
+    return _parse({"providers": tables}, "environment", environ=env)
+
+
+def _parse(
+    data: Mapping[str, Any], source: str, environ: Mapping[str, str] | None = None
+) -> Config:
+    reader = _Reader(source, os.environ if environ is None else environ)
+    unknown = set(data) - {"server", "providers", "models"}
+    if unknown:
+        message = "unknown table; expected server, providers, models"
+        raise ConfigError(source, "", sorted(unknown)[0], message)
+    server = reader.server(_section(data, "server", source))
+    providers = {
+        name: reader.provider(name, _as_table(body, f"providers.{name}", source))
+        for name, body in _section(data, "providers", source).items()
+    }
+    if not providers:
+        raise ConfigError(source, "providers", "", "at least one provider is needed")
+    models = {
+        name: reader.model(name, _as_table(body, f"models.{name}", source), providers)
+        for name, body in _section(data, "models", source).items()
+    }
+    for model in models.values():
+        for fallback in model.fallbacks:
+            if fallback not in models:
+                raise ConfigError(
+                    source,
+                    f"models.{model.name}",
+                    "fallbacks",
+                    f"{fallback!r} is not a model in this file; known: {', '.join(models)}",
+                )
+    if not server.client_keys and server.host not in LOOPBACK_HOSTS:
+        raise ConfigError(
+            source,
+            "server",
+            "client_keys",
+            f"no client keys while listening on {server.host}: anyone who can reach it "
+            "could spend your keys; set client_keys or bind to 127.0.0.1",
+        )
+    return Config(source=source, server=server, providers=providers, models=models)
+
+
+def _section(data: Mapping[str, Any], name: str, source: str) -> Mapping[str, Any]:
+    return _as_table(data.get(name, {}), name, source)
+
+
+def _as_table(value: Any, table: str, source: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(source, table, "", f"expected a table, got {type(value).__name__}")
+    return value
+
+
+class _Reader:
+    """Checks fields one table at a time, so that each error knows its place."""
+
+    def __init__(self, source: str, environ: Mapping[str, str]) -> None:
+        self.source = source
+        self.environ = environ
+
+    def fail(self, table: str, field_name: str, message: str) -> ConfigError:
+        return ConfigError(self.source, table, field_name, message)
+
+    def get(
+        self,
+        body: Mapping[str, Any],
+        table: str,
+        name: str,
+        kind: type | tuple[type, ...],
+        default: Any,
+        where: str = "",
+    ) -> Any:
+        """body[name] if it has the right type, else an error at `where`."""
+        if name not in body:
+            return default
+        value = body[name]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            expected = " or ".join(t.__name__ for t in kinds)
+            raise self.fail(table, where or name, f"expected {expected}, got {value!r}")
+        return value
+
+    def check_keys(self, body: Mapping[str, Any], table: str, allowed: set[str]) -> None:
+        for name in body:
+            if name not in allowed:
+                expected = ", ".join(sorted(allowed))
+                raise self.fail(table, name, f"unknown field; expected one of: {expected}")
+
+    def seconds(
+        self,
+        body: Mapping[str, Any],
+        table: str,
+        name: str,
+        default: float,
+        *,
+        allow_zero: bool = False,
+    ) -> float:
+        value = float(self.get(body, table, name, (int, float), default))
+        if not (value > 0 or (allow_zero and value == 0)) or value > 1e8:
+            low = "from 0" if allow_zero else "above 0"
+            raise self.fail(table, name, f"expected seconds {low} to 1e8, got {value}")
+        return value
+
+    def count(
+        self,
+        body: Mapping[str, Any],
+        table: str,
+        name: str,
+        default: int,
+        minimum: int = 1,
+        where: str = "",
+    ) -> int:
+        value = self.get(body, table, name, int, default, where)
+        if value < minimum:
+            raise self.fail(
+                table, where or name, f"expected an integer of at least {minimum}, got {value}"
+            )
+        return int(value)
+
+    def secret(self, value: Any, table: str, where: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(table, where, "expected a key: a literal, env:NAME or file:PATH")
+        if value.startswith("env:"):
+            name = value[4:]
+            if not self.environ.get(name, "").strip():
+                raise self.fail(table, where, f"environment variable {name} is not set or empty")
+            return self.environ[name].strip()
+        if value.startswith("file:"):
+            path = Path(value[5:]).expanduser()
+            try:
+                secret = path.read_text(encoding="utf-8").strip()
+            except OSError as error:
+                raise self.fail(
+                    table, where, f"cannot read key file {path}: {error.strerror}"
+                ) from None
+            if not secret:
+                raise self.fail(table, where, f"key file {path} is empty")
+            return secret
+        return value.strip()
+
+    def server(self, body: Mapping[str, Any]) -> Server:
+        table = "server"
+        defaults = Server()
+        self.check_keys(body, table, {f for f in Server.__dataclass_fields__})
+        port = self.count(body, table, "port", defaults.port, minimum=0)
+        if port > 65535:
+            raise self.fail(table, "port", f"expected a port from 0 to 65535, got {port}")
+        client_keys = self.get(body, table, "client_keys", list, [])
+        keys = tuple(
+            Key(label=f"client-{n + 1}", secret=self.secret(v, table, f"client_keys[{n}]"))
+            for n, v in enumerate(client_keys)
+        )
+        return Server(
+            host=self.get(body, table, "host", str, defaults.host),
+            port=port,
+            client_keys=keys,
+            max_body_bytes=self.count(body, table, "max_body_bytes", defaults.max_body_bytes),
+            max_header_bytes=self.count(body, table, "max_header_bytes", defaults.max_header_bytes),
+            max_headers=self.count(body, table, "max_headers", defaults.max_headers),
+            read_timeout=self.seconds(body, table, "read_timeout", defaults.read_timeout),
+            idle_timeout=self.seconds(body, table, "idle_timeout", defaults.idle_timeout),
+            shutdown_grace=self.seconds(
+                body, table, "shutdown_grace", defaults.shutdown_grace, allow_zero=True
+            ),
+            cooldown=self.seconds(body, table, "cooldown", defaults.cooldown),
+            max_cooldown=self.seconds(body, table, "max_cooldown", defaults.max_cooldown),
+            failure_threshold=self.count(
+                body, table, "failure_threshold", defaults.failure_threshold
+            ),
+        )
+
+    def provider(self, name: str, body: Mapping[str, Any]) -> Provider:
+        table = f"providers.{name}"
+        self.check_keys(
+            body, table, {"kind", "base_url", "keys", "passthrough", "anthropic_version"}
+        )
+        kind = self.get(body, table, "kind", str, name if name in KINDS else None)
+        if kind not in KINDS:
+            raise self.fail(table, "kind", f"expected one of {', '.join(KINDS)}, got {kind!r}")
+        base_url = self.get(body, table, "base_url", str, DEFAULT_BASE_URLS.get(kind))
+        if base_url is None:
+            raise self.fail(
+                table, "base_url", "required for openai_compatible providers (with /v1)"
+            )
+        if not base_url.startswith(("http://", "https://")):
+            raise self.fail(
+                table, "base_url", f"expected an http:// or https:// URL, got {base_url!r}"
+            )
+        entries = self.get(body, table, "keys", list, None)
+        if not entries:
+            raise self.fail(table, "keys", "at least one key is needed")
+        keys: list[Key] = []
+        for n, entry in enumerate(entries):
+            where = f"keys[{n}]"
+            if isinstance(entry, Mapping):
+                self.check_keys(entry, table, {"key", "label", "weight", "max_inflight"})
+                secret = self.secret(entry.get("key"), table, f"{where}.key")
+                label = self.get(entry, table, "label", str, None, f"{where}.label")
+                if label == "":
+                    raise self.fail(table, f"{where}.label", "expected a non-empty label")
+                weight = self.count(entry, table, "weight", 1, 1, f"{where}.weight")
+                cap = self.count(entry, table, "max_inflight", 0, 0, f"{where}.max_inflight")
+            else:
+                secret, label, weight, cap = self.secret(entry, table, where), None, 1, 0
+            keys.append(Key(label or f"{name}-{n + 1}", secret, weight, cap))
+        labels = [k.label for k in keys]
+        for label in labels:
+            if labels.count(label) > 1:
+                raise self.fail(
+                    table, "keys", f"label {label!r} is used twice: a label names one key in logs"
+                )
+        secrets = [k.secret for k in keys]
+        if len(set(secrets)) != len(secrets):
+            raise self.fail(table, "keys", "the same key is listed twice")
+        return Provider(
+            name=name,
+            kind=kind,
+            base_url=base_url.rstrip("/"),
+            keys=tuple(keys),
+            passthrough=self.get(body, table, "passthrough", bool, False),
+            anthropic_version=self.get(
+                body, table, "anthropic_version", str, DEFAULT_ANTHROPIC_VERSION
+            ),
+        )
+
+    def model(self, name: str, body: Mapping[str, Any], providers: Mapping[str, Provider]) -> Model:
+        table = f"models.{name}"
+        retry_fields = set(RetryPolicy.__dataclass_fields__)
+        self.check_keys(body, table, {"targets", "strategy", "fallbacks"} | retry_fields)
+        raw_targets = self.get(body, table, "targets", list, None)
+        if not raw_targets:
+            raise self.fail(
+                table, "targets", 'at least one target is needed, like "openai/gpt-4o-mini"'
+            )
+        targets = []
+        for n, raw in enumerate(raw_targets):
+            provider, _, upstream = raw.partition("/") if isinstance(raw, str) else ("", "", "")
+            if not provider or not upstream:
+                raise self.fail(
+                    table, f"targets[{n}]", f'expected "provider/upstream-model", got {raw!r}'
+                )
+            if provider not in providers:
+                known = ", ".join(providers)
+                raise self.fail(table, f"targets[{n}]", f"no provider {provider!r}; known: {known}")
+            targets.append(Target(provider, upstream))
+        strategy = self.get(body, table, "strategy", str, "weighted_round_robin")
+        if strategy not in STRATEGIES:
+            valid = ", ".join(STRATEGIES)
+            raise self.fail(table, "strategy", f"expected one of {valid}, got {strategy!r}")
+        fallbacks = self.get(body, table, "fallbacks", list, [])
+        if not all(isinstance(f, str) for f in fallbacks):
+            raise self.fail(table, "fallbacks", "expected a list of model names")
+        d = RetryPolicy()
+        hedge = body.get("hedge_after")
+        retry = RetryPolicy(
+            attempts=self.count(body, table, "attempts", d.attempts),
+            attempt_timeout=self.seconds(body, table, "attempt_timeout", d.attempt_timeout),
+            first_byte_timeout=self.seconds(
+                body, table, "first_byte_timeout", d.first_byte_timeout
+            ),
+            deadline=self.seconds(body, table, "deadline", d.deadline),
+            stream_idle_timeout=self.seconds(
+                body, table, "stream_idle_timeout", d.stream_idle_timeout
+            ),
+            hedge_after=None if hedge is None else self.seconds(body, table, "hedge_after", 1.0),
+            wait_for_cooldown=self.seconds(body, table, "wait_for_cooldown", 0.0, allow_zero=True),
+        )
+        return Model(name, tuple(targets), strategy, tuple(fallbacks), retry)

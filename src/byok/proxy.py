@@ -1,0 +1,493 @@
+"""The proxy: one client request in, attempts on upstream keys, one answer out.
+
+Theory of operation
+-------------------
+A request is checked (endpoint, client key, JSON body with a model), routed
+(routing.py: the model's targets, then its fallbacks) and then tried key by
+key in each pool's failover order, within the model's total deadline and its
+number of attempts.  Each attempt reports its outcome to the engine
+(outcomes.py): success with its time to first byte, 429 with the upstream's
+delay, 401/403 block the key everywhere, 5xx/timeouts/connection failures
+count toward the circuit breaker.  A client error (other 4xx) goes back to the
+client as it is, penalises no key and is not retried.
+
+Nothing reaches the client until an attempt succeeds, so every retry is
+invisible.  A stream is relayed chunk by chunk from then on; if the upstream
+breaks off or goes silent later, the stream ends with an error event in the
+endpoint's dialect, never a silent truncation.
+
+When no key can be tried, the answer is 429 with Retry-After (the engine's
+time until the soonest key returns) or 503 when every key is blocked or
+disabled; with ``wait_for_cooldown`` a short wait for the soonest key comes
+first.  Everything byok answers on its own carries ``x-should-retry: false``
+once our retries are spent, so SDK retries do not multiply ours.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import trio
+
+from . import dialects, outcomes
+from .config import Config, RetryPolicy
+from .routing import Route, Router, upstream_url
+from .server import Request, Response
+from .upstream import Upstream, UpstreamError, UpstreamResponse
+
+log = logging.getLogger("byok.proxy")
+
+ERROR_BODY_LIMIT = 64 * 1024  # of an upstream error body kept for the client
+# Request headers never sent upstream: the client's credentials, and what
+# belongs to the client's connection.
+DROP_REQUEST_HEADERS = frozenset(
+    {
+        "authorization",
+        "x-api-key",
+        "api-key",
+        "cookie",
+        "host",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "accept-encoding",
+        "expect",
+    }
+)
+DROP_RESPONSE_HEADERS = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "content-length", "set-cookie"}
+)
+
+
+class RoutingFields(msgspec.Struct):
+    """All that routing reads from a body; msgspec skips the rest unparsed."""
+
+    model: str
+    stream: bool = False
+
+
+@dataclass
+class _Failure:
+    label: str
+    status: int | None  # None: no HTTP answer (timeout, connection failure)
+    kind: str
+    detail: str
+
+
+@dataclass
+class _Exchange:
+    """One client request on its way through the attempts."""
+
+    request: Request
+    dialect: str
+    model: str
+    stream: bool
+    policy: RetryPolicy
+    started: float
+    attempts: int = 0
+    upstream_seconds: float = 0.0
+    failures: list[_Failure] = field(default_factory=list)
+
+
+class Proxy:
+    def __init__(self, config: Config, upstream: Upstream | None = None) -> None:
+        self.config = config
+        self.router = Router(config)
+        self.upstream = upstream or Upstream()
+        self._client_secrets = [k.secret.encode("utf-8") for k in config.server.client_keys]
+
+    async def __call__(self, request: Request) -> Response:
+        started = time.perf_counter()
+        path = request.path
+        dialect = dialects.ENDPOINTS.get(path)
+        if path == "/v1/models" and request.method == "GET":
+            if not self._authorized(request):
+                return _error("openai", 401, "missing or wrong byok client key")
+            return self._models(request)
+        if dialect is None:
+            known = ", ".join(["/v1/models", *dialects.ENDPOINTS])
+            return _error("openai", 404, f"no endpoint {path}; byok serves {known}")
+        if request.method != "POST":
+            return _error(dialect, 405, f"{path} takes POST, not {request.method}")
+        if not self._authorized(request):
+            return _error(
+                dialect,
+                401,
+                "missing or wrong byok client key: send it as 'Authorization: Bearer <key>' "
+                "or 'x-api-key: <key>'",
+            )
+        try:
+            fields = msgspec.json.decode(request.body, type=RoutingFields)
+        except msgspec.ValidationError as error:
+            return _error(dialect, 400, f"request body: {error}")
+        except msgspec.DecodeError as error:
+            return _error(dialect, 400, f"request body is not valid JSON: {error}")
+        routes = self.router.routes(fields.model, dialect, path)
+        if routes is None:
+            known = ", ".join(self.router.known_models()) or "none"
+            return _error(
+                dialect, 404, f"no model {fields.model!r} is configured; known models: {known}"
+            )
+        if not routes:
+            return _error(dialect, 400, f"model {fields.model!r} has no target that serves {path}")
+        exchange = _Exchange(
+            request, dialect, fields.model, fields.stream, self.router.policy(fields.model), started
+        )
+        response = await self._forward(exchange, routes, path)
+        self._log(exchange, response)
+        return response
+
+    # ---- the attempts ---------------------------------------------------------
+
+    async def _forward(self, ex: _Exchange, routes: list[Route], path: str) -> Response:
+        deadline = trio.current_time() + ex.policy.deadline
+        with trio.move_on_at(deadline):
+            while True:
+                for route in routes:
+                    for label in route.pool.selector.order():
+                        if ex.attempts >= ex.policy.attempts:
+                            return self._exhausted(ex, routes)
+                        if not route.pool.selector.acquire(label):
+                            continue
+                        response = await self._attempt(ex, route, label, path, deadline)
+                        if response is not None:
+                            return response
+                if ex.failures:
+                    return self._exhausted(ex, routes)
+                wait = self.router.retry_after(routes)
+                patience = ex.policy.wait_for_cooldown
+                if wait is None or wait > patience or (wait <= 0 and patience == 0):
+                    return self._none_available(ex, routes, wait)
+                # 0 means ready but every key at its max_inflight: poll gently
+                await trio.sleep(max(wait, 0.05))
+        ex.failures.append(_Failure("-", None, outcomes.ERROR, "deadline passed"))
+        return self._exhausted(ex, routes, timed_out=True)
+
+    async def _attempt(
+        self, ex: _Exchange, route: Route, label: str, path: str, deadline: float
+    ) -> Response | None:
+        """One try on one key; a Response ends the request, None means go on.
+
+        The key was acquired by the caller; it is released here when the
+        attempt ends, or by the stream relay when a stream is handed over.
+        """
+        pool = route.pool
+        ex.attempts += 1
+        sent = trio.current_time()
+        handed_over = False
+        try:
+            try:
+                with trio.fail_at(min(deadline, sent + ex.policy.first_byte_timeout)):
+                    answer = await self.upstream.send(
+                        pool.provider.base_url,
+                        "POST",
+                        upstream_url(pool.provider, path),
+                        self._upstream_headers(ex.request, route, pool.keys[label].secret, path),
+                        _with_model(ex.request.body, ex.model, route.upstream_model),
+                    )
+            except (UpstreamError, trio.TooSlowError) as error:
+                ex.upstream_seconds += trio.current_time() - sent
+                pool.selector.report_error(label)
+                timed_out = isinstance(error, trio.TooSlowError)
+                detail = "no response head in time" if timed_out else str(error)
+                ex.failures.append(_Failure(label, None, outcomes.ERROR, detail))
+                return None
+            first_byte = trio.current_time() - sent
+            ex.upstream_seconds += first_byte
+            outcome = outcomes.classify(answer.status, dict(answer.headers))
+            if outcome.kind == outcomes.SUCCESS:
+                pool.selector.report_success(label, latency=first_byte)
+                if ex.stream:
+                    handed_over = True
+                    return self._stream_response(ex, route, label, answer, sent)
+                return await self._full_response(ex, route, label, answer, sent, deadline)
+            body = await _read_error_body(answer)
+            self._report_failure(route, label, outcome)
+            if outcome.kind == outcomes.CLIENT_ERROR:
+                # The request's own fault: the upstream's answer, untouched.
+                return self._relay(ex, answer.status, answer.headers, body, label)
+            ex.failures.append(_Failure(label, answer.status, outcome.kind, _summary(body)))
+            return None
+        finally:
+            if not handed_over:
+                pool.selector.release(label)
+
+    def _report_failure(self, route: Route, label: str, outcome: outcomes.Outcome) -> None:
+        selector = route.pool.selector
+        if outcome.kind == outcomes.RATE_LIMITED:
+            selector.report_rate_limited(label, retry_after=outcome.retry_after)
+        elif outcome.kind == outcomes.BLOCKED:
+            self.router.block(route.pool.provider.name, label)
+        elif outcome.kind == outcomes.ERROR:
+            selector.report_error(label)
+
+    async def _full_response(
+        self,
+        ex: _Exchange,
+        route: Route,
+        label: str,
+        answer: UpstreamResponse,
+        sent: float,
+        deadline: float,
+    ) -> Response | None:
+        reading = trio.current_time()
+        try:
+            with trio.fail_at(min(deadline, sent + ex.policy.attempt_timeout)):
+                body = await answer.read()
+        except (UpstreamError, trio.TooSlowError) as error:
+            route.pool.selector.report_error(label)
+            timed_out = isinstance(error, trio.TooSlowError)
+            detail = "body did not arrive in time" if timed_out else str(error)
+            ex.failures.append(_Failure(label, answer.status, outcomes.ERROR, detail))
+            return None
+        finally:
+            ex.upstream_seconds += trio.current_time() - reading
+            await _close_quietly(answer)
+        return self._relay(ex, answer.status, answer.headers, body, label)
+
+    def _stream_response(
+        self, ex: _Exchange, route: Route, label: str, answer: UpstreamResponse, sent: float
+    ) -> Response:
+        policy = ex.policy
+        ends_by = sent + policy.attempt_timeout
+        selector = route.pool.selector
+
+        async def chunks() -> AsyncIterator[bytes]:
+            upstream = answer.chunks().__aiter__()
+            try:
+                while True:
+                    silence = min(policy.stream_idle_timeout, ends_by - trio.current_time())
+                    with trio.move_on_after(max(silence, 0)) as idle:
+                        try:
+                            chunk = await upstream.__anext__()
+                        except StopAsyncIteration:
+                            return
+                    if idle.cancelled_caught:
+                        raise UpstreamError("the upstream stream went silent")
+                    yield chunk
+            except UpstreamError as error:
+                selector.report_error(label)
+                log.warning("stream on key %s broke off: %s", label, error)
+                yield dialects.stream_error_event(ex.dialect, f"upstream stream failed: {error}")
+
+        async def cleanup() -> None:
+            selector.release(label)
+            await _close_quietly(answer)
+
+        response = self._relay(ex, answer.status, answer.headers, b"", label)
+        response.body = StreamBody(chunks(), cleanup)
+        return response
+
+    # ---- answers --------------------------------------------------------------
+
+    def _relay(
+        self, ex: _Exchange, status: int, headers: list[tuple[str, str]], body: bytes, label: str
+    ) -> Response:
+        out = [(k, v) for k, v in headers if k not in DROP_RESPONSE_HEADERS]
+        return Response(status, out + self._byok_headers(ex, label), body)
+
+    def _byok_headers(self, ex: _Exchange, label: str) -> list[tuple[str, str]]:
+        elapsed = time.perf_counter() - ex.started
+        overhead = max(elapsed - ex.upstream_seconds, 0.0) * 1000
+        return [
+            ("x-byok-attempts", str(ex.attempts)),
+            ("x-byok-key", label),
+            ("x-byok-overhead-ms", f"{overhead:.2f}"),
+        ]
+
+    def _exhausted(self, ex: _Exchange, routes: list[Route], timed_out: bool = False) -> Response:
+        """Every attempt failed: one error that says what happened to each."""
+        tried = "; ".join(
+            f"key {f.label}: {f.status or 'no answer'} ({f.detail})" for f in ex.failures[-6:]
+        )
+        wait = self.router.retry_after(routes)
+        if any(f.kind == outcomes.RATE_LIMITED for f in ex.failures) and wait:
+            return self._rate_limited(ex, wait, f"every key is rate-limited; tried {tried}")
+        status = 504 if timed_out or all(f.status is None for f in ex.failures) else 502
+        message = f"{ex.attempts} upstream attempt(s) for model {ex.model!r} failed; {tried}"
+        if timed_out:
+            message = f"deadline of {ex.policy.deadline:g}s passed; {message}"
+        return self._final(ex, status, message)
+
+    def _none_available(self, ex: _Exchange, routes: list[Route], wait: float | None) -> Response:
+        if wait is None:
+            return self._final(ex, 503, f"every key for model {ex.model!r} is blocked or disabled")
+        return self._rate_limited(
+            ex,
+            wait,
+            f"every key for model {ex.model!r} is cooling down; the soonest is back in {wait:.1f}s",
+        )
+
+    def _rate_limited(self, ex: _Exchange, wait: float, message: str) -> Response:
+        response = self._final(ex, 429, message)
+        response.headers.append(("retry-after", str(max(1, math.ceil(wait)))))
+        return response
+
+    def _final(self, ex: _Exchange, status: int, message: str) -> Response:
+        headers = [*dialects.JSON, ("x-should-retry", "false")]
+        headers += self._byok_headers(ex, ex.failures[-1].label if ex.failures else "-")
+        return Response(status, headers, dialects.error_body(ex.dialect, status, message))
+
+    def _models(self, request: Request) -> Response:
+        names = self.router.known_models()
+        body: dict[str, Any]
+        if request.header("anthropic-version"):
+            data = [
+                {"type": "model", "id": n, "display_name": n, "created_at": "1970-01-01T00:00:00Z"}
+                for n in names
+            ]
+            body = {
+                "data": data,
+                "has_more": False,
+                "first_id": names[0] if names else None,
+                "last_id": names[-1] if names else None,
+            }
+        else:
+            data = [{"id": n, "object": "model", "created": 0, "owned_by": "byok"} for n in names]
+            body = {"object": "list", "data": data}
+        return Response(200, list(dialects.JSON), msgspec.json.encode(body))
+
+    # ---- helpers --------------------------------------------------------------
+
+    def _authorized(self, request: Request) -> bool:
+        if not self._client_secrets:
+            return True
+        presented = request.header("x-api-key")
+        bearer = request.header("authorization")
+        if bearer[:7].lower() == "bearer ":
+            presented = presented or bearer[7:].strip()
+        given = presented.encode("utf-8")
+        # compare with every key, always: the time taken says nothing about which matched
+        matches = [hmac.compare_digest(given, secret) for secret in self._client_secrets]
+        return bool(presented) and any(matches)
+
+    def _upstream_headers(
+        self, request: Request, route: Route, secret: str, path: str
+    ) -> list[tuple[str, str]]:
+        headers = [(k, v) for k, v in request.headers if k not in DROP_REQUEST_HEADERS]
+        headers.append(("accept-encoding", request.header("accept-encoding") or "identity"))
+        provider = route.pool.provider
+        if provider.kind == "anthropic" and path.startswith("/v1/messages"):
+            headers.append(("x-api-key", secret))
+            if not request.header("anthropic-version"):
+                headers.append(("anthropic-version", provider.anthropic_version))
+        else:
+            headers.append(("authorization", f"Bearer {secret}"))
+        return headers
+
+    def _log(self, ex: _Exchange, response: Response) -> None:
+        key = next((v for k, v in response.headers if k == "x-byok-key"), "-")
+        log.info(
+            "%s %s model=%s key=%s attempts=%d status=%d %.1fms%s",
+            ex.request.method,
+            ex.request.path,
+            ex.model,
+            key,
+            ex.attempts,
+            response.status,
+            (time.perf_counter() - ex.started) * 1000,
+            " stream" if ex.stream else "",
+        )
+
+    async def aclose(self) -> None:
+        await self.upstream.aclose()
+
+
+def _error(dialect: str, status: int, message: str) -> Response:
+    return Response(status, list(dialects.JSON), dialects.error_body(dialect, status, message))
+
+
+class StreamBody:
+    """A relayed stream: chunks as they come, and a cleanup that runs once on
+    aclose() even if iteration never started (the client left first)."""
+
+    def __init__(self, chunks: AsyncIterator[bytes], cleanup: Callable[[], Awaitable[None]]):
+        self._chunks = chunks
+        self._cleanup: Callable[[], Awaitable[None]] | None = cleanup
+
+    def __aiter__(self) -> StreamBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        return await self._chunks.__anext__()
+
+    async def aclose(self) -> None:
+        cleanup, self._cleanup = self._cleanup, None
+        if cleanup is None:
+            return
+        try:
+            await self._chunks.aclose()  # type: ignore[attr-defined]
+        finally:
+            await cleanup()
+
+
+async def _close_quietly(answer: UpstreamResponse) -> None:
+    with trio.CancelScope(shield=True), trio.move_on_after(1):
+        await answer.aclose()
+
+
+async def _read_error_body(answer: UpstreamResponse) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    try:
+        with trio.move_on_after(10):
+            async for chunk in answer.chunks():
+                parts.append(chunk)
+                size += len(chunk)
+                if size > ERROR_BODY_LIMIT:
+                    break
+    except UpstreamError:
+        pass
+    finally:
+        await _close_quietly(answer)
+    return b"".join(parts)[:ERROR_BODY_LIMIT]
+
+
+def _summary(body: bytes) -> str:
+    """A short, loggable reason from an upstream error body."""
+    try:
+        data = msgspec.json.decode(body)
+        error = data.get("error", data) if isinstance(data, dict) else data
+        message = error.get("message") if isinstance(error, dict) else None
+        text = str(message) if message else body.decode("utf-8", "replace")
+    except msgspec.DecodeError:
+        text = body.decode("utf-8", "replace")
+    return " ".join(text.split())[:200] or "no body"
+
+
+# A JSON string token, or a bracket: enough to walk the top level of an object.
+_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\]]')
+_MODEL_VALUE = re.compile(rb'\s*:\s*("(?:[^"\\]|\\.)*")')
+
+
+def _with_model(body: bytes, requested: str, upstream: str) -> bytes:
+    """The body with its top-level "model" set to `upstream`, every other byte
+    as the client sent it (no re-serialization)."""
+    if requested == upstream:
+        return body
+    depth = 0
+    for token in _TOKEN.finditer(body):
+        text = token.group()
+        if text in (b"{", b"["):
+            depth += 1
+        elif text in (b"}", b"]"):
+            depth -= 1
+        elif depth == 1 and text == b'"model"':
+            value = _MODEL_VALUE.match(body, token.end())
+            if value:  # a key (followed by ':'), not a value that says "model"
+                start, end = value.span(1)
+                return body[:start] + msgspec.json.encode(upstream) + body[end:]
+    raise ValueError("no top-level model in the body")  # decoded fine, so unreachable
