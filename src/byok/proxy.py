@@ -356,8 +356,8 @@ class Proxy:
                 "last_id": names[-1] if names else None,
             }
         else:
-            data = [{"id": n, "object": "model", "created": 0, "owned_by": "byok"} for n in names]
-            body = {"object": "list", "data": data}
+            listing = [{"id": n, "object": "model", "created": 0, "owned_by": "byok"} for n in names]
+            body = {"object": "list", "data": listing}
         return Response(200, list(dialects.JSON), msgspec.json.encode(body))
 
     # ---- helpers --------------------------------------------------------------
