@@ -161,7 +161,7 @@ def load(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(source, "", "", "file not found") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(source, "", "", f"not valid TOML: {error}") from None
-    return _parse(data, source)
+    return from_dict(data, source)
 
 
 def from_environment(environ: Mapping[str, str] | None = None) -> Config:
@@ -191,12 +191,13 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Config:
             "and/or ANTHROPIC_API_KEY or ANTHROPIC_API_KEYS, or pass --config FILE; "
             "to try byok without keys, run `byok demo`",
         )
-    return _parse({"providers": tables}, "environment", environ=env)
+    return from_dict({"providers": tables}, "environment", environ=env)
 
 
-def _parse(
-    data: Mapping[str, Any], source: str, environ: Mapping[str, str] | None = None
+def from_dict(
+    data: Mapping[str, Any], source: str = "<dict>", environ: Mapping[str, str] | None = None
 ) -> Config:
+    """A configuration from the parsed TOML shape (tests and `byok demo` build one)."""
     reader = _Reader(source, os.environ if environ is None else environ)
     unknown = set(data) - {"server", "providers", "models"}
     if unknown:

@@ -313,9 +313,9 @@ class Proxy:
         tried = "; ".join(
             f"key {f.label}: {f.status or 'no answer'} ({f.detail})" for f in ex.failures[-6:]
         )
-        wait = self.router.retry_after(routes)
-        if any(f.kind == outcomes.RATE_LIMITED for f in ex.failures) and wait:
-            return self._rate_limited(ex, wait, f"every key is rate-limited; tried {tried}")
+        if all(f.kind == outcomes.RATE_LIMITED for f in ex.failures):
+            wait = self.router.retry_after(routes) or 1.0  # 0: untried keys remain
+            return self._rate_limited(ex, wait, f"rate-limited on every key tried; {tried}")
         status = 504 if timed_out or all(f.status is None for f in ex.failures) else 502
         message = f"{ex.attempts} upstream attempt(s) for model {ex.model!r} failed; {tried}"
         if timed_out:
@@ -356,7 +356,9 @@ class Proxy:
                 "last_id": names[-1] if names else None,
             }
         else:
-            listing = [{"id": n, "object": "model", "created": 0, "owned_by": "byok"} for n in names]
+            listing = [
+                {"id": n, "object": "model", "created": 0, "owned_by": "byok"} for n in names
+            ]
             body = {"object": "list", "data": listing}
         return Response(200, list(dialects.JSON), msgspec.json.encode(body))
 

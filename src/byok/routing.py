@@ -89,6 +89,10 @@ class Router:
     def pools(self) -> list[Pool]:
         return [*self._pools.values(), *self._passthrough.values()]
 
+    def pool(self, provider: str, upstream_model: str) -> Pool:
+        """The pool of one configured target."""
+        return self._pools[(provider, upstream_model)]
+
     def known_models(self) -> list[str]:
         return list(self.config.models)
 

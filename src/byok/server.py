@@ -77,6 +77,11 @@ class Limits:
     idle_timeout: float = 75.0
 
 
+class AbortConnection(Exception):
+    """Raised by a response body to drop the connection on the spot, as a
+    crashing server would (the simulated upstream uses it)."""
+
+
 class _ClientError(Exception):
     """The request cannot be served; answer `status` and close."""
 
@@ -120,8 +125,8 @@ async def _serve_connection(app: App, limits: Limits, stream: trio.SocketStream)
             if not keep_going:
                 break
             conn.start_next_cycle()
-    except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
-        pass  # the client went away
+    except _GONE:
+        pass  # the client went away, or the application dropped the connection
     except Exception:  # a bug here must cost one connection, not the server
         log.exception("connection from %s failed", client)
     finally:
@@ -144,27 +149,34 @@ async def _serve_cycle(
         return False
 
     disconnected = False
+    failure: BaseException | None = None
     with trio.CancelScope() as cycle:
 
         async def watch_client() -> None:
             nonlocal disconnected
-            while True:
-                data = await stream.receive_some(65536)
-                if not data:
-                    disconnected = True
-                    cycle.cancel()
-                    return
-                conn.receive_data(data)  # pipelined bytes: kept for the next cycle
+            try:
+                while data := await stream.receive_some(65536):
+                    conn.receive_data(data)  # pipelined bytes: kept for the next cycle
+            except _GONE:
+                pass
+            disconnected = True
+            cycle.cancel()
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watch_client)
             try:
-                response = await app(request)
-            except Exception:
-                log.exception("request handler failed: %s %s", request.method, request.path)
-                response = Response(500, [("content-type", "text/plain")], b"internal error\n")
-            await _send_response(stream, conn, request, response)
+                try:
+                    response = await app(request)
+                except Exception:
+                    log.exception("request handler failed: %s %s", request.method, request.path)
+                    response = Response(500, [("content-type", "text/plain")], b"internal error\n")
+                await _send_response(stream, conn, request, response)
+            except _GONE as error:
+                # raised outside the nursery, so callers see it bare, not in a group
+                failure = error
             nursery.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
     if disconnected or cycle.cancelled_caught:
         return False
     return conn.our_state is h11.DONE and conn.their_state is h11.DONE
@@ -282,6 +294,9 @@ async def _send_simple(
         except (h11.LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
             pass
 
+
+# The connection is over: the peer left, or the application dropped it.
+_GONE = (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError, AbortConnection)
 
 # Hop-by-hop headers belong to one connection and are never relayed.
 _HOP_BY_HOP = frozenset(

@@ -1,0 +1,326 @@
+"""A simulated upstream that speaks the OpenAI and Anthropic APIs over real HTTP.
+
+The tests and ``byok demo`` run it on loopback.  Each key it accepts has a
+behaviour that can be changed while it runs: answer normally, rate-limit
+(429 with Retry-After, always or every n-th request), refuse (401), fail
+(500, or Anthropic's 529), answer slowly, hang, or drop the connection in the
+middle of a stream.  It records what it saw (key, path, model, stream) and
+how many requests were cancelled by their client, so a test can prove that a
+disconnect reached the upstream.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import trio
+
+from .server import AbortConnection, Request, Response
+
+JSON = [("content-type", "application/json")]
+SSE = [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
+
+
+@dataclass
+class Behaviour:
+    mode: str = "ok"  # ok | 429 | 401 | 500 | 529 | hang | drop
+    retry_after: float | None = 1.0  # for 429; None sends no Retry-After
+    every: int = 1  # with 429/500: only every n-th request fails
+    delay: float = 0.0  # before the response head
+    chunk_delay: float = 0.0  # between stream chunks
+    chunks: int = 5  # words in an answer (stream chunks)
+    drop_after: int = 2  # with drop: chunks sent before the connection drops
+
+
+@dataclass
+class Seen:
+    key: str
+    path: str
+    model: str
+    stream: bool
+
+
+@dataclass
+class SimulatedUpstream:
+    keys: dict[str, Behaviour] = field(default_factory=dict)  # secret -> behaviour
+    names: dict[str, str] = field(default_factory=dict)  # secret -> a name for answers
+    seen: list[Seen] = field(default_factory=list)
+    cancelled: int = 0  # requests whose client went away before the answer ended
+    _count: dict[str, int] = field(default_factory=dict)
+    _ids: itertools.count[int] = field(default_factory=itertools.count)
+
+    def add_key(self, secret: str, name: str = "", **behaviour: Any) -> None:
+        self.keys[secret] = Behaviour(**behaviour)
+        self.names[secret] = name or secret[-4:]
+
+    def set(self, secret: str, **behaviour: Any) -> None:
+        """Change a key's behaviour; unnamed fields go back to their defaults."""
+        self.keys[secret] = Behaviour(**behaviour)
+
+    def requests_for(self, secret: str) -> int:
+        return sum(1 for s in self.seen if s.key == secret)
+
+    async def __call__(self, request: Request) -> Response:
+        path = request.path
+        dialect = "anthropic" if path.startswith("/v1/messages") else "openai"
+        secret = request.header("x-api-key")
+        bearer = request.header("authorization")
+        if bearer.lower().startswith("bearer "):
+            secret = secret or bearer[7:]
+        behaviour = self.keys.get(secret)
+        if behaviour is None:
+            return _error(
+                dialect,
+                401,
+                "invalid x-api-key" if dialect == "anthropic" else "Incorrect API key provided",
+            )
+        if request.method == "GET" and path.rstrip("/").endswith("/models"):
+            return Response(200, JSON, msgspec.json.encode({"object": "list", "data": []}))
+        try:
+            body = msgspec.json.decode(request.body)
+        except msgspec.DecodeError:
+            return _error(dialect, 400, "body is not JSON")
+        model = str(body.get("model", ""))
+        stream = bool(body.get("stream", False))
+        self.seen.append(Seen(secret, path, model, stream))
+        n = self._count[secret] = self._count.get(secret, 0) + 1
+        if behaviour.delay:
+            await self._wait(behaviour.delay)
+        failing = n % behaviour.every == 0
+        if behaviour.mode == "hang":
+            await self._wait(3600)
+        if behaviour.mode == "429" and failing:
+            headers = list(JSON)
+            if behaviour.retry_after is not None:
+                headers.append(("retry-after", f"{behaviour.retry_after:g}"))
+            return Response(429, headers, _error_body(dialect, 429, "Rate limit reached"))
+        if behaviour.mode in ("401",):
+            return _error(dialect, 401, "key revoked")
+        if behaviour.mode in ("500", "529") and failing:
+            status = int(behaviour.mode)
+            return _error(
+                dialect, status, "simulated server error" if status == 500 else "Overloaded"
+            )
+        text = f"Hello from {self.names.get(secret, 'sim')}".split() + ["word"] * max(
+            behaviour.chunks - 3, 0
+        )
+        answer = _Answer(next(self._ids), model, text, dialect, path)
+        if not stream:
+            return Response(200, JSON, msgspec.json.encode(answer.whole()))
+        return Response(200, SSE, self._stream(answer, behaviour))
+
+    async def _wait(self, seconds: float) -> None:
+        try:
+            await trio.sleep(seconds)
+        except trio.Cancelled:
+            self.cancelled += 1
+            raise
+
+    async def _stream(self, answer: _Answer, behaviour: Behaviour) -> AsyncIterator[bytes]:
+        finished = False
+        try:
+            for n, event in enumerate(answer.events()):
+                if behaviour.mode == "drop" and n >= behaviour.drop_after:
+                    raise AbortConnection()
+                if behaviour.chunk_delay and n:
+                    await trio.sleep(behaviour.chunk_delay)
+                yield event
+            finished = True
+        finally:
+            if not finished and behaviour.mode != "drop":
+                self.cancelled += 1
+
+
+@dataclass
+class _Answer:
+    number: int
+    model: str
+    words: list[str]
+    dialect: str
+    path: str
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.words)
+
+    def usage(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": 5,
+            "completion_tokens": len(self.words),
+            "total_tokens": 5 + len(self.words),
+        }
+
+    def whole(self) -> dict[str, Any]:
+        created = int(time.time())
+        if self.path == "/v1/messages/count_tokens":
+            return {"input_tokens": 5}
+        if self.dialect == "anthropic":
+            return {
+                "id": f"msg_sim_{self.number}",
+                "type": "message",
+                "role": "assistant",
+                "model": self.model,
+                "content": [{"type": "text", "text": self.text}],
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
+                "usage": {"input_tokens": 5, "output_tokens": len(self.words)},
+            }
+        if self.path == "/v1/embeddings":
+            return {
+                "object": "list",
+                "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2, 0.3]}],
+                "model": self.model,
+                "usage": {"prompt_tokens": 5, "total_tokens": 5},
+            }
+        if self.path == "/v1/completions":
+            return {
+                "id": f"cmpl-sim-{self.number}",
+                "object": "text_completion",
+                "created": created,
+                "model": self.model,
+                "choices": [
+                    {"index": 0, "text": self.text, "finish_reason": "stop", "logprobs": None}
+                ],
+                "usage": self.usage(),
+            }
+        if self.path == "/v1/responses":
+            return {
+                "id": f"resp_sim_{self.number}",
+                "object": "response",
+                "created_at": created,
+                "model": self.model,
+                "status": "completed",
+                "output": [
+                    {
+                        "type": "message",
+                        "id": f"msg_sim_{self.number}",
+                        "status": "completed",
+                        "role": "assistant",
+                        "content": [{"type": "output_text", "text": self.text, "annotations": []}],
+                    }
+                ],
+                "parallel_tool_calls": True,
+                "tool_choice": "auto",
+                "tools": [],
+                "usage": {
+                    "input_tokens": 5,
+                    "output_tokens": len(self.words),
+                    "total_tokens": 5 + len(self.words),
+                    "input_tokens_details": {"cached_tokens": 0},
+                    "output_tokens_details": {"reasoning_tokens": 0},
+                },
+            }
+        return {
+            "id": f"chatcmpl-sim-{self.number}",
+            "object": "chat.completion",
+            "created": created,
+            "model": self.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": self.text},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": self.usage(),
+        }
+
+    def events(self) -> list[bytes]:
+        if self.dialect == "anthropic":
+            return self._anthropic_events()
+        created = int(time.time())
+        base = {
+            "id": f"chatcmpl-sim-{self.number}",
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": self.model,
+        }
+        events = []
+        for n, word in enumerate(self.words):
+            delta = {"content": word if n == 0 else " " + word}
+            if n == 0:
+                delta["role"] = "assistant"
+            events.append(
+                _sse({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+            )
+        events.append(
+            _sse(
+                {
+                    **base,
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                    "usage": self.usage(),
+                }
+            )
+        )
+        events.append(b"data: [DONE]\n\n")
+        return events
+
+    def _anthropic_events(self) -> list[bytes]:
+        message: dict[str, Any] = {
+            "id": f"msg_sim_{self.number}",
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 5, "output_tokens": 1},
+        }
+        events = [
+            _sse({"type": "message_start", "message": message}, "message_start"),
+            _sse(
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+                "content_block_start",
+            ),
+        ]
+        for n, word in enumerate(self.words):
+            delta = {"type": "text_delta", "text": word if n == 0 else " " + word}
+            events.append(
+                _sse(
+                    {"type": "content_block_delta", "index": 0, "delta": delta},
+                    "content_block_delta",
+                )
+            )
+        events += [
+            _sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+            _sse(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": len(self.words)},
+                },
+                "message_delta",
+            ),
+            _sse({"type": "message_stop"}, "message_stop"),
+        ]
+        return events
+
+
+def _sse(data: dict[str, Any], event: str | None = None) -> bytes:
+    head = f"event: {event}\n".encode() if event else b""
+    return head + b"data: " + msgspec.json.encode(data) + b"\n\n"
+
+
+def _error_body(dialect: str, status: int, message: str) -> bytes:
+    if dialect == "anthropic":
+        kind = {401: "authentication_error", 429: "rate_limit_error", 529: "overloaded_error"}.get(
+            status, "api_error"
+        )
+        return msgspec.json.encode({"type": "error", "error": {"type": kind, "message": message}})
+    kind = {401: "invalid_request_error", 429: "requests"}.get(status, "server_error")
+    return msgspec.json.encode(
+        {"error": {"message": message, "type": kind, "param": None, "code": None}}
+    )
+
+
+def _error(dialect: str, status: int, message: str) -> Response:
+    return Response(status, list(JSON), _error_body(dialect, status, message))
