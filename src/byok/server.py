@@ -90,29 +90,79 @@ class _ClientError(Exception):
         self.status = status
 
 
+class Shutdown:
+    """Tells a running server to drain: stop accepting, close idle keep-alive
+    connections, let requests in flight finish for up to `grace` seconds."""
+
+    def __init__(self) -> None:
+        self.requested = trio.Event()
+        self.grace = 30.0
+        self._idle: set[trio.CancelScope] = set()
+        self._active = 0
+        self._drained = trio.Event()
+
+    def start(self, grace: float) -> None:
+        self.grace = grace
+        self.requested.set()
+        for scope in self._idle:
+            scope.cancel()
+
+    def _begin(self) -> None:
+        self._active += 1
+
+    def _end(self) -> None:
+        self._active -= 1
+        if self._active == 0 and self.requested.is_set():
+            self._drained.set()
+
+    async def _wait_drained(self) -> None:
+        if self._active:
+            await self._drained.wait()
+
+
 async def serve_http(
     app: App,
     host: str,
     port: int,
-    limits: Limits = Limits(),
+    limits: Limits | None = None,
+    shutdown: Shutdown | None = None,
     *,
     task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve `app` until cancelled; task_status gets the bound listeners."""
+    """Serve `app` until cancelled, or until `shutdown` has drained it.
+
+    task_status gets the bound listeners (port 0 picks a free port)."""
+    limits = limits or Limits()
+    shutdown = shutdown or Shutdown()
     listeners = await trio.open_tcp_listeners(port, host=host)
     task_status.started(listeners)
+    async with trio.open_nursery() as connections:
 
-    async def handle(stream: trio.SocketStream) -> None:
-        await _serve_connection(app, limits, stream)
+        async def handle(stream: trio.SocketStream) -> None:
+            await _serve_connection(app, limits, stream, shutdown)
 
-    await trio.serve_listeners(handle, listeners)
+        with trio.CancelScope() as accepting:
+            connections.start_soon(_stop_accepting, shutdown, accepting)
+            await trio.serve_listeners(handle, listeners, handler_nursery=connections)
+        for listener in listeners:
+            await listener.aclose()
+        with trio.move_on_after(shutdown.grace):
+            await shutdown._wait_drained()
+        connections.cancel_scope.cancel()
+
+
+async def _stop_accepting(shutdown: Shutdown, accepting: trio.CancelScope) -> None:
+    await shutdown.requested.wait()
+    accepting.cancel()
 
 
 def bound_port(listeners: list[trio.SocketListener]) -> int:
     return int(listeners[0].socket.getsockname()[1])
 
 
-async def _serve_connection(app: App, limits: Limits, stream: trio.SocketStream) -> None:
+async def _serve_connection(
+    app: App, limits: Limits, stream: trio.SocketStream, shutdown: Shutdown
+) -> None:
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
     try:
         peer = stream.socket.getpeername()
@@ -120,8 +170,24 @@ async def _serve_connection(app: App, limits: Limits, stream: trio.SocketStream)
     except OSError:
         client = "?"
     try:
-        while True:
-            keep_going = await _serve_cycle(app, limits, stream, conn, client)
+        while not shutdown.requested.is_set():
+            with trio.CancelScope() as idle:  # waiting for a request: closed on shutdown
+                shutdown._idle.add(idle)
+                try:
+                    request = await _read_request(limits, stream, conn, client)
+                except _ClientError as error:
+                    if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                        await _send_simple(stream, conn, error.status, str(error))
+                    return
+                finally:
+                    shutdown._idle.discard(idle)
+            if idle.cancelled_caught or request is None:
+                return
+            shutdown._begin()
+            try:
+                keep_going = await _serve_cycle(app, stream, conn, request)
+            finally:
+                shutdown._end()
             if not keep_going:
                 break
             conn.start_next_cycle()
@@ -136,18 +202,9 @@ async def _serve_connection(app: App, limits: Limits, stream: trio.SocketStream)
 
 
 async def _serve_cycle(
-    app: App, limits: Limits, stream: trio.SocketStream, conn: h11.Connection, client: str
+    app: App, stream: trio.SocketStream, conn: h11.Connection, request: Request
 ) -> bool:
-    """One request and its response; False when the connection must close."""
-    try:
-        request = await _read_request(limits, stream, conn, client)
-    except _ClientError as error:
-        if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-            await _send_simple(stream, conn, error.status, str(error))
-        return False
-    if request is None:  # clean EOF between requests, or idle timeout
-        return False
-
+    """One request's answer; False when the connection must close."""
     disconnected = False
     failure: BaseException | None = None
     with trio.CancelScope() as cycle:

@@ -69,7 +69,8 @@ def per_member(
     if isinstance(values, int) and not isinstance(values, bool):
         return [_check_int(values, name, "all members", minimum)] * len(ids)
     if isinstance(values, Mapping):
-        unknown = [k for k in values if k not in ids]
+        known = set(ids)
+        unknown = [k for k in values if k not in known]
         if unknown:
             raise KeyError(f"{name} names unknown member ids: {', '.join(map(repr, unknown))}")
         return [_check_int(values.get(i, default), name, repr(i), minimum) for i in ids]
@@ -102,7 +103,10 @@ def seconds(value: object, name: str, *, allow_zero: bool = False) -> float:
 
 
 def duration_ns(value: object, name: str) -> int:
-    return int(seconds(value, name) * NS_PER_S)
+    ns = int(seconds(value, name) * NS_PER_S)
+    if ns == 0:
+        raise ValueError(f"{name} must be at least one nanosecond, got {value}")
+    return ns
 
 
 def positive_int(value: object, name: str) -> int:
@@ -124,11 +128,6 @@ def seed64(seed: object) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int or None, got {seed!r}")
     return seed & 0xFFFF_FFFF_FFFF_FFFF
-
-
-def bad_report_seconds(value: object, name: str) -> ValueError:
-    span = f"from 0 to {MAX_SECONDS:g}"
-    return ValueError(f"{name} must be a number of seconds {span}; got {value!r}")
 
 
 def bad_now(now: object) -> ValueError:

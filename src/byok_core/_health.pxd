@@ -78,7 +78,7 @@ cdef inline double report_seconds(object value, str name) except? -2.0:
         return -1.0
     if PyFloat_CheckExact(value):
         seconds = PyFloat_AS_DOUBLE(value)
-        if 0 <= seconds <= 1e8:  # _args.MAX_SECONDS; NaN fails too
+        if 0 <= seconds <= 1e8:  # _args.MAX_SECONDS; NaN and the rest go the long way
             return seconds
     return optional_seconds(value, name)
 
@@ -113,8 +113,14 @@ cdef inline int availability(member_t *m, int64_t *now) noexcept nogil:
 
 
 cdef inline bint claim_probe(member_t *m, int64_t now, int64_t timeout) noexcept nogil:
-    # `now` is resolved: only availability() == PROBE leads here
-    cdef int64_t held = byok_load(&m.probe_until)
-    if held > now:
-        return False
-    return byok_cas(&m.probe_until, held, now + timeout)
+    # `now` is resolved: only availability() == PROBE leads here.  Under the
+    # member's lock, so that a probe that failed in the meantime (cooling
+    # again, probe_until back to 0) cannot be claimed a second time.
+    cdef bint claimed = False
+    byok_lock(&m.lock)
+    if (byok_load(&m.state) == COOLING and now >= byok_load(&m.until)
+            and byok_load(&m.probe_until) <= now):
+        byok_store(&m.probe_until, now + timeout)
+        claimed = True
+    byok_unlock(&m.lock)
+    return claimed

@@ -26,12 +26,14 @@ deadline out but never shortens it and never escalates the level, so fifty
 requests that were in flight when a key died cost it one cooldown, not fifty.
 
 Half-open is not stored: it is "cooling and the deadline has passed".  The
-probe is a deadline of its own (``probe_until``) claimed with one
-compare-and-swap, so exactly one caller gets the member; if that caller never
-reports, the claim lapses after ``probe_timeout`` and another caller probes.
+probe is a deadline of its own (``probe_until``), claimed under the member's
+lock after checking again that the member is still half-open and unclaimed,
+so exactly one caller gets it; if that caller never reports, the claim lapses
+after ``probe_timeout`` and another caller probes.
 
 Concurrency: the picking side reads ``state``, ``until``, ``probe_until``,
-``inflight`` and ``max_inflight`` with atomic loads and takes no lock.
+``inflight`` and ``max_inflight`` with atomic loads and takes no lock (but
+for claiming a probe, a rare event).
 Transitions change several fields together, so they run under the member's
 own spinlock, a word inside the record (no Python lock, nothing that could not
 live in shared memory).  Counters that pick and acquire touch (``picks``,
@@ -88,12 +90,14 @@ cdef class HealthTable:
     # ---- outcomes ----------------------------------------------------------
 
     def report_success(self, index, latency=None, now=None):
-        """Record a successful call, with its latency in seconds if known."""
+        """Record a successful call, with its latency in seconds if known
+        (clamped into [0, 1e8]; NaN counts as unknown)."""
         cdef Py_ssize_t i = self.check(index)
         self.succeed(i, report_seconds(latency, "latency"), now_ns(now))
 
     def report_rate_limited(self, index, retry_after=None, now=None):
-        """Record a 429: cool until now + retry_after, or for the backoff."""
+        """Record a 429: cool until now + retry_after, or for the backoff.
+        retry_after is clamped into [0, 1e8] seconds; NaN counts as not given."""
         cdef Py_ssize_t i = self.check(index)
         cdef double delay = report_seconds(retry_after, "retry_after")
         self.rate_limited(i, <int64_t>(delay * 1e9) if delay >= 0 else -1, now_ns(now))
@@ -270,15 +274,20 @@ cdef class HealthTable:
 
 
 cdef double optional_seconds(object value, str name) except? -2.0:
-    """A report's seconds (latency, Retry-After) checked; -1.0 stands for None."""
+    """A report's seconds (latency, Retry-After); -1.0 stands for None.
+
+    An outcome must never be lost to a bad number, so out-of-range values are
+    clamped into [0, MAX_SECONDS] (a Retry-After date already past is 0) and
+    NaN counts as "not given"; only a value that is not a number raises.
+    """
     if value is None:
         return -1.0
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be a number, not {type(value).__name__}")
     cdef double seconds = value
-    if not (0 <= seconds <= _args.MAX_SECONDS):  # NaN fails too
-        raise _args.bad_report_seconds(value, name)
-    return seconds
+    if seconds != seconds:
+        return -1.0
+    return min(max(seconds, 0.0), _args.MAX_SECONDS)
 
 
 cdef int reject_now(object now) except -1:

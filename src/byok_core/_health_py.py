@@ -55,15 +55,15 @@ def now_ns(now: Optional[float]) -> int:
 
 
 def optional_seconds(value: object, name: str) -> float:
-    """A report's seconds (latency, Retry-After) checked; -1.0 stands for None."""
+    """A report's seconds; -1.0 stands for None.  Clamped, as in _health.pyx."""
     if value is None:
         return -1.0
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be a number, not {type(value).__name__}")
     seconds = float(value)  # type: ignore[arg-type]
-    if not 0 <= seconds <= _args.MAX_SECONDS:  # NaN fails too
-        raise _args.bad_report_seconds(value, name)
-    return seconds
+    if seconds != seconds:
+        return -1.0
+    return min(max(seconds, 0.0), _args.MAX_SECONDS)
 
 
 class HealthTable:
@@ -122,8 +122,8 @@ class HealthTable:
 
     def _claim_probe(self, i: int, now: int) -> bool:
         m = self._members[i]
-        with self._lock:
-            if m.probe_until > now:
+        with self._lock:  # re-checked: the probe may have failed meanwhile
+            if m.state != COOLING or now < m.until or m.probe_until > now:
                 return False
             m.probe_until = now + self._probe_timeout_ns
             return True

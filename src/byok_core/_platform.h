@@ -18,6 +18,12 @@
 #include <string.h>
 
 #if defined(_WIN32)
+#  ifndef WIN32_LEAN_AND_MEAN
+#    define WIN32_LEAN_AND_MEAN
+#  endif
+#  ifndef NOMINMAX
+#    define NOMINMAX
+#  endif
 #  include <windows.h>
 #else
 #  include <sched.h>
@@ -26,6 +32,15 @@
 #if defined(_MSC_VER) && !defined(__clang__)
 #  include <intrin.h>
 #  define BYOK_MSVC 1
+#endif
+
+/* No fused multiply-add: floating-point results (latency EWMA, sampling
+ * keys) must match the pure-Python twin bit for bit.  GCC takes
+ * -ffp-contract=off from setup.py; these cover clang and MSVC. */
+#if defined(__clang__)
+#  pragma STDC FP_CONTRACT OFF
+#elif defined(_MSC_VER)
+#  pragma fp_contract(off)
 #endif
 
 /* ---- 64-bit atomics --------------------------------------------------- */
@@ -153,7 +168,10 @@ static inline void byok_unlock(int64_t *lock) { byok_store(lock, 0); }
  * caller may mix `now=time.monotonic()` with the engine's own readings.
  */
 static inline int64_t byok_monotonic_ns(void) {
-#if defined(_WIN32)
+#if defined(_WIN32) && PY_VERSION_HEX < 0x030D0000
+    /* CPython before 3.13 reads time.monotonic() from GetTickCount64 */
+    return (int64_t)GetTickCount64() * 1000000LL;
+#elif defined(_WIN32)
     LARGE_INTEGER freq, counter;
     QueryPerformanceFrequency(&freq);  /* fixed at boot; a cheap read */
     QueryPerformanceCounter(&counter);

@@ -24,15 +24,16 @@ those that are:
                           and only that member's keys move when it leaves;
                           without a key, smooth weighted round robin
 
-If the choice is a half-open member, the pick must win its probe (one
-compare-and-swap); a loser chooses again and no longer sees it.
+If the choice is a half-open member, the pick must win its probe (see
+_health.pyx); a loser chooses again and no longer sees it.
 
 order() ranks every available member in failover order: priority in
 definition order, round robin as a rotation from the next position, weighted
 strategies by sampling without replacement (Efraimidis-Spirakis keys for
 weighted_random, the next smooth round for weighted_round_robin), the rest by
-their pick criterion.  Its head is exactly what pick() would have returned and
-it counts as one pick.  A half-open member appears only at the head, as the
+their pick criterion.  Its head is what pick() would have returned (for the
+random strategies: drawn from the same distribution), and it counts as one
+pick.  A half-open member appears only at the head, as the
 probe this caller claimed: placed further down it would be claimed and, more
 often than not, never tried.
 

@@ -314,3 +314,28 @@ def test_health_table_by_index(impl):
         table.state(3)
     with pytest.raises(TypeError, match="index must be an int"):
         table.block("0")
+
+
+def test_a_failed_probe_cannot_be_claimed_twice(impl):
+    sel = impl.Selector(["a"], cooldown=1)
+    sel.report_rate_limited("a", now=T)
+    assert sel.pick(now=T + 1) == "a"  # the probe
+    sel.report_error("a", now=T + 1)  # fails: cooling again until T+3
+    assert sel.pick(now=T + 1) is None
+    assert sel.state("a", now=T + 3) == "half_open"
+    assert sel.pick(now=T + 3) == "a"  # back on time, not after a probe timeout
+
+
+def test_a_stale_claim_loses_after_the_probe_failed():
+    """Interleaving: A saw the member half-open; B claimed the probe and it
+    failed; A's claim comes late and must lose (the compiled claim makes the
+    same re-check under the member's lock; it is a C inline, not callable here)."""
+    from byok_core._health_py import PROBE, HealthTable
+
+    table = HealthTable(1, cooldown=1)
+    table.report_rate_limited(0, now=T)
+    now = int((T + 1) * 1e9)
+    assert table._availability(0, now) == PROBE  # A looks
+    assert table._claim_probe(0, now)  # B claims
+    table.report_error(0, now=T + 1)  # B's probe fails
+    assert not table._claim_probe(0, now)  # A's claim is stale
