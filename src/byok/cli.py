@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import trio
 
-from . import __version__
+from . import __version__, demo, tour
 from .config import Config, ConfigError, from_environment, load
 from .proxy import Proxy
 from .server import Limits, Shutdown, bound_port, serve_http
@@ -31,11 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(load(args.file).describe())
             return 0
         if command == "demo":
-            from . import demo
-
             return demo.run(port=args.port, duration=args.duration, traffic=not args.no_traffic)
-        from . import tour
-
         return tour.run([])
     except ConfigError as error:
         print(f"byok: {error}", file=sys.stderr)

@@ -230,6 +230,7 @@ class Proxy:
         if outcome.kind == outcomes.RATE_LIMITED:
             selector.report_rate_limited(label, retry_after=outcome.retry_after)
         elif outcome.kind == outcomes.BLOCKED:
+            selector.report_error(label)  # counted as a failure in the key's history
             self.router.block(route.pool.provider.name, label)
         elif outcome.kind == outcomes.ERROR:
             selector.report_error(label)
