@@ -135,9 +135,8 @@ async def _show_table(proxy: Proxy, out: TextIO) -> None:
 
 
 def _table(proxy: Proxy) -> str:
-    rows = [
-        f"{'key':15} {'state':10} {'back in':>8} {'picks':>6} {'ok':>5} {'failed':>6} {'latency':>8}"
-    ]
+    head = f"{'key':15} {'state':10} {'back in':>8} {'picks':>6} {'ok':>5} {'failed':>6}"
+    rows = [head + f" {'latency':>8}"]
     for pool in proxy.router.pools:
         for view in pool.selector.snapshot():
             back = f"{view['cooldown_remaining']:.1f}s" if view["cooldown_remaining"] else "-"
