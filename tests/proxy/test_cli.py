@@ -1,0 +1,107 @@
+"""The byok command as a person runs it: real processes, real sockets."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+
+
+def byok(*args: str, env: dict[str, str] | None = None, timeout: float = 30):
+    base = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_API_KEYS"))}
+    return subprocess.run(
+        [sys.executable, "-m", "byok", *args],
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_without_keys_says_what_to_set():
+    result = byok("serve")
+    assert result.returncode == 2
+    assert "OPENAI_API_KEY" in result.stderr
+    assert "byok demo" in result.stderr
+
+
+def test_check_config_prints_routes_and_locates_errors(tmp_path):
+    good = tmp_path / "good.toml"
+    good.write_text(
+        '[providers.openai]\nkeys = ["sk-secret-value"]\n[models.m]\ntargets = ["openai/gpt-4o"]\n'
+    )
+    result = byok("check-config", str(good))
+    assert result.returncode == 0, result.stderr
+    assert "model m: weighted_round_robin over openai/gpt-4o" in result.stdout
+    assert "sk-secret-value" not in result.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[providers.openai]\nkeys = ["sk-x"]\n[models.m]\ntargets = ["openai"]\n')
+    result = byok("check-config", str(bad))
+    assert result.returncode == 2
+    assert f"{bad}: [models.m] targets[0]" in result.stderr
+
+
+def test_serve_answers_and_drains_on_sigterm(tmp_path):
+    """A real `byok serve`: it answers (both keys point at a closed port: 504
+    after two attempts, no secret in the answer or the log), and SIGTERM ends
+    it cleanly."""
+    port = free_port()
+    dead = free_port()  # nothing listens there
+    config = tmp_path / "byok.toml"
+    config.write_text(
+        f"[server]\nport = {port}\nshutdown_grace = 2\n"
+        f'[providers.openai]\nbase_url = "http://127.0.0.1:{dead}/v1"\nkeys = ["sk-a", "sk-b"]\n'
+        '[models.m]\ntargets = ["openai/gpt"]\nattempts = 2\n'
+    )
+    env = dict(os.environ)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "byok", "serve", "--config", str(config)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                reply = httpx.post(
+                    f"http://127.0.0.1:{port}/v1/chat/completions",
+                    json={"model": "m", "messages": []},
+                    timeout=5,
+                )
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline, "byok serve did not start"
+                time.sleep(0.1)
+        assert reply.status_code == 504  # both keys: connection refused
+        assert reply.headers["x-byok-attempts"] == "2"
+        assert reply.headers["x-should-retry"] == "false"
+        assert "sk-a" not in reply.text
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0
+    assert "draining" in stderr
+    assert "sk-a" not in stderr and "sk-b" not in stderr
+
+
+def test_demo_runs_and_shows_the_table():
+    result = byok("demo", "--port", "0", "--duration", "4", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "curl http://127.0.0.1:" in result.stdout
+    assert "openai-revoked  blocked" in result.stdout
+    assert "claude-steady" in result.stdout
+    assert "sk-demo" not in result.stdout + result.stderr
