@@ -95,7 +95,8 @@ def test_serve_answers_and_drains_on_sigterm(tmp_path):
             process.kill()
     assert process.returncode == 0
     assert "draining" in stderr
-    assert "sk-a" not in stderr and "sk-b" not in stderr
+    assert "sk-a" not in stderr
+    assert "sk-b" not in stderr
 
 
 def test_demo_runs_and_shows_the_table():
