@@ -23,6 +23,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    # byok logs one line per request itself; httpx's own line per upstream call is noise
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     command = args.command or "serve"
     try:
         if command == "serve":
