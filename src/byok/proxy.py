@@ -30,7 +30,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,28 +156,88 @@ class Proxy:
         deadline = trio.current_time() + ex.policy.deadline
         with trio.move_on_at(deadline):
             while True:
-                for route in routes:
-                    for label in route.pool.selector.order():
-                        if ex.attempts >= ex.policy.attempts:
-                            return self._exhausted(ex, routes)
-                        if not route.pool.selector.acquire(label):
-                            continue
+                candidates = self._candidates(ex, routes)
+                for route, label in candidates:
+                    if ex.policy.hedge_after is None:
                         response = await self._attempt(ex, route, label, path, deadline)
-                        if response is not None:
-                            return response
-                if ex.failures:
-                    return self._exhausted(ex, routes)
+                    else:
+                        first = (route, label)
+                        response = await self._hedged(ex, first, candidates, path, deadline)
+                    if response is not None:
+                        return response
                 wait = self.router.retry_after(routes)
                 patience = ex.policy.wait_for_cooldown
-                if wait is None or wait > patience or (wait <= 0 and patience == 0):
-                    return self._none_available(ex, routes, wait)
-                # 0 means ready but every key at its max_inflight: poll gently
-                await trio.sleep(max(wait, 0.05))
+                if (
+                    patience > 0
+                    and ex.attempts < ex.policy.attempts
+                    and wait is not None
+                    and wait <= patience
+                ):
+                    # the soonest key is back within our patience: wait for it (0:
+                    # keys are ready but at their max_inflight, so poll gently)
+                    await trio.sleep(max(wait, 0.05))
+                    continue
+                if ex.failures:
+                    return self._exhausted(ex, routes)
+                return self._none_available(ex, routes, wait)
         ex.failures.append(_Failure("-", None, outcomes.ERROR, "deadline passed"))
         return self._exhausted(ex, routes, timed_out=True)
 
+    def _candidates(self, ex: _Exchange, routes: list[Route]) -> Iterator[tuple[Route, str]]:
+        """Keys to try, acquired, in failover order, while attempts remain."""
+        for route in routes:
+            for label in route.pool.selector.order():
+                if ex.attempts >= ex.policy.attempts:
+                    return
+                if route.pool.selector.acquire(label):
+                    yield route, label
+
+    async def _hedged(
+        self,
+        ex: _Exchange,
+        first: tuple[Route, str],
+        candidates: Iterator[tuple[Route, str]],
+        path: str,
+        deadline: float,
+    ) -> Response | None:
+        """The first attempt, and a second on the next key if the first has no
+        response head after hedge_after seconds; the first success wins and
+        the other attempt is cancelled."""
+        won: list[Response] = []
+
+        async def race(route: Route, label: str, headed: trio.Event) -> None:
+            response = await self._attempt(ex, route, label, path, deadline, headed)
+            if response is None:
+                return
+            if won:  # both succeeded at once: the late one gives its stream back
+                if isinstance(response.body, StreamBody):
+                    with trio.CancelScope(shield=True):
+                        await response.body.aclose()
+                return
+            won.append(response)
+            nursery.cancel_scope.cancel()
+
+        assert ex.policy.hedge_after is not None
+        async with trio.open_nursery() as nursery:
+            headed = trio.Event()
+            nursery.start_soon(race, *first, headed)
+            with trio.move_on_after(ex.policy.hedge_after):
+                await headed.wait()
+            if not headed.is_set() and not won:
+                second = next(candidates, None)
+                if second is not None:
+                    log.info("hedging: no answer from key %s yet, racing %s", first[1], second[1])
+                    nursery.start_soon(race, *second, trio.Event())
+        return won[0] if won else None
+
     async def _attempt(
-        self, ex: _Exchange, route: Route, label: str, path: str, deadline: float
+        self,
+        ex: _Exchange,
+        route: Route,
+        label: str,
+        path: str,
+        deadline: float,
+        headed: trio.Event | None = None,
     ) -> Response | None:
         """One try on one key; a Response ends the request, None means go on.
 
@@ -207,6 +267,8 @@ class Proxy:
                 return None
             first_byte = trio.current_time() - sent
             ex.upstream_seconds += first_byte
+            if headed is not None:
+                headed.set()
             outcome = outcomes.classify(answer.status, dict(answer.headers))
             if outcome.kind == outcomes.SUCCESS:
                 pool.selector.report_success(label, latency=first_byte)
