@@ -268,3 +268,36 @@ def test_bad_input_gets_a_clear_error_in_the_dialect(stack, path, body, headers,
 def test_models_lists_the_public_names(stack, oai, claude):
     names = [m.id for m in oai.models.list()]
     assert names == ["gpt-test", "claude-test", "solo"]
+
+
+def test_every_openai_endpoint_through_the_sdk(stack, oai):
+    completion = oai.completions.create(model="gpt-test", prompt="hi")
+    assert completion.choices[0].text.startswith("Hello from")
+    embedding = oai.embeddings.create(model="gpt-test", input="hi")
+    assert embedding.data[0].embedding == [0.1, 0.2, 0.3]
+    response = oai.responses.create(model="gpt-test", input="hi")
+    assert response.output_text.startswith("Hello from")
+    paths = [s.path for s in stack.simulator.seen[-3:]]
+    assert paths == ["/v1/completions", "/v1/embeddings", "/v1/responses"]
+    assert {s.model for s in stack.simulator.seen[-3:]} == {"sim-gpt"}
+
+
+def test_anthropic_count_tokens_and_529_overload(stack, claude):
+    counted = claude.messages.count_tokens(model="claude-test", messages=MESSAGES)
+    assert counted.input_tokens == 5
+    stack.simulator.set("sk-ant-sim-one", mode="529")
+    for _ in range(2):
+        message = claude.messages.create(model="claude-test", max_tokens=20, messages=MESSAGES)
+        assert message.content[0].text.startswith("Hello from two")
+    selector = stack.selector("simant", "sim-claude")
+    assert selector.snapshot()[0]["failures"] >= 1  # 529 counts as an error, not a client fault
+
+
+def test_anthropic_stream_drop_ends_with_an_error_event(stack, claude):
+    stack.simulator.set("sk-ant-sim-one", mode="drop", drop_after=3)
+    stack.simulator.set("sk-ant-sim-two", mode="drop", drop_after=3)
+    stream = claude.messages.stream(model="claude-test", max_tokens=20, messages=MESSAGES)
+    with pytest.raises(anthropic.APIStatusError) as caught, stream as events:
+        for _ in events.text_stream:
+            pass
+    assert "upstream stream failed" in str(caught.value)
