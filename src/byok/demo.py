@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any, TextIO
 
-import httpx
+import httpx2 as httpx
 import trio
 
 from .config import from_dict
