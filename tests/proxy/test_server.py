@@ -1,0 +1,84 @@
+"""The HTTP server's limits, on raw sockets: nothing a client sends can hold
+or crash the process."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import httpx
+import pytest
+
+from byok.server import Limits
+
+from .stack import Stack
+
+
+def tables(upstream: str) -> dict:
+    return {
+        "providers": {"sim": {"base_url": f"{upstream}/v1", "kind": "openai", "keys": ["sk-srv"]}},
+        "models": {"m": {"targets": ["sim/up"]}},
+    }
+
+
+@pytest.fixture
+def stack():
+    limits = Limits(max_body_bytes=1000, max_headers=20, read_timeout=0.5, idle_timeout=1)
+    with Stack(tables, limits) as running:
+        running.simulator.add_key("sk-srv", "srv")
+        yield running
+
+
+def raw(stack: Stack, data: bytes, wait: float = 3) -> bytes:
+    port = int(stack.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
+        sock.sendall(data)
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except TimeoutError:
+            pass
+    return b"".join(chunks)
+
+
+def test_oversize_body_is_413(stack):
+    reply = httpx.post(f"{stack.url}/v1/chat/completions", content=b"x" * 2000)
+    assert reply.status_code == 413
+
+
+def test_too_many_headers_is_431(stack):
+    headers = {f"x-h{n}": "v" for n in range(30)}
+    reply = httpx.post(f"{stack.url}/v1/chat/completions", content=b"{}", headers=headers)
+    assert reply.status_code == 431
+
+
+def test_a_slow_client_gets_408_and_is_let_go(stack):
+    started = time.monotonic()
+    answer = raw(
+        stack, b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 50\r\n\r\n{"
+    )
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert time.monotonic() - started < 2.5
+
+
+@pytest.mark.parametrize(
+    "garbage", [b"NOT HTTP AT ALL\r\n\r\n", b"GET / HTTP/1.1\r\nbad header\r\n\r\n"]
+)
+def test_malformed_requests_get_400_and_the_server_lives_on(stack, garbage):
+    assert raw(stack, garbage).startswith(b"HTTP/1.1 400")
+    reply = httpx.post(f"{stack.url}/v1/chat/completions", json={"model": "m", "messages": []})
+    assert reply.status_code == 200
+
+
+def test_keep_alive_serves_several_requests_on_one_connection(stack):
+    with httpx.Client(base_url=stack.url) as client:
+        for _ in range(3):
+            reply = client.post("/v1/chat/completions", json={"model": "m", "messages": []})
+            assert reply.status_code == 200
+        assert reply.extensions["network_stream"] is not None
+    body = b'{"model": "m"}'
+    head = f"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: {len(body)}\r\n\r\n"
+    request = head.encode() + body
+    answer = raw(stack, request + request, wait=1.5)
+    assert answer.count(b"HTTP/1.1 200") == 2  # pipelined, answered in order
