@@ -24,6 +24,18 @@ def calls(pick, success, key, count):
         success(pick(key), 0.1)
 
 
+def transient_bytes(pick, success, key, count) -> int:
+    """How far allocations peaked above where they ended, over `count` calls."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        calls(pick, success, key, count)
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak - current
+
+
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_pick_and_report_allocate_nothing(strategy):
     from byok_core._selector import Selector
@@ -33,14 +45,7 @@ def test_pick_and_report_allocate_nothing(strategy):
     pick, success = sel.pick, sel.report_success
     calls(pick, success, key, 1000)  # warm up any caches the interpreter keeps
 
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        calls(pick, success, key, 2000)
-        current, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak - current <= LOOP_ITERATOR
+    assert transient_bytes(pick, success, key, 2000) <= LOOP_ITERATOR
 
     before = sys.getallocatedblocks()
     calls(pick, success, key, 20000)
@@ -51,12 +56,4 @@ def test_the_probe_sees_the_twin_allocate():
     from byok_core._selector_py import Selector
 
     sel = Selector([f"key-{i}" for i in range(16)])
-    pick, success = sel.pick, sel.report_success
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        calls(pick, success, None, 200)
-        current, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak - current > LOOP_ITERATOR
+    assert transient_bytes(sel.pick, sel.report_success, None, 200) > LOOP_ITERATOR
