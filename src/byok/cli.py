@@ -24,7 +24,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     # byok logs one line per request itself; httpx's own line per upstream call is noise
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for noisy in ("httpx", "httpx2"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     command = args.command or "serve"
     try:
         if command == "serve":
