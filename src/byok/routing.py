@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from byok_core import Selector
 
 from .config import Config, Key, Model, Provider, RetryPolicy
+from .dialects import ENDPOINTS
 
-OPENAI_PATHS = frozenset(
-    {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"}
-)
-ANTHROPIC_PATHS = frozenset({"/v1/messages", "/v1/messages/count_tokens"})
+OPENAI_PATHS = frozenset(p for p, dialect in ENDPOINTS.items() if dialect == "openai")
+ANTHROPIC_PATHS = frozenset(p for p, dialect in ENDPOINTS.items() if dialect == "anthropic")
 # Anthropic also answers OpenAI's chat completions (its OpenAI compatibility
 # layer), so an OpenAI client may fall back to a Claude model.
 ANTHROPIC_OPENAI_PATHS = frozenset({"/v1/chat/completions"})
