@@ -67,9 +67,9 @@ DROP_REQUEST_HEADERS = frozenset(
         "expect",
     }
 )
-DROP_RESPONSE_HEADERS = frozenset(
-    {"connection", "keep-alive", "transfer-encoding", "content-length", "set-cookie"}
-)
+# Response headers never relayed to the client.  Hop-by-hop headers (and the
+# upstream's content-length) are the server's to drop, on every response.
+DROP_RESPONSE_HEADERS = frozenset({"set-cookie"})
 
 
 class RoutingFields(msgspec.Struct):
