@@ -36,7 +36,6 @@ class Pool:
 
 @dataclass(frozen=True)
 class Route:
-    model: str  # the public name this route serves (a fallback's own name)
     pool: Pool
     upstream_model: str
 
@@ -106,7 +105,7 @@ class Router:
             pool = self._passthrough.get(dialect)
             if pool is None or not serves(pool.provider, path):
                 return None
-            return [Route(model, pool, model)]
+            return [Route(pool, model)]
         chain: list[Model] = [configured]
         chain += [self.config.models[name] for name in configured.fallbacks]
         routes = []
@@ -114,7 +113,7 @@ class Router:
             for target in entry.targets:
                 pool = self._pools[(target.provider, target.model)]
                 if serves(pool.provider, path):
-                    routes.append(Route(entry.name, pool, target.model))
+                    routes.append(Route(pool, target.model))
         return routes
 
     def block(self, provider: str, label: str) -> None:
