@@ -1,46 +1,53 @@
-"""HTTP/1.1 server on trio streams with h11: what the proxy and the simulated
-upstream both stand on.
+"""HTTP/1.1 server on trio streams with llhttp (through httptools, a C
+parser): what the proxy and the simulated upstream both stand on.
 
 Theory of operation
 -------------------
-One task per connection runs a loop of request cycles.  A cycle reads the
-request head (within ``idle_timeout`` for a keep-alive connection, then
-``read_timeout`` for the rest), reads the whole body (up to
-``max_body_bytes``: LLM requests are small and routing needs the body), and
-hands a ``Request`` to the application, which returns a ``Response`` whose body
-is bytes or an async iterator of chunks.  The head goes out as soon as the
-application returns; chunks go out as they come, with no buffering.
+Each connection has two tasks.  The reader receives bytes and feeds them to
+the parser, whose callbacks assemble requests (head and whole body: LLM
+requests are small and routing needs the body) into a queue; the server
+takes requests off the queue one at a time, hands each ``Request`` to the
+application, and writes the ``Response``: the head as soon as the application
+returns, a bytes body in the same write, an async iterator's chunks as they
+come (chunked encoding), with no buffering.
 
-While the application works and while the body streams, a watcher task reads
-the socket: if the client hangs up, the cycle's cancel scope is cancelled at
-once, so that an upstream request made for it stops too.  Bytes that arrive
-early (a pipelined request) are kept for h11.
+Because the reader always reads, it is also the disconnect watcher: when the
+client hangs up, the cancel scope of the request being served is cancelled at
+once, so that an upstream request made for it stops too.  Requests pipelined
+behind the current one wait in the queue (a few at most: then the reader
+pauses) and are answered in order.
 
-Why h11 on trio streams: measured against hypercorn's trio worker on the
-same fixed reply (`python benchmarks/bench_server.py`: each server pinned to
-one core, wrk with 16 connections on the other), it served 2,436 requests/s
-against 1,477, with p99 8.1 ms against 11.8 ms; and h11 is sans-I/O, so the
-limits and the disconnect watcher below stay ours.  A C parser (httptools)
-is issue 4's to measure, on the proxy's whole hot path.  Errors map to responses here, at one edge:
-a malformed request gets 400, an oversize head 431, an oversize body 413, a
-slow one 408, and an application crash 500; none of them takes the process
-down.
+Limits and timeouts: a head must arrive within ``read_timeout`` of its first
+byte and hold at most ``max_headers`` headers and ``max_header_bytes`` bytes
+(else 431), the body at most ``max_body_bytes`` (else 413, as soon as the
+content-length says so), and the whole request within ``read_timeout``
+(else 408); an idle keep-alive connection is closed after ``idle_timeout``.
+Errors map to responses here, at one edge: a malformed request gets 400, an
+application crash 500; none of them takes the process down.
+
+Why llhttp on trio streams: h11 (pure Python) was the first choice and beat
+hypercorn's trio worker; on the proxy's hot path its parsing and event
+objects were still a third of the time per request, and llhttp does the same
+work in C (figures in docs/upstream-client.md and benchmarks/README.md).
 """
 
 from __future__ import annotations
 
 import logging
-import math
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Union
 
-import h11
+import httptools
 import trio
 
 log = logging.getLogger("byok.server")
 
 Body = Union[bytes, AsyncIterator[bytes]]
+RECEIVE_SIZE = 65536
+MAX_PIPELINED = 8  # requests queued behind the one being served
 
 
 @dataclass
@@ -50,6 +57,8 @@ class Request:
     headers: list[tuple[str, str]]  # names lower-cased, in order
     body: bytes
     client: str = ""
+    keep_alive: bool = True  # what the client asked for (HTTP version, Connection)
+    http_10: bool = False
 
     @property
     def path(self) -> str:
@@ -143,7 +152,7 @@ async def serve_http(
     async with trio.open_nursery() as connections:
 
         async def handle(stream: trio.SocketStream) -> None:
-            await _serve_connection(app, limits, stream, shutdown)
+            await _Connection(app, limits, stream, shutdown).run()
 
         with trio.CancelScope() as accepting:
             connections.start_soon(_stop_accepting, shutdown, accepting)
@@ -164,202 +173,290 @@ def bound_port(listeners: list[trio.SocketListener]) -> int:
     return int(listeners[0].socket.getsockname()[1])
 
 
-async def _serve_connection(
-    app: App, limits: Limits, stream: trio.SocketStream, shutdown: Shutdown
-) -> None:
-    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
-    try:
-        peer = stream.socket.getpeername()
-        client = f"{peer[0]}:{peer[1]}"
-    except OSError:
-        client = "?"
-    try:
-        while not shutdown.requested.is_set():
-            with trio.CancelScope() as idle:  # waiting for a request: closed on shutdown
-                shutdown._idle.add(idle)
+class _StopParsing(Exception):
+    """Raised in a parser callback once `_Connection.error` is set."""
+
+
+class _Connection:
+    """One client connection: its reader, its parser (and the parser's
+    callbacks), and the loop that serves its requests in order."""
+
+    def __init__(self, app: App, limits: Limits, stream: trio.SocketStream, shutdown: Shutdown):
+        self.app, self.limits, self.stream, self.shutdown = app, limits, stream, shutdown
+        try:
+            peer = stream.socket.getpeername()
+            self.client = f"{peer[0]}:{peer[1]}"
+        except OSError:
+            self.client = "?"
+        self.parser = httptools.HttpRequestParser(self)
+        self.ready: deque[Request] = deque()
+        self.error: _ClientError | None = None  # the request stream is broken: answer, close
+        self.gone = False  # the client hung up
+        self.began: float | None = None  # when the request now arriving began
+        self.idle_since = trio.current_time()
+        self.serving: trio.CancelScope | None = None
+        self._changed = trio.Event()  # the reader has news for the server loop
+        self._room = trio.Event()  # the server loop took a request off a full queue
+        self._continue = False  # the client waits for "100 Continue"
+
+    async def run(self) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._read)
                 try:
-                    request = await _read_request(limits, stream, conn, client)
-                except _ClientError as error:
-                    if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                        await _send_simple(stream, conn, error.status, str(error))
-                    return
-                finally:
-                    shutdown._idle.discard(idle)
-            if idle.cancelled_caught or request is None:
+                    await self._serve()
+                except _GONE:
+                    pass  # the client went away, or the application dropped the connection
+                except Exception:  # a bug here must cost one connection, not the server
+                    log.exception("connection from %s failed", self.client)
+                nursery.cancel_scope.cancel()
+        finally:
+            with trio.move_on_after(1) as cleanup:
+                cleanup.shield = True
+                await self.stream.aclose()
+
+    # ---- the reader ------------------------------------------------------------
+
+    async def _read(self) -> None:
+        unfinished_head = 0  # bytes received while a head is incomplete
+        try:
+            while True:
+                while len(self.ready) >= MAX_PIPELINED:
+                    self._room = trio.Event()
+                    await self._room.wait()
+                data = await self.stream.receive_some(RECEIVE_SIZE)
+                if not data:
+                    break
+                try:
+                    self.parser.feed_data(data)
+                except _StopParsing:
+                    pass
+                except httptools.HttpParserCallbackError as error:
+                    if self.error is None:  # a callback choked on a value llhttp let through
+                        self.error = _ClientError(400, f"malformed request: {error}")
+                except httptools.HttpParserUpgrade:
+                    pass  # an upgrade is not offered: the request is served, then we close
+                except httptools.HttpParserError as error:
+                    self.error = _ClientError(400, f"malformed request: {error}")
+                if self.error is None and self.began is not None and self._head is not None:
+                    unfinished_head += len(data)
+                    if unfinished_head > self.limits.max_header_bytes:
+                        self.error = _ClientError(431, "request head too large")
+                else:
+                    unfinished_head = 0
+                self._changed.set()
+                if self.error is not None:
+                    return  # nothing after a broken request can be trusted
+                if self._continue:
+                    self._continue = False
+                    if self.serving is None:  # the server loop is not writing
+                        await self.stream.send_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+        except (*_GONE, trio.BusyResourceError):
+            pass
+        except Exception:  # a bug here must cost one connection, not the server
+            log.exception("reading from %s failed", self.client)
+        self.gone = True
+        if self.serving is not None:
+            self.serving.cancel()
+        self._changed.set()
+
+    # httptools callbacks, for the request arriving now
+    def on_message_begin(self) -> None:
+        self.began = trio.current_time()
+        self._url: list[bytes] = []
+        self._head: list[tuple[str, str]] | None = []
+        self._head_bytes = 0
+        self._body: list[bytes] = []
+        self._size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url.append(url)
+        self._head_bytes += len(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        assert self._head is not None
+        if len(self._head) >= self.limits.max_headers:
+            self._fail(431, f"too many headers: at most {self.limits.max_headers}")
+        self._head_bytes += len(name) + len(value) + 4
+        self._head.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        assert self._head is not None
+        if self._head_bytes > self.limits.max_header_bytes:
+            self._fail(431, f"request head over {self.limits.max_header_bytes} bytes")
+        for name, value in self._head:
+            if name == "content-length" and int(value) > self.limits.max_body_bytes:
+                self._fail(413, f"request body over {self.limits.max_body_bytes} bytes")
+            elif name == "expect" and value.lower() == "100-continue":
+                self._continue = True
+        self._headers, self._head = self._head, None
+
+    def on_body(self, body: bytes) -> None:
+        self._size += len(body)
+        if self._size > self.limits.max_body_bytes:
+            self._fail(413, f"request body over {self.limits.max_body_bytes} bytes")
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        parser = self.parser
+        self.ready.append(
+            Request(
+                method=parser.get_method().decode("ascii"),
+                target=b"".join(self._url).decode("latin-1"),
+                headers=self._headers,
+                body=self._body[0] if len(self._body) == 1 else b"".join(self._body),
+                client=self.client,
+                keep_alive=parser.should_keep_alive(),
+                http_10=parser.get_http_version() == "1.0",
+            )
+        )
+        self.began = None
+        self._continue = False
+
+    def _fail(self, status: int, message: str) -> None:
+        self.error = _ClientError(status, message)
+        raise _StopParsing
+
+    # ---- the server loop -----------------------------------------------------------
+
+    async def _serve(self) -> None:
+        shutdown = self.shutdown
+        while not shutdown.requested.is_set():
+            request = await self._next_request()
+            if request is None:
                 return
             shutdown._begin()
             try:
-                keep_going = await _serve_cycle(app, stream, conn, request)
+                keep_going = await self._serve_cycle(request)
             finally:
                 shutdown._end()
             if not keep_going:
-                break
-            conn.start_next_cycle()
-    except _GONE:
-        pass  # the client went away, or the application dropped the connection
-    except Exception:  # a bug here must cost one connection, not the server
-        log.exception("connection from %s failed", client)
-    finally:
-        with trio.move_on_after(1) as cleanup:
-            cleanup.shield = True
-            await stream.aclose()
+                return
+            self.idle_since = trio.current_time()
 
+    async def _next_request(self) -> Request | None:
+        limits = self.limits
+        while not self.ready:
+            if self.error is not None:
+                await self._send_simple(self.error.status, str(self.error))
+                return None
+            if self.gone:
+                return None
+            waiting_idle = self.began is None
+            if waiting_idle:
+                deadline = self.idle_since + limits.idle_timeout
+            else:
+                deadline = self.began + limits.read_timeout  # type: ignore[operator]
+            self._changed = trio.Event()
+            with trio.move_on_at(deadline) as timer:
+                self.shutdown._idle.add(timer)  # closed at once on shutdown
+                try:
+                    await self._changed.wait()
+                finally:
+                    self.shutdown._idle.discard(timer)
+            if timer.cancelled_caught:
+                if self.began is not None and not self.shutdown.requested.is_set():
+                    await self._send_simple(408, "request did not arrive in time")
+                return None
+        request = self.ready.popleft()
+        self._room.set()
+        return request
 
-async def _serve_cycle(
-    app: App, stream: trio.SocketStream, conn: h11.Connection, request: Request
-) -> bool:
-    """One request's answer; False when the connection must close."""
-    disconnected = False
-    failure: BaseException | None = None
-    with trio.CancelScope() as cycle:
-
-        async def watch_client() -> None:
-            nonlocal disconnected
-            try:
-                while data := await stream.receive_some(65536):
-                    conn.receive_data(data)  # pipelined bytes: kept for the next cycle
-            except _GONE:
-                pass
-            disconnected = True
-            cycle.cancel()
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(watch_client)
+    async def _serve_cycle(self, request: Request) -> bool:
+        """One request's answer; False when the connection must close."""
+        with trio.CancelScope() as cycle:
+            self.serving = cycle
+            if self.gone:
+                cycle.cancel()
             try:
                 try:
-                    response = await app(request)
+                    response = await self.app(request)
                 except Exception:
                     log.exception("request handler failed: %s %s", request.method, request.path)
                     response = Response(500, [("content-type", "text/plain")], b"internal error\n")
-                await _send_response(stream, conn, request, response)
-            except _GONE as error:
-                # raised outside the nursery, so callers see it bare, not in a group
-                failure = error
-            nursery.cancel_scope.cancel()
-    if failure is not None:
-        raise failure
-    if disconnected or cycle.cancelled_caught:
-        return False
-    return conn.our_state is h11.DONE and conn.their_state is h11.DONE
+                keep_alive = await self._send_response(request, response)
+            finally:
+                self.serving = None
+        return keep_alive and not cycle.cancelled_caught and not self.gone
 
-
-async def _read_request(
-    limits: Limits, stream: trio.SocketStream, conn: h11.Connection, client: str
-) -> Request | None:
-    head_timeout = limits.idle_timeout if conn.their_state is h11.IDLE else limits.read_timeout
-    event = await _next_event(stream, conn, head_timeout, idle_ok=True)
-    if event is None:
-        return None
-    if not isinstance(event, h11.Request):
-        raise _ClientError(400, "expected a request")
-    if len(event.headers) > limits.max_headers:
-        raise _ClientError(431, f"too many headers: at most {limits.max_headers}")
-    headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in event.headers]
-    length = next((v for k, v in headers if k == "content-length"), None)
-    if length is not None and int(length) > limits.max_body_bytes:
-        raise _ClientError(413, f"request body over {limits.max_body_bytes} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    with trio.move_on_after(limits.read_timeout) as body_timer:
-        while True:
-            part = await _next_event(stream, conn, math.inf, idle_ok=False)
-            if isinstance(part, h11.Data):
-                size += len(part.data)
-                if size > limits.max_body_bytes:
-                    raise _ClientError(413, f"request body over {limits.max_body_bytes} bytes")
-                chunks.append(bytes(part.data))
-            elif isinstance(part, h11.EndOfMessage):
-                break
-    if body_timer.cancelled_caught:
-        raise _ClientError(408, "request body did not arrive in time")
-    return Request(
-        method=event.method.decode("ascii"),
-        target=event.target.decode("latin-1"),
-        headers=headers,
-        body=b"".join(chunks),
-        client=client,
-    )
-
-
-async def _next_event(
-    stream: trio.SocketStream, conn: h11.Connection, timeout: float, *, idle_ok: bool
-) -> h11.Event | None:
-    with trio.move_on_after(timeout):
-        while True:
-            try:
-                event = conn.next_event()
-            except h11.RemoteProtocolError as error:
-                status = error.error_status_hint
-                raise _ClientError(status, f"malformed request: {error}") from None
-            if event is h11.NEED_DATA:
-                data = await stream.receive_some(65536)
-                try:
-                    conn.receive_data(data)
-                except h11.RemoteProtocolError as error:
-                    raise _ClientError(400, f"malformed request: {error}") from None
-                if not data and idle_ok and conn.their_state is h11.IDLE:
-                    return None
-                continue
-            if isinstance(event, h11.ConnectionClosed):
-                if idle_ok and conn.their_state is not h11.SEND_BODY:
-                    return None
-                raise _ClientError(400, "connection closed mid-request")
-            assert isinstance(event, h11.Event)  # NEED_DATA handled above; PAUSED cannot occur
-            return event
-    if idle_ok and conn.their_state is h11.IDLE:
-        return None  # an idle keep-alive connection timed out
-    raise _ClientError(408, "request did not arrive in time")
-
-
-async def _send_response(
-    stream: trio.SocketStream, conn: h11.Connection, request: Request, response: Response
-) -> None:
-    headers = [(k, v) for k, v in response.headers if k.lower() not in _HOP_BY_HOP]
-    body = response.body
-    if isinstance(body, bytes):
-        headers.append(("content-length", str(len(body))))
-    if request.header("connection").lower() == "close":
-        headers.append(("connection", "close"))
-    aclose = getattr(body, "aclose", None)
-    try:
-        head = h11.Response(status_code=response.status, headers=headers)
-        await stream.send_all(conn.send(head))
-        if request.method != "HEAD":
+    async def _send_response(self, request: Request, response: Response) -> bool:
+        """Write the response; True when the connection can carry another."""
+        body = response.body
+        aclose = getattr(body, "aclose", None)
+        try:
+            keep_alive = request.keep_alive and self.error is None
+            lines = [_status_line(response.status)]
+            for name, value in response.headers:
+                if name.lower() in _HOP_BY_HOP:
+                    continue
+                if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
+                    log.warning("dropped response header %r: it holds a line break", name)
+                    continue
+                lines.append(f"{name}: {value}\r\n")
+            chunked = False
             if isinstance(body, bytes):
-                if body:
-                    await stream.send_all(conn.send(h11.Data(data=body)))
+                lines.append(f"content-length: {len(body)}\r\n")
+            elif request.http_10:
+                keep_alive = False  # an HTTP/1.0 client reads a stream to the end of the connection
             else:
+                chunked = True
+                lines.append("transfer-encoding: chunked\r\n")
+            if not keep_alive:
+                lines.append("connection: close\r\n")
+            elif request.http_10:
+                lines.append("connection: keep-alive\r\n")
+            lines.append("\r\n")
+            head = "".join(lines).encode("latin-1", "replace")
+            send_all = self.stream.send_all
+            if request.method == "HEAD":
+                await send_all(head)
+            elif isinstance(body, bytes):
+                await send_all(head + body if len(body) < 65536 else head)
+                if len(body) >= 65536:
+                    await send_all(body)
+            else:
+                await send_all(head)
                 async for chunk in body:
                     if chunk:
-                        await stream.send_all(conn.send(h11.Data(data=chunk)))
-        await stream.send_all(conn.send(h11.EndOfMessage()))
-    finally:
-        if aclose is not None:  # a stream's resources go back even if we never started it
-            await aclose()
+                        await send_all(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+                if chunked:
+                    await send_all(b"0\r\n\r\n")
+            return keep_alive
+        finally:
+            if aclose is not None:  # a stream's resources go back even if we never started it
+                await aclose()
+
+    async def _send_simple(self, status: int, text: str) -> None:
+        body = (text + "\n").encode("utf-8", "replace")
+        head = (
+            f"{_status_line(status)}content-type: text/plain; charset=utf-8\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+        )
+        with trio.move_on_after(5):
+            try:
+                await self.stream.send_all(head.encode("latin-1") + body)
+            except (*_GONE, trio.BusyResourceError):
+                pass
 
 
-async def _send_simple(
-    stream: trio.SocketStream, conn: h11.Connection, status: int, text: str
-) -> None:
-    body = (text + "\n").encode("utf-8", "replace")
-    headers = [
-        ("content-type", "text/plain; charset=utf-8"),
-        ("content-length", str(len(body))),
-        ("connection", "close"),
-    ]
-    with trio.move_on_after(5):
+def _status_line(status: int) -> str:
+    line = _STATUS_LINES.get(status)
+    if line is None:
         try:
-            await stream.send_all(conn.send(h11.Response(status_code=status, headers=headers)))
-            await stream.send_all(conn.send(h11.Data(data=body)))
-            await stream.send_all(conn.send(h11.EndOfMessage()))
-        except (h11.LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Unknown"
+        line = _STATUS_LINES[status] = f"HTTP/1.1 {status} {phrase}\r\n"
+    return line
 
+
+_STATUS_LINES: dict[int, str] = {}
 
 # The connection is over: the peer left, or the application dropped it.
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError, AbortConnection)
 
-# Hop-by-hop headers belong to one connection and are never relayed.
+# Hop-by-hop headers belong to one connection and are never relayed; the
+# framing headers are the server's own.
 _HOP_BY_HOP = frozenset(
     {
         "connection",
