@@ -170,6 +170,10 @@ class UpstreamResponse:
         parts = [chunk async for chunk in self.chunks()]
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
+    @property
+    def closed(self) -> bool:
+        return self._connection is None
+
     async def aclose(self) -> None:
         """Give the connection back if the response was read to its end, else close it."""
         connection, self._connection = self._connection, None
@@ -259,7 +263,10 @@ class Upstream:
         now = trio.current_time()
         while origin.idle:
             connection = origin.idle.pop()
-            if now - connection.idle_since < self.keepalive_expiry and not _dropped(connection):
+            idle = now - connection.idle_since
+            # A connection idle under a second is taken on trust (the check is a
+            # system call); if the server did close it, send() retries once.
+            if idle < self.keepalive_expiry and (idle < 1.0 or not _dropped(connection)):
                 connection._start()
                 return connection
             await connection.aclose()
