@@ -342,17 +342,22 @@ class Proxy:
         selector = route.pool.selector
 
         async def chunks() -> AsyncIterator[bytes]:
-            upstream = answer.chunks().__aiter__()
+            upstream = answer.chunks()
+            idle = policy.stream_idle_timeout
+            chunk_in = False
             try:
                 while True:
-                    silence = min(policy.stream_idle_timeout, ends_by - trio.current_time())
-                    with trio.move_on_after(max(silence, 0)) as idle:
+                    # the scope covers the wait for a chunk only: a generator
+                    # must not yield inside a cancel scope (trio's rule)
+                    with trio.CancelScope(deadline=min(trio.current_time() + idle, ends_by)):
                         try:
                             chunk = await upstream.__anext__()
                         except StopAsyncIteration:
                             return
-                    if idle.cancelled_caught:
+                        chunk_in = True
+                    if not chunk_in:
                         raise UpstreamError("the upstream stream went silent")
+                    chunk_in = False
                     yield chunk
             except UpstreamError as error:
                 selector.report_error(label)
