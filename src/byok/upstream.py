@@ -154,17 +154,20 @@ class UpstreamResponse:
         connection = self._connection
         if connection is None:
             return
-        while True:
-            if connection.body:
-                piece = (
-                    connection.body[0] if len(connection.body) == 1 else b"".join(connection.body)
-                )
-                connection.body.clear()
-                yield piece
-            if connection.complete:
-                await self.aclose()
-                return
-            await connection.fill()
+        try:
+            while True:
+                if connection.body:
+                    body = connection.body
+                    piece = body[0] if len(body) == 1 else b"".join(body)
+                    body.clear()
+                    yield piece
+                if connection.complete:
+                    break
+                await connection.fill()
+        except BaseException:
+            await self.aclose()  # broken or cancelled midway: the connection closes
+            raise
+        await self.aclose()  # read to the end: the connection goes back to the pool
 
     async def read(self) -> bytes:
         parts = [chunk async for chunk in self.chunks()]
@@ -270,19 +273,23 @@ class Upstream:
                 connection._start()
                 return connection
             await connection.aclose()
+        stream: trio.abc.Stream | None = None
         try:
             with trio.fail_after(30):  # the caller's deadline is usually far shorter
-                stream: trio.abc.Stream = await trio.open_tcp_stream(origin.host, origin.port)
+                stream = await trio.open_tcp_stream(origin.host, origin.port)
                 if origin.scheme == "https":
-                    tls = trio.SSLStream(
+                    stream = trio.SSLStream(
                         stream, self._tls(), server_hostname=origin.host, https_compatible=True
                     )
-                    await tls.do_handshake()
-                    stream = tls
-        except trio.TooSlowError:
-            raise UpstreamError(f"connecting to {origin.host} took over 30s") from None
-        except (OSError, trio.BrokenResourceError, ssl.SSLError) as error:
-            raise UpstreamError(f"cannot connect to {origin.host}: {_reason(error)}") from None
+                    await stream.do_handshake()
+        except BaseException as error:
+            if stream is not None:  # a failed or cancelled handshake leaves a socket behind
+                await trio.aclose_forcefully(stream)
+            if isinstance(error, trio.TooSlowError):
+                raise UpstreamError(f"connecting to {origin.host} took over 30s") from None
+            if isinstance(error, (OSError, trio.BrokenResourceError, ssl.SSLError)):
+                raise UpstreamError(f"cannot connect to {origin.host}: {_reason(error)}") from None
+            raise
         return _Connection(stream, origin)
 
     def _tls(self) -> ssl.SSLContext:

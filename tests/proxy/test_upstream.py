@@ -1,0 +1,366 @@
+"""byok's own upstream client (byok.upstream) against raw servers on loopback
+that misbehave on purpose: the connection-pool edge cases it owns."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import struct
+from collections.abc import Awaitable, Callable
+
+import pytest
+import trio
+import trustme
+
+from byok.upstream import Upstream, UpstreamError
+
+Handler = Callable[[trio.abc.Stream, int], Awaitable[None]]
+OK = b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 12\r\n\r\n{"ok": true}'
+
+
+class Reader:
+    """Reads raw requests off a server-side stream."""
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self.stream = stream
+        self.buffer = b""
+
+    async def request(self) -> bytes | None:
+        while b"\r\n\r\n" not in self.buffer:
+            data = await self.stream.receive_some(65536)
+            if not data:
+                return None
+            self.buffer += data
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(self.buffer) < length:
+            self.buffer += await self.stream.receive_some(65536)
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return head + b"\r\n\r\n" + body
+
+
+class Server:
+    """A raw TCP (or TLS) server: `handler(stream, n)` serves the n-th connection."""
+
+    def __init__(self, handler: Handler, tls: ssl.SSLContext | None = None) -> None:
+        self.handler = handler
+        self.tls = tls
+        self.connections = 0
+        self.open = 0
+        self.most_open = 0
+
+    async def serve(self, *, task_status: trio.TaskStatus[str]) -> None:
+        async def handle(stream: trio.SocketStream) -> None:
+            self.connections += 1
+            self.open += 1
+            self.most_open = max(self.most_open, self.open)
+            wrapped: trio.abc.Stream = stream
+            try:
+                if self.tls is not None:
+                    wrapped = trio.SSLStream(stream, self.tls, server_side=True)
+                await self.handler(wrapped, self.connections)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+            finally:
+                self.open -= 1
+                await trio.aclose_forcefully(wrapped)
+
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        port = listeners[0].socket.getsockname()[1]
+        scheme = "https" if self.tls else "http"
+        task_status.started(f"{scheme}://127.0.0.1:{port}/v1")
+        await trio.serve_listeners(handle, listeners)
+
+
+def run(handler: Handler, scenario, tls_server: ssl.SSLContext | None = None, **options) -> Server:
+    """Run `scenario(upstream, base_url, server)` against a server of `handler`."""
+    server = Server(handler, tls_server)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            base = await nursery.start(server.serve)
+            upstream = Upstream(**options)
+            with trio.fail_after(10):
+                await scenario(upstream, base, server)
+            await upstream.aclose()
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    return server
+
+
+async def post(upstream: Upstream, base: str, body: bytes = b"{}") -> tuple[int, bytes]:
+    response = await upstream.send(base, "POST", base + "/chat/completions", [], body)
+    return response.status, await response.read()
+
+
+async def keep_answering(stream: trio.abc.Stream, n: int) -> None:
+    reader = Reader(stream)
+    while await reader.request() is not None:
+        await stream.send_all(OK)
+
+
+def test_keep_alive_reuses_one_connection():
+    async def scenario(upstream, base, server):
+        for _ in range(5):
+            assert await post(upstream, base) == (200, b'{"ok": true}')
+        assert upstream.idle_connections(base) == 1
+
+    assert run(keep_answering, scenario).connections == 1
+
+
+def test_the_request_goes_out_as_sent():
+    seen: list[bytes] = []
+
+    async def record(stream, n):
+        reader = Reader(stream)
+        seen.append(await reader.request() or b"")
+        await stream.send_all(OK)
+
+    async def scenario(upstream, base, server):
+        headers = [("authorization", "Bearer sk-test"), ("x-extra", "1")]
+        response = await upstream.send(base, "POST", base + "/chat/completions", headers, b"{}")
+        await response.read()
+
+    run(record, scenario)
+    head = seen[0].split(b"\r\n")
+    assert head[0] == b"POST /v1/chat/completions HTTP/1.1"
+    assert head[1].startswith(b"host: 127.0.0.1:")
+    assert b"authorization: Bearer sk-test" in head
+    assert b"content-length: 2" in head
+    assert seen[0].endswith(b"\r\n\r\n{}")
+
+
+def test_connections_per_origin_are_capped_and_requests_wait_their_turn():
+    async def slow(stream, n):
+        reader = Reader(stream)
+        while await reader.request() is not None:
+            await trio.sleep(0.05)
+            await stream.send_all(OK)
+
+    async def scenario(upstream, base, server):
+        results = []
+
+        async def one():
+            results.append(await post(upstream, base))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(8):
+                nursery.start_soon(one)
+        assert results == [(200, b'{"ok": true}')] * 8
+
+    server = run(slow, scenario, max_connections=2)
+    assert server.most_open == 2
+    assert server.connections == 2
+
+
+def test_a_chunked_body_streams_piece_by_piece_and_the_connection_is_reused():
+    async def chunked(stream, n):
+        reader = Reader(stream)
+        while await reader.request() is not None:
+            await stream.send_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+            for part in (b"data: 1\n\n", b"data: 2\n\n", b"data: [DONE]\n\n"):
+                await stream.send_all(b"%x\r\n%b\r\n" % (len(part), part))
+                await trio.sleep(0.02)
+            await stream.send_all(b"0\r\n\r\n")
+
+    async def scenario(upstream, base, server):
+        response = await upstream.send(base, "POST", base + "/chat/completions", [], b"{}")
+        pieces = [piece async for piece in response.chunks()]
+        assert b"".join(pieces) == b"data: 1\n\ndata: 2\n\ndata: [DONE]\n\n"
+        assert len(pieces) == 3  # relayed as they came, not gathered
+        assert upstream.idle_connections(base) == 1
+        assert (await post(upstream, base))[1].endswith(b"[DONE]\n\n")
+
+    assert run(chunked, scenario).connections == 1
+
+
+def test_a_content_length_body_in_several_writes_is_read_whole():
+    async def dribble(stream, n):
+        reader = Reader(stream)
+        while await reader.request() is not None:
+            await stream.send_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n01234")
+            await trio.sleep(0.02)
+            await stream.send_all(b"56789")
+
+    async def scenario(upstream, base, server):
+        assert await post(upstream, base) == (200, b"0123456789")
+        assert await post(upstream, base) == (200, b"0123456789")
+
+    assert run(dribble, scenario).connections == 1
+
+
+def test_connection_close_is_honoured():
+    async def closing(stream, n):
+        await Reader(stream).request()
+        await stream.send_all(
+            b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok"
+        )
+
+    async def scenario(upstream, base, server):
+        for _ in range(3):
+            assert await post(upstream, base) == (200, b"ok")
+            assert upstream.idle_connections(base) == 0
+
+    assert run(closing, scenario).connections == 3
+
+
+def test_a_body_that_runs_to_the_end_of_the_connection():
+    async def unframed(stream, n):
+        await Reader(stream).request()
+        await stream.send_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nall of ")
+        await stream.send_all(b"it")
+
+    async def scenario(upstream, base, server):
+        assert await post(upstream, base) == (200, b"all of it")
+        assert upstream.idle_connections(base) == 0
+
+    run(unframed, scenario)
+
+
+def test_a_stale_keep_alive_connection_is_retried_once_on_a_new_one():
+    # The server answers, keeps the connection open as keep-alive, then closes
+    # it: the next request meets the closed connection and must not fail.
+    async def answer_once(stream, n):
+        await Reader(stream).request()
+        await stream.send_all(OK)
+        await trio.sleep(0.05)
+
+    async def scenario(upstream, base, server):
+        assert await post(upstream, base) == (200, b'{"ok": true}')
+        await trio.sleep(0.2)  # the server has closed it by now
+        assert await post(upstream, base) == (200, b'{"ok": true}')
+
+    assert run(answer_once, scenario).connections == 2
+
+
+def test_an_idle_connection_past_keepalive_expiry_is_not_used():
+    async def scenario(upstream, base, server):
+        await post(upstream, base)
+        await trio.sleep(0.1)
+        await post(upstream, base)
+
+    assert run(keep_answering, scenario, keepalive_expiry=0.05).connections == 2
+
+
+def test_a_new_connection_closed_without_an_answer_fails_without_a_retry():
+    async def hang_up(stream, n):
+        await Reader(stream).request()
+
+    async def scenario(upstream, base, server):
+        with pytest.raises(UpstreamError, match="closed the connection without answering"):
+            await post(upstream, base)
+
+    assert run(hang_up, scenario).connections == 1
+
+
+def test_a_reset_mid_body_fails_and_the_pool_recovers():
+    async def reset_first(stream, n):
+        reader = Reader(stream)
+        while await reader.request() is not None:
+            if n == 1:
+                await stream.send_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial")
+                sock = stream.socket  # type: ignore[attr-defined]
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                return  # closed with SO_LINGER 0: a reset
+            await stream.send_all(OK)
+
+    async def scenario(upstream, base, server):
+        with pytest.raises(UpstreamError):
+            await post(upstream, base)
+        assert upstream.idle_connections(base) == 0
+        assert await post(upstream, base) == (200, b'{"ok": true}')
+
+    assert run(reset_first, scenario, max_connections=1).connections == 2
+
+
+def test_a_timeout_closes_the_connection_and_frees_its_slot():
+    async def stall_first(stream, n):
+        reader = Reader(stream)
+        while await reader.request() is not None:
+            if n == 1:
+                await trio.sleep_forever()
+            await stream.send_all(OK)
+
+    async def scenario(upstream, base, server):
+        with trio.move_on_after(0.1) as timer:
+            await post(upstream, base)
+        assert timer.cancelled_caught
+        assert upstream.idle_connections(base) == 0
+        # max_connections=1: the slot came back, or this would wait forever
+        assert await post(upstream, base) == (200, b'{"ok": true}')
+
+    assert run(stall_first, scenario, max_connections=1).connections == 2
+
+
+def test_an_abandoned_response_closes_its_connection():
+    async def scenario(upstream, base, server):
+        response = await upstream.send(base, "POST", base + "/chat/completions", [], b"{}")
+        await response.aclose()  # body never read
+        assert upstream.idle_connections(base) == 0
+        assert await post(upstream, base) == (200, b'{"ok": true}')
+
+    assert run(keep_answering, scenario).connections == 2
+
+
+def test_a_malformed_response_is_an_upstream_error():
+    async def garbage(stream, n):
+        await Reader(stream).request()
+        await stream.send_all(b"SMTP ready\r\n\r\n")
+
+    async def scenario(upstream, base, server):
+        with pytest.raises(UpstreamError, match="malformed response"):
+            await post(upstream, base)
+
+    run(garbage, scenario)
+
+
+def test_nobody_listening_is_an_upstream_error_naming_the_host():
+    async def scenario(upstream, base, server):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]  # bound but not listening: refused
+            with pytest.raises(UpstreamError, match=r"cannot connect to 127\.0\.0\.1"):
+                await post(upstream, f"http://127.0.0.1:{port}/v1")
+
+    run(keep_answering, scenario)
+
+
+def test_a_header_with_a_line_break_is_refused_before_anything_is_sent():
+    async def scenario(upstream, base, server):
+        with pytest.raises(UpstreamError, match="line break"):
+            await upstream.send(base, "POST", base + "/x", [("x-evil", "a\r\nhost: b")], b"")
+
+    assert run(keep_answering, scenario).connections == 0
+
+
+def test_tls_through_trio_ssl_stream_with_keep_alive():
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    authority.configure_trust(client_context)
+
+    async def scenario(upstream, base, server):
+        assert base.startswith("https://")
+        for _ in range(3):
+            assert await post(upstream, base) == (200, b'{"ok": true}')
+
+    server = run(keep_answering, scenario, server_context, ssl_context=client_context)
+    assert server.connections == 1
+
+
+def test_tls_with_an_untrusted_certificate_is_refused():
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(server_context)
+
+    async def scenario(upstream, base, server):
+        with pytest.raises(UpstreamError, match="cannot connect"):
+            await post(upstream, base)
+
+    run(keep_answering, scenario, server_context)  # the default trust store
