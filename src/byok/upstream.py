@@ -82,6 +82,7 @@ class _Connection:
         self.headers: list[tuple[str, str]] = []
         self.body: list[bytes] = []
         self.headed = False
+        self.interim = False
         self.complete = False
         self.keep_alive = False
         self.framed = False  # content-length or chunked: the body has a known end
@@ -95,12 +96,22 @@ class _Connection:
         self.headers.append((key, value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if status < 200:  # an interim answer (100 Continue, 103 Early Hints): the real one follows
+            self.interim = True
+            self.headers = []
+            return
         self.headed = True
+        if status == 204 or status == 304:
+            self.framed = True  # no body, by definition
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
 
     def on_message_complete(self) -> None:
+        if self.interim:
+            self.interim = False
+            return
         self.complete = True
         # asked here: llhttp forgets the message's flags once it is done
         self.keep_alive = self.parser.should_keep_alive()

@@ -194,6 +194,22 @@ def test_a_content_length_body_in_several_writes_is_read_whole():
     assert run(dribble, scenario).connections == 1
 
 
+def test_an_interim_answer_is_skipped_for_the_real_one():
+    async def early_hints(stream, n):
+        reader = Reader(stream)
+        while await reader.request() is not None:
+            await stream.send_all(b"HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n" + OK)
+
+    async def scenario(upstream, base, server):
+        response = await upstream.send(base, "POST", base + "/chat/completions", [], b"{}")
+        assert response.status == 200
+        assert response.header("link") is None
+        assert await response.read() == b'{"ok": true}'
+        assert await post(upstream, base) == (200, b'{"ok": true}')
+
+    assert run(early_hints, scenario).connections == 1
+
+
 def test_connection_close_is_honoured():
     async def closing(stream, n):
         await Reader(stream).request()
