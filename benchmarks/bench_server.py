@@ -1,4 +1,4 @@
-"""Which HTTP server side for the proxy: byok's h11-on-trio server against
+"""Which HTTP server side for the proxy: byok's server (llhttp on trio) against
 hypercorn's trio worker, serving the same fixed chat completion.
 
     python benchmarks/bench_server.py [--seconds 5] [--connections 16] [--rounds 3]
@@ -32,7 +32,7 @@ wrk.headers["content-type"] = "application/json"
 """
 
 
-def serve_h11(port: int) -> None:
+def serve_byok(port: int) -> None:
     import trio
 
     from byok.server import Request, Response, serve_http
@@ -75,7 +75,7 @@ def serve_hypercorn(port: int) -> None:
     trio.run(serve, app, config)
 
 
-SERVERS = {"byok h11 server": "h11", "hypercorn trio worker": "hypercorn"}
+SERVERS = {"byok server (llhttp)": "byok", "hypercorn trio worker": "hypercorn"}
 
 
 def free_port() -> int:
@@ -136,11 +136,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--serve", choices=["h11", "hypercorn"], help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=["byok", "hypercorn"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        (serve_h11 if args.serve == "h11" else serve_hypercorn)(args.port)
+        (serve_byok if args.serve == "byok" else serve_hypercorn)(args.port)
         return
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write(LUA)
