@@ -344,20 +344,18 @@ class Proxy:
         async def chunks() -> AsyncIterator[bytes]:
             upstream = answer.chunks()
             idle = policy.stream_idle_timeout
-            chunk_in = False
             try:
                 while True:
                     # the scope covers the wait for a chunk only: a generator
                     # must not yield inside a cancel scope (trio's rule)
-                    with trio.CancelScope(deadline=min(trio.current_time() + idle, ends_by)):
+                    deadline = min(trio.current_time() + idle, ends_by)
+                    with trio.CancelScope(deadline=deadline) as timer:
                         try:
                             chunk = await upstream.__anext__()
                         except StopAsyncIteration:
                             return
-                        chunk_in = True
-                    if not chunk_in:
+                    if timer.cancelled_caught:
                         raise UpstreamError("the upstream stream went silent")
-                    chunk_in = False
                     yield chunk
             except UpstreamError as error:
                 selector.report_error(label)

@@ -47,6 +47,7 @@ log = logging.getLogger("byok.server")
 
 Body = Union[bytes, AsyncIterator[bytes]]
 RECEIVE_SIZE = 65536
+ONE_WRITE_LIMIT = 65536  # bodies under this go out with the head, in one write
 MAX_PIPELINED = 8  # requests queued behind the one being served
 
 
@@ -411,8 +412,10 @@ class _Connection:
             if request.method == "HEAD":
                 await send_all(head)
             elif isinstance(body, bytes):
-                await send_all(head + body if len(body) < 65536 else head)
-                if len(body) >= 65536:
+                if len(body) < ONE_WRITE_LIMIT:  # head and body in one write
+                    await send_all(head + body)
+                else:
+                    await send_all(head)
                     await send_all(body)
             else:
                 await send_all(head)
