@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,28 @@ class ConfigError(ValueError):
         if field_name:
             where = f"{where} {field_name}".strip()
         super().__init__(f"{source}: {where}: {message}" if where else f"{source}: {message}")
+
+
+# Key-shaped tokens an upstream may echo in an error ("Incorrect API key
+# provided: sk-abc***xyz"): provider prefixes, and bearer credentials.
+_KEY_SHAPED = re.compile(
+    r"\b(?:sk|rk|pk|ak|key|sess)-[A-Za-z0-9_*.\-]{6,}|\bAIza[A-Za-z0-9_\-]{20,}"
+    r"|(?i:bearer)\s+[A-Za-z0-9_*.\-]{8,}"
+)
+
+
+class Redactor:
+    """Takes every secret of a config, and key-shaped tokens, out of a text."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        # longest first: a secret that contains another is replaced whole
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "[redacted]")
+        return _KEY_SHAPED.sub("[redacted]", text)
 
 
 def fingerprint(secret: str) -> str:
@@ -113,6 +136,7 @@ class Server:
     host: str = "127.0.0.1"
     port: int = 8787
     client_keys: tuple[Key, ...] = ()
+    admin_keys: tuple[Key, ...] = ()  # none: the admin API is off
     max_body_bytes: int = 32 * 1024 * 1024
     max_header_bytes: int = 64 * 1024
     max_headers: int = 100
@@ -131,6 +155,12 @@ class Config:
     providers: Mapping[str, Provider]
     models: Mapping[str, Model]
 
+    def secrets(self) -> list[str]:
+        """Every secret this config holds: upstream, client and admin keys."""
+        keys = [*self.server.client_keys, *self.server.admin_keys]
+        keys += [k for p in self.providers.values() for k in p.keys]
+        return [k.secret for k in keys]
+
     def describe(self) -> str:
         """The resolved routes, for `byok check-config`: labels, no secrets."""
         lines = [f"config: {self.source}", f"listen: http://{self.server.host}:{self.server.port}"]
@@ -138,6 +168,8 @@ class Config:
             f"{len(self.server.client_keys)} client key(s)" if self.server.client_keys else "none"
         )
         lines.append(f"client auth: {auth}")
+        admin = len(self.server.admin_keys)
+        lines.append(f"admin API: {f'{admin} admin key(s)' if admin else 'off (no admin_keys)'}")
         for p in self.providers.values():
             keys = ", ".join(f"{k.label} ({k.fingerprint}, weight {k.weight})" for k in p.keys)
             extra = ", passthrough" if p.passthrough else ""
@@ -331,6 +363,15 @@ class _Reader:
             return secret
         return value.strip()
 
+    def key_list(
+        self, body: Mapping[str, Any], table: str, name: str, role: str
+    ) -> tuple[Key, ...]:
+        entries = self.get(body, table, name, list, [])
+        return tuple(
+            Key(label=f"{role}-{n + 1}", secret=self.secret(v, table, f"{name}[{n}]"))
+            for n, v in enumerate(entries)
+        )
+
     def server(self, body: Mapping[str, Any]) -> Server:
         table = "server"
         defaults = Server()
@@ -338,15 +379,22 @@ class _Reader:
         port = self.count(body, table, "port", defaults.port, minimum=0)
         if port > 65535:
             raise self.fail(table, "port", f"expected a port from 0 to 65535, got {port}")
-        client_keys = self.get(body, table, "client_keys", list, [])
-        keys = tuple(
-            Key(label=f"client-{n + 1}", secret=self.secret(v, table, f"client_keys[{n}]"))
-            for n, v in enumerate(client_keys)
-        )
+        keys = self.key_list(body, table, "client_keys", "client")
+        admin_keys = self.key_list(body, table, "admin_keys", "admin")
+        client_secrets = {k.secret for k in keys}
+        for n, key in enumerate(admin_keys):
+            if key.secret in client_secrets:
+                raise self.fail(
+                    table,
+                    f"admin_keys[{n}]",
+                    "an admin key must differ from every client key: "
+                    "a client could otherwise steer the proxy",
+                )
         return Server(
             host=self.get(body, table, "host", str, defaults.host),
             port=port,
             client_keys=keys,
+            admin_keys=admin_keys,
             max_body_bytes=self.count(body, table, "max_body_bytes", defaults.max_body_bytes),
             max_header_bytes=self.count(body, table, "max_header_bytes", defaults.max_header_bytes),
             max_headers=self.count(body, table, "max_headers", defaults.max_headers),

@@ -25,7 +25,6 @@ once our retries are spent, so SDK retries do not multiply ours.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import math
 import re
@@ -37,8 +36,11 @@ from typing import Any
 import msgspec
 import trio
 
-from . import dialects, outcomes
-from .config import Config, RetryPolicy
+from . import dialects, logs, outcomes, usage
+from .admin import Admin, credential, matches
+from .config import Config, ConfigError, Redactor, RetryPolicy
+from .ledger import Ledger
+from .metrics import Metrics
 from .routing import Route, Router, upstream_url
 from .server import Request, Response
 from .upstream import Upstream, UpstreamError, UpstreamResponse
@@ -99,32 +101,106 @@ class _Exchange:
     started: float
     attempts: int = 0
     upstream_seconds: float = 0.0
+    overhead: float | None = None  # seconds byok added, once the answer is made
     failures: list[_Failure] = field(default_factory=list)
 
 
+class _Refusal(Exception):
+    """A request byok will not forward: its status, and the message says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ReloadError(Exception):
+    """A reload changed nothing; the message says where and why."""
+
+
+# Server settings that the listening socket and the connections took at start.
+RESTART_SETTINGS = (
+    "host",
+    "port",
+    "max_body_bytes",
+    "max_header_bytes",
+    "max_headers",
+    "read_timeout",
+    "idle_timeout",
+)
+
+
 class Proxy:
-    def __init__(self, config: Config, upstream: Upstream | None = None) -> None:
-        self.config = config
-        self.router = Router(config)
+    def __init__(
+        self,
+        config: Config,
+        upstream: Upstream | None = None,
+        reloader: Callable[[], Config] | None = None,
+    ) -> None:
+        """`reloader` reads the config anew (for POST /admin/reload and SIGHUP)."""
         self.upstream = upstream or Upstream()
+        self.reloader = reloader
+        self.ledger = Ledger()
+        self.metrics = Metrics(self._key_states)
+        self.admin = Admin(self)
+        self.generation = 0
+        self._reloading = trio.Lock()
+        self._install(config, Router(config))
+
+    def _install(self, config: Config, router: Router) -> None:
+        # one assignment each, no await in between: a request sees the old
+        # config and routes or the new ones, never a mix
+        self.config = config
+        self.router = router
         self._client_secrets = [k.secret.encode("utf-8") for k in config.server.client_keys]
+        self.redact = Redactor(config.secrets())
+        self.generation += 1
+        self.loaded_at = time.time()
 
     async def __call__(self, request: Request) -> Response:
         started = time.perf_counter()
+        rid = logs.request_id(request.header("x-request-id"))
+        logs.REQUEST_ID.set(rid)
         path = request.path
         dialect = dialects.ENDPOINTS.get(path)
-        if path == "/v1/models" and request.method == "GET":
-            if not self._authorized(request):
-                return _error("openai", 401, "missing or wrong byok client key")
-            return self._models(request)
-        if dialect is None:
-            known = ", ".join(["/v1/models", *dialects.ENDPOINTS])
-            return _error("openai", 404, f"no endpoint {path}; byok serves {known}")
+        if dialect is not None:
+            response = await self._serve(request, path, dialect, started)
+        elif path == "/v1/models" and request.method == "GET":
+            if self._authorized(request):
+                response = self._models(request)
+            else:
+                response = _error("openai", 401, "missing or wrong byok client key")
+        else:
+            found = await self.admin(request)
+            if found is None:
+                known = ", ".join(["/v1/models", *dialects.ENDPOINTS])
+                found = _error("openai", 404, f"no endpoint {path}; byok serves {known}")
+            response = found
+        response.headers.append(("x-request-id", rid))
+        return response
+
+    async def _serve(self, request: Request, path: str, dialect: str, started: float) -> Response:
+        """One request to an LLM endpoint: admitted, then forwarded."""
+        try:
+            fields, routes = self._admit(request, path, dialect)
+        except _Refusal as refusal:
+            self.metrics.request("-", path, refusal.status, None)
+            self.ledger.answered(refusal.status)
+            return _error(dialect, refusal.status, str(refusal))
+        exchange = _Exchange(
+            request, dialect, fields.model, fields.stream, self.router.policy(fields.model), started
+        )
+        response = await self._forward(exchange, routes, path)
+        self._log(exchange, response)
+        return response
+
+    def _admit(
+        self, request: Request, path: str, dialect: str
+    ) -> tuple[RoutingFields, list[Route]]:
+        """The request's routing fields and routes, or a _Refusal that says why not."""
         if request.method != "POST":
-            return _error(dialect, 405, f"{path} takes POST, not {request.method}")
+            raise _Refusal(405, f"{path} takes POST, not {request.method}")
         if not self._authorized(request):
-            return _error(
-                dialect,
+            raise _Refusal(
                 401,
                 "missing or wrong byok client key: send it as 'Authorization: Bearer <key>' "
                 "or 'x-api-key: <key>'",
@@ -132,23 +208,16 @@ class Proxy:
         try:
             fields = msgspec.json.decode(request.body, type=RoutingFields)
         except msgspec.ValidationError as error:
-            return _error(dialect, 400, f"request body: {error}")
+            raise _Refusal(400, f"request body: {error}") from None
         except msgspec.DecodeError as error:
-            return _error(dialect, 400, f"request body is not valid JSON: {error}")
+            raise _Refusal(400, f"request body is not valid JSON: {error}") from None
         routes = self.router.routes(fields.model, dialect, path)
         if routes is None:
             known = ", ".join(self.router.known_models()) or "none"
-            return _error(
-                dialect, 404, f"no model {fields.model!r} is configured; known models: {known}"
-            )
+            raise _Refusal(404, f"no model {fields.model!r} is configured; known models: {known}")
         if not routes:
-            return _error(dialect, 400, f"model {fields.model!r} has no target that serves {path}")
-        exchange = _Exchange(
-            request, dialect, fields.model, fields.stream, self.router.policy(fields.model), started
-        )
-        response = await self._forward(exchange, routes, path)
-        self._log(exchange, response)
-        return response
+            raise _Refusal(400, f"model {fields.model!r} has no target that serves {path}")
+        return fields, routes
 
     # ---- the attempts ---------------------------------------------------------
 
@@ -269,11 +338,11 @@ class Proxy:
                 failure = "no response head in time"
             if failure is not None:
                 ex.upstream_seconds += trio.current_time() - sent
-                pool.selector.report_error(label)
-                ex.failures.append(_Failure(label, None, outcomes.ERROR, failure))
+                self._failed(ex, route, label, None, outcomes.Outcome(outcomes.ERROR), failure)
                 return None
             first_byte = trio.current_time() - sent
             ex.upstream_seconds += first_byte
+            self.metrics.first_byte(pool.provider.name, first_byte)
             if headed is not None:
                 headed.set()
             outcome = outcomes.classify(answer.status, dict(answer.headers))
@@ -281,28 +350,45 @@ class Proxy:
                 pool.selector.report_success(label, latency=first_byte)
                 if ex.stream:
                     handed_over = True
+                    self.metrics.attempt(pool.provider.name, label, outcomes.SUCCESS)
                     return self._stream_response(ex, route, label, answer, sent)
                 return await self._full_response(ex, route, label, answer, sent, deadline)
             body = await _read_error_body(answer)
-            self._report_failure(route, label, outcome)
             if outcome.kind == outcomes.CLIENT_ERROR:
                 # The request's own fault: the upstream's answer, untouched.
+                self.metrics.attempt(pool.provider.name, label, outcomes.CLIENT_ERROR)
                 return self._relay(ex, answer.status, answer.headers, body, label)
-            ex.failures.append(_Failure(label, answer.status, outcome.kind, _summary(body)))
+            self._failed(ex, route, label, answer.status, outcome, _summary(body))
             return None
         finally:
             if not handed_over:
                 pool.selector.release(label)
 
-    def _report_failure(self, route: Route, label: str, outcome: outcomes.Outcome) -> None:
+    def _failed(
+        self,
+        ex: _Exchange,
+        route: Route,
+        label: str,
+        status: int | None,
+        outcome: outcomes.Outcome,
+        detail: str,
+    ) -> None:
+        """An attempt failed: tell the engine, and note it for the operator."""
         selector = route.pool.selector
+        provider = route.pool.provider.name
+        cooling_before = selector.state(label) == "cooldown"
         if outcome.kind == outcomes.RATE_LIMITED:
             selector.report_rate_limited(label, retry_after=outcome.retry_after)
-        elif outcome.kind == outcomes.BLOCKED:
-            selector.report_error(label)  # counted as a failure in the key's history
-            self.router.block(route.pool.provider.name, label)
-        elif outcome.kind == outcomes.ERROR:
-            selector.report_error(label)
+        else:
+            selector.report_error(label)  # a refusal counts in the key's history too
+            if outcome.kind == outcomes.BLOCKED:
+                self.router.block(provider, label)
+        if not cooling_before and selector.state(label) == "cooldown":
+            self.metrics.cooldown(provider, label)
+        detail = self.redact(detail)
+        self.metrics.attempt(provider, label, outcome.kind)
+        self.ledger.failed(provider, label, status, detail)
+        ex.failures.append(_Failure(label, status, outcome.kind, detail))
 
     async def _full_response(
         self,
@@ -328,18 +414,26 @@ class Proxy:
         finally:
             ex.upstream_seconds += trio.current_time() - reading
             await _close_quietly(answer)
+        provider = route.pool.provider.name
         if failure is not None:
-            route.pool.selector.report_error(label)
-            ex.failures.append(_Failure(label, answer.status, outcomes.ERROR, failure))
+            self._failed(ex, route, label, answer.status, outcomes.Outcome(outcomes.ERROR), failure)
             return None
+        self.metrics.attempt(provider, label, outcomes.SUCCESS)
+        taken, given = usage.of_body(body)
+        if taken or given:
+            self._used(provider, label, route.upstream_model, taken, given)
         return self._relay(ex, answer.status, answer.headers, body, label)
+
+    def _used(self, provider: str, label: str, model: str, taken: int, given: int) -> None:
+        self.ledger.used(provider, label, taken, given)
+        self.metrics.tokens(provider, label, model, taken, given)
 
     def _stream_response(
         self, ex: _Exchange, route: Route, label: str, answer: UpstreamResponse, sent: float
     ) -> Response:
         policy = ex.policy
         ends_by = sent + policy.attempt_timeout
-        selector = route.pool.selector
+        counted = usage.StreamUsage()
 
         async def chunks() -> AsyncIterator[bytes]:
             upstream = answer.chunks()
@@ -356,14 +450,21 @@ class Proxy:
                             return
                     if timer.cancelled_caught:
                         raise UpstreamError("the upstream stream went silent")
+                    counted.feed(chunk)
                     yield chunk
             except UpstreamError as error:
-                selector.report_error(label)
+                self._failed(
+                    ex, route, label, None, outcomes.Outcome(outcomes.ERROR), f"stream: {error}"
+                )
                 log.warning("stream on key %s broke off: %s", label, error)
                 yield dialects.stream_error_event(ex.dialect, f"upstream stream failed: {error}")
 
         async def cleanup() -> None:
-            selector.release(label)
+            route.pool.selector.release(label)
+            counted.finish()
+            if counted.input or counted.output:
+                provider = route.pool.provider.name
+                self._used(provider, label, route.upstream_model, counted.input, counted.output)
             await _close_quietly(answer)
 
         response = self._relay(ex, answer.status, answer.headers, b"", label)
@@ -380,11 +481,11 @@ class Proxy:
 
     def _byok_headers(self, ex: _Exchange, label: str) -> list[tuple[str, str]]:
         elapsed = time.perf_counter() - ex.started
-        overhead = max(elapsed - ex.upstream_seconds, 0.0) * 1000
+        ex.overhead = max(elapsed - ex.upstream_seconds, 0.0)
         return [
             ("x-byok-attempts", str(ex.attempts)),
             ("x-byok-key", label),
-            ("x-byok-overhead-ms", f"{overhead:.2f}"),
+            ("x-byok-overhead-ms", f"{ex.overhead * 1000:.2f}"),
         ]
 
     def _exhausted(self, ex: _Exchange, routes: list[Route], timed_out: bool = False) -> Response:
@@ -446,14 +547,7 @@ class Proxy:
     def _authorized(self, request: Request) -> bool:
         if not self._client_secrets:
             return True
-        presented = request.header("x-api-key")
-        bearer = request.header("authorization")
-        if bearer[:7].lower() == "bearer ":
-            presented = presented or bearer[7:].strip()
-        given = presented.encode("utf-8")
-        # compare with every key, always: the time taken says nothing about which matched
-        matches = [hmac.compare_digest(given, secret) for secret in self._client_secrets]
-        return bool(presented) and any(matches)
+        return matches(credential(request), self._client_secrets)
 
     def _upstream_headers(
         self, request: Request, route: Route, secret: str, path: str
@@ -470,18 +564,101 @@ class Proxy:
         return headers
 
     def _log(self, ex: _Exchange, response: Response) -> None:
+        """The request's one log line, its metrics and its place in the rates."""
         key = next((v for k, v in response.headers if k == "x-byok-key"), "-")
+        path = ex.request.path
+        status = response.status
+        self.metrics.request(ex.model, path, status, ex.overhead)
+        self.ledger.answered(status)
+        took = (time.perf_counter() - ex.started) * 1000
         log.info(
             "%s %s model=%s key=%s attempts=%d status=%d %.1fms%s",
             ex.request.method,
-            ex.request.path,
+            path,
             ex.model,
             key,
             ex.attempts,
-            response.status,
-            (time.perf_counter() - ex.started) * 1000,
+            status,
+            took,
             " stream" if ex.stream else "",
+            extra={
+                "fields": {
+                    "method": ex.request.method,
+                    "path": path,
+                    "model": ex.model,
+                    "key": key,
+                    "attempts": ex.attempts,
+                    "status": status,
+                    "ms": round(took, 2),
+                    "stream": ex.stream,
+                }
+            },
         )
+
+    # ---- operating it -----------------------------------------------------------
+
+    def _key_states(self) -> Iterator[tuple[str, str, str, str]]:
+        """(model, provider, key, state) of every key, for the metrics."""
+        for model, pools in self.router.pools_by_model():
+            name = model.name if model else "*"
+            for pool in pools:
+                provider = pool.provider.name
+                for view in pool.selector.snapshot():
+                    yield name, provider, view["id"], view["state"]
+
+    async def reload(self) -> dict[str, Any]:
+        """Read the config anew and swap it in; ReloadError changes nothing."""
+        if self.reloader is None:
+            raise ReloadError(
+                "this byok was started without --config (keys from the environment): "
+                "there is no file to read again; restart it to change its keys"
+            )
+        async with self._reloading:
+            try:
+                config = await trio.to_thread.run_sync(self.reloader)
+            except (ConfigError, OSError) as error:
+                self.metrics.reload(False)
+                log.warning("reload refused, nothing changed: %s", error)
+                raise ReloadError(str(error)) from None
+            summary = self.swap(config)
+            self.metrics.reload(True)
+            log.info(
+                "config reloaded from %s: generation %d, %d key(s) kept, %d new, %d removed",
+                config.source,
+                summary["generation"],
+                summary["kept_keys"],
+                summary["new_keys"],
+                summary["removed_keys"],
+            )
+            return summary
+
+    def swap(self, config: Config) -> dict[str, Any]:
+        """Put `config` in place at once; requests in flight keep their routes."""
+        old = self.config
+
+        def secrets(c: Config) -> dict[tuple[str, str], str]:
+            return {(p.name, k.label): k.secret for p in c.providers.values() for k in p.keys}
+
+        before, after = secrets(old), secrets(config)
+        kept = [k for k, secret in after.items() if before.get(k) == secret]
+        for name in after.keys() & before.keys():
+            if before[name] != after[name]:
+                self.ledger.forget(*name)
+        restart = [
+            name
+            for name in RESTART_SETTINGS
+            if getattr(old.server, name) != getattr(config.server, name)
+        ]
+        self._install(config, Router(config, previous=self.router))
+        return {
+            "reloaded": True,
+            "generation": self.generation,
+            "source": config.source,
+            "kept_keys": len(kept),
+            "new_keys": len(after) - len(kept),
+            "removed_keys": len(before.keys() - after.keys()),
+            "restart_needed": restart,
+        }
 
     async def aclose(self) -> None:
         await self.upstream.aclose()

@@ -9,6 +9,13 @@ A request for a configured model tries that model's targets in order, then
 each fallback model's targets.  A request for a model that no [models] table
 names goes to the passthrough provider of the endpoint's dialect, if there is
 one, with the model name unchanged.
+
+A reload builds a new Router from the new config and the old Router: a pool
+whose provider, keys, strategy and engine settings are all unchanged is the
+same pool object (the same Selector, health and counters); any other pool is
+new, and its keys inherit the health of the same key in the old pool of that
+target, so that a cooling key stays cooling and a disabled key stays disabled.
+A label whose secret changed is a new key under an old name: it starts ready.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ class Pool:
     provider: Provider
     selector: Selector
     keys: dict[str, Key]  # by label
+    name: str  # the target: "provider/upstream-model", or "provider/*" for passthrough
 
 
 @dataclass(frozen=True)
@@ -54,23 +62,44 @@ def upstream_url(provider: Provider, path: str) -> str:
 
 
 class Router:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, previous: Router | None = None) -> None:
         self.config = config
         self._pools: dict[tuple[str, str], Pool] = {}
         self._passthrough: dict[str, Pool] = {}
+        same_engine = previous is not None and _engine(previous.config) == _engine(config)
         for model in config.models.values():
             for target in model.targets:
                 key = (target.provider, target.model)
                 if key not in self._pools:
                     provider = config.providers[target.provider]
-                    self._pools[key] = self._new_pool(provider, model.strategy)
+                    old = previous._pools.get(key) if previous else None
+                    self._pools[key] = self._pool(
+                        provider, target.model, model.strategy, old, same_engine
+                    )
         for provider in config.providers.values():
             if provider.passthrough:
-                self._passthrough[provider.dialect] = self._new_pool(
-                    provider, "weighted_round_robin"
-                )
+                old = previous._passthrough.get(provider.dialect) if previous else None
+                pool = self._pool(provider, "*", "weighted_round_robin", old, same_engine)
+                self._passthrough[provider.dialect] = pool
 
-    def _new_pool(self, provider: Provider, strategy: str) -> Pool:
+    def _pool(
+        self, provider: Provider, model: str, strategy: str, old: Pool | None, same_engine: bool
+    ) -> Pool:
+        """The pool of one target: the old one if nothing about it changed."""
+        if old is None:
+            return self._new_pool(provider, model, strategy)
+        if same_engine and old.provider == provider and old.selector.strategy == strategy:
+            return old
+        pool = self._new_pool(provider, model, strategy)
+        if old.provider.name == provider.name:
+            pool.selector.inherit(old.selector)
+            for label, key in pool.keys.items():
+                before = old.keys.get(label)
+                if before is not None and before.secret != key.secret:
+                    pool.selector.restore(label)  # a new secret under an old label
+        return pool
+
+    def _new_pool(self, provider: Provider, model: str, strategy: str) -> Pool:
         server = self.config.server
         selector = Selector(
             [k.label for k in provider.keys],
@@ -81,11 +110,22 @@ class Router:
             max_cooldown=max(server.max_cooldown, server.cooldown),
             failure_threshold=server.failure_threshold,
         )
-        return Pool(provider, selector, {k.label: k for k in provider.keys})
+        keys = {k.label: k for k in provider.keys}
+        return Pool(provider, selector, keys, f"{provider.name}/{model}")
 
     @property
     def pools(self) -> list[Pool]:
         return [*self._pools.values(), *self._passthrough.values()]
+
+    def pools_by_model(self) -> list[tuple[Model | None, list[Pool]]]:
+        """Each configured model with its own targets' pools, then each
+        passthrough pool (model None), for views of the key table."""
+        listing: list[tuple[Model | None, list[Pool]]] = [
+            (m, [self._pools[(t.provider, t.model)] for t in m.targets])
+            for m in self.config.models.values()
+        ]
+        listing += [(None, [pool]) for pool in self._passthrough.values()]
+        return listing
 
     def pool(self, provider: str, upstream_model: str) -> Pool:
         """The pool of one configured target."""
@@ -122,7 +162,16 @@ class Router:
             if pool.provider.name == provider:
                 pool.selector.block(label)
 
+    def each_key(self, provider: str, label: str) -> list[Pool]:
+        """The pools of a provider that hold a key with this label."""
+        return [p for p in self.pools if p.provider.name == provider and label in p.keys]
+
     def retry_after(self, routes: list[Route]) -> float | None:
         """Seconds until the soonest key of these routes returns (None: never)."""
         waits = [w for w in (r.pool.selector.retry_after() for r in routes) if w is not None]
         return min(waits) if waits else None
+
+
+def _engine(config: Config) -> tuple[float, float, int]:
+    server = config.server
+    return (server.cooldown, server.max_cooldown, server.failure_threshold)

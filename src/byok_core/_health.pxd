@@ -62,6 +62,8 @@ cdef class HealthTable:
     cdef void fail(self, Py_ssize_t i, int64_t now) noexcept nogil
     cdef void cool(self, member_t *m, int64_t now, int64_t delay) noexcept nogil
     cdef void set_state(self, Py_ssize_t i, int64_t state) noexcept nogil
+    cdef void copy_from(self, HealthTable source, Py_ssize_t source_index,
+                        Py_ssize_t index) noexcept nogil
     cdef bint acquire_slot(self, Py_ssize_t i) noexcept nogil
     cdef bint release_slot(self, Py_ssize_t i) noexcept nogil
     cdef int64_t wait_ns(self, int64_t now) noexcept nogil

@@ -38,6 +38,14 @@ Transitions change several fields together, so they run under the member's
 own spinlock, a word inside the record (no Python lock, nothing that could not
 live in shared memory).  Counters that pick and acquire touch (``picks``,
 ``inflight``) change only by atomic read-modify-write.
+
+Hot reload: ``copy_member()`` carries one member's record over to another
+table (``Selector.inherit()`` does it for every id the two selectors share).
+It reads the source under the source's lock into locals, lets go, then writes
+the destination under the destination's lock: never two locks at once, so no
+lock order to get wrong, and a table may copy onto itself.  ``inflight`` and
+``max_inflight`` stay: calls in flight release on the table that counted them,
+and the cap is the new configuration's.
 """
 
 cimport cython
@@ -189,6 +197,56 @@ cdef class HealthTable:
         elif not (state == BLOCKED and byok_load(&m.state) == DISABLED):
             byok_store(&m.state, state)
         byok_unlock(&m.lock)
+
+    # ---- hot reload --------------------------------------------------------
+
+    def copy_member(self, source, source_index, index):
+        """Make member ``index`` of this table a copy of member ``source_index``
+        of ``source`` (a HealthTable of the same implementation; it may be this
+        one): state, deadlines, backoff level, counters and latency EWMA.
+        ``inflight`` and ``max_inflight`` are not copied: calls in flight
+        release on the table that counted them, and the cap stays this one's."""
+        if not isinstance(source, HealthTable):
+            raise TypeError(
+                f"source must be a {type(self).__module__}.HealthTable, got "
+                f"{type(source).__module__}.{type(source).__qualname__}"
+            )
+        cdef HealthTable table = <HealthTable>source
+        cdef Py_ssize_t j = table.check(source_index)
+        self.copy_from(table, j, self.check(index))
+
+    cdef void copy_from(self, HealthTable source, Py_ssize_t source_index,
+                        Py_ssize_t index) noexcept nogil:
+        # one lock at a time: a snapshot of the source, then the write
+        cdef member_t *src = &source.members[source_index]
+        cdef member_t *dst = &self.members[index]
+        byok_lock(&src.lock)
+        cdef int64_t state = byok_load(&src.state)
+        cdef int64_t until = byok_load(&src.until)
+        cdef int64_t probe_until = byok_load(&src.probe_until)
+        cdef int64_t level = byok_load(&src.level)
+        cdef int64_t consecutive_failures = byok_load(&src.consecutive_failures)
+        cdef int64_t picks = byok_load(&src.picks)
+        cdef int64_t successes = byok_load(&src.successes)
+        cdef int64_t failures = byok_load(&src.failures)
+        cdef int64_t rate_limits = byok_load(&src.rate_limits)
+        cdef int64_t latency_ewma = byok_load(&src.latency_ewma)  # the double's bits
+        cdef int64_t latency_samples = byok_load(&src.latency_samples)
+        byok_unlock(&src.lock)
+        byok_lock(&dst.lock)
+        # the deadlines before the state, as cool() does, for lock-free readers
+        byok_store(&dst.until, until)
+        byok_store(&dst.probe_until, probe_until)
+        byok_store(&dst.level, level)
+        byok_store(&dst.consecutive_failures, consecutive_failures)
+        byok_store(&dst.picks, picks)
+        byok_store(&dst.successes, successes)
+        byok_store(&dst.failures, failures)
+        byok_store(&dst.rate_limits, rate_limits)
+        byok_store(&dst.latency_ewma, latency_ewma)
+        byok_store(&dst.latency_samples, latency_samples)
+        byok_store(&dst.state, state)
+        byok_unlock(&dst.lock)
 
     # ---- in-flight accounting ----------------------------------------------
 

@@ -31,6 +31,8 @@ _FIELDS = (
     "latency_ewma",
     "latency_samples",
 )
+# What copy_member() carries over: all but the in-flight count and its cap.
+_COPIED = tuple(name for name in _FIELDS if name not in ("inflight", "max_inflight"))
 
 
 class _Member:
@@ -217,6 +219,28 @@ class HealthTable:
         m = self._members[self._check(index)]
         with self._lock:
             _make_ready(m)
+
+    # ---- hot reload --------------------------------------------------------
+
+    def copy_member(self, source: HealthTable, source_index: int, index: int) -> None:
+        """Make member ``index`` of this table a copy of member ``source_index``
+        of ``source`` (a HealthTable of the same implementation; it may be this
+        one): state, deadlines, backoff level, counters and latency EWMA.
+        ``inflight`` and ``max_inflight`` are not copied: calls in flight
+        release on the table that counted them, and the cap stays this one's."""
+        if not isinstance(source, HealthTable):
+            raise TypeError(
+                f"source must be a {type(self).__module__}.HealthTable, got "
+                f"{type(source).__module__}.{type(source).__qualname__}"
+            )
+        src = source._members[source._check(source_index)]
+        dst = self._members[self._check(index)]
+        # one lock at a time, as in _health.pyx: a snapshot, then the write
+        with source._lock:
+            values = [getattr(src, name) for name in _COPIED]
+        with self._lock:
+            for name, value in zip(_COPIED, values):
+                setattr(dst, name, value)
 
     # ---- in-flight accounting ----------------------------------------------
 

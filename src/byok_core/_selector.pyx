@@ -371,6 +371,33 @@ cdef class Selector:
         if not self.health.release_slot(self.member(id)):
             raise ValueError(f"member {id!r} has nothing in flight: release() must follow acquire()")
 
+    # ---- hot reload ----------------------------------------------------------
+
+    def inherit(self, other):
+        """Carry the health of every member id also in ``other`` over to this
+        selector, for a configuration reload: build the new selector, call
+        ``new.inherit(old)``, then switch to it.  A kept key keeps its state
+        (a cooling one its deadline and backoff level, a blocked or disabled
+        one stays out), its counters and its latency EWMA; calls in flight
+        stay counted on ``other``, and max_inflight is this selector's.  Ids
+        only here start ready; ids only in ``other`` are dropped.  Returns the
+        ids carried over, in this selector's order.  ``other`` must be a
+        Selector of the same implementation (compiled or pure Python)."""
+        if not isinstance(other, Selector):
+            raise TypeError(
+                f"inherit() takes a {type(self).__module__}.Selector, got "
+                f"{type(other).__module__}.{type(other).__qualname__}"
+                " (the compiled engine and its pure-Python twin do not mix)"
+            )
+        cdef Selector old = <Selector>other
+        carried = []
+        for i in range(self.n):
+            j = old.index.get(self.ids[i])
+            if j is not None:
+                self.health.copy_from(old.health, j, i)
+                carried.append(self.ids[i])
+        return carried
+
     # ---- reading -----------------------------------------------------------
 
     def state(self, id, now=None):

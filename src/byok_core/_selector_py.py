@@ -301,6 +301,26 @@ class Selector:
                 f"member {id!r} has nothing in flight: release() must follow acquire()"
             )
 
+    # ---- hot reload --------------------------------------------------------
+
+    def inherit(self, other: Selector) -> list[str]:
+        """Carry the health of every member id also in ``other`` over to this
+        selector (see ``_selector.pyx``); returns the ids carried over, in
+        this selector's order."""
+        if not isinstance(other, Selector):
+            raise TypeError(
+                f"inherit() takes a {type(self).__module__}.Selector, got "
+                f"{type(other).__module__}.{type(other).__qualname__}"
+                " (the compiled engine and its pure-Python twin do not mix)"
+            )
+        carried = []
+        for i, member in enumerate(self._ids):
+            j = other._index.get(member)
+            if j is not None:
+                self._health.copy_member(other._health, j, i)
+                carried.append(member)
+        return carried
+
     # ---- reading -----------------------------------------------------------
 
     def state(self, id: str, now: Optional[float] = None) -> str:

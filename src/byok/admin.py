@@ -1,0 +1,382 @@
+"""The admin API, the metrics and the dashboard, served beside the proxy.
+
+Routes (docs/admin-api.md has the full contract):
+
+    GET  /health, /ready                       open: probes carry no key
+    POST /admin/login, /admin/logout           the dashboard's session cookie
+    GET  /dashboard, /dashboard/app.js         the page (sign-in form without a session)
+    GET  /dashboard/app.css                    open: style, no data
+    GET  /admin/keys, /admin/stats, /metrics   admin key or session
+    POST /admin/keys/{label}/{action}          disable | enable | restore
+    POST /admin/reload                         read the config file again
+
+Admin keys are the config's ``admin_keys``; with none, every admin route
+answers 403, on loopback too.  A request authenticates with its own header
+(``Authorization: Bearer``, ``x-api-key``) or with the dashboard's session
+cookie; a session is a random token, never the key, and a request that
+changes something on a session's strength must carry ``x-byok-csrf: 1``,
+which a page of another origin cannot send without a CORS preflight that
+byok never grants.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import secrets
+import time
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote
+
+import msgspec
+
+from .metrics import CONTENT_TYPE
+from .server import Request, Response
+
+if TYPE_CHECKING:
+    from .proxy import Proxy
+    from .routing import Pool
+
+SESSION_COOKIE = "byok_session"
+SESSION_SECONDS = 12 * 3600
+ACTIONS = ("disable", "enable", "restore")
+USABLE = ("ready", "half_open")
+
+_JSON = [("content-type", "application/json"), ("cache-control", "no-store")]
+_PAGE_HEADERS = [
+    ("cache-control", "no-store"),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    (
+        "content-security-policy",
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    ),
+]
+_STATIC_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+}
+
+
+def credential(request: Request) -> str:
+    """The key a request presents: x-api-key, else a bearer token."""
+    presented = request.header("x-api-key")
+    if not presented:
+        bearer = request.header("authorization")
+        if bearer[:7].lower() == "bearer ":
+            presented = bearer[7:].strip()
+    return presented
+
+
+def matches(presented: str, secrets: list[bytes]) -> bool:
+    """Constant-time: compared with every key, always, so the time taken
+    says nothing about which one matched or how much of it."""
+    given = presented.encode("utf-8")
+    found = [hmac.compare_digest(given, secret) for secret in secrets]
+    return bool(presented) and any(found)
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Admin:
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+        self._sessions: dict[str, tuple[float, bytes]] = {}  # token -> (expiry, admin key)
+        self._files: dict[str, bytes] = {}
+
+    async def __call__(self, request: Request) -> Response | None:
+        """The answer to an admin route; None when the path is not one."""
+        path = request.path
+        if path == "/health":
+            return _json(200, {"status": "ok"})
+        if path == "/ready":
+            return self._ready()
+        if not path.startswith(("/admin/", "/dashboard", "/metrics")):
+            return None
+        if path == "/dashboard/app.css":
+            return self._file("app.css")
+        try:
+            return await self._route(request, path)
+        except _Refused as refusal:
+            if path == "/dashboard" and refusal.status == 401:
+                return self._login_page("")
+            return _json_error(refusal.status, str(refusal))
+
+    async def _route(self, request: Request, path: str) -> Response:
+        method = request.method
+        if not self._admin_secrets():
+            raise _Refused(403, "the admin API is off: set admin_keys in [server] to turn it on")
+        if path == "/admin/login":
+            _expect(method, "POST")
+            return self._login(request)
+        if path == "/admin/logout":
+            _expect(method, "POST")
+            return self._logout(request)
+        by_session = self._authenticate(request)
+        if method == "POST" and by_session and request.header("x-byok-csrf") != "1":
+            raise _Refused(403, "a change made with the dashboard's session needs x-byok-csrf: 1")
+        if path == "/dashboard":
+            _expect(method, "GET")
+            return self._file("index.html")
+        if path == "/dashboard/app.js":
+            return self._file("app.js")
+        if path == "/metrics":
+            _expect(method, "GET")
+            return Response(200, [("content-type", CONTENT_TYPE)], self.proxy.metrics.render())
+        if path == "/admin/keys":
+            _expect(method, "GET")
+            return _json(200, self.keys_view())
+        if path == "/admin/stats":
+            _expect(method, "GET")
+            return _json(200, self._stats())
+        if path == "/admin/reload":
+            _expect(method, "POST")
+            return await self._reload()
+        parts = path.split("/")  # "", "admin", "keys", label, action
+        if len(parts) == 5 and parts[2] == "keys" and parts[4] in ACTIONS:
+            _expect(method, "POST")
+            return self._act(unquote(parts[3]), parts[4], request)
+        raise _Refused(404, f"no admin endpoint {path}; see docs/admin-api.md")
+
+    # ---- who is asking ------------------------------------------------------------
+
+    def _admin_secrets(self) -> list[bytes]:
+        return [k.secret.encode("utf-8") for k in self.proxy.config.server.admin_keys]
+
+    def _authenticate(self, request: Request) -> bool:
+        """Pass or raise 401; True when a session cookie (not a key) passed."""
+        admin = self._admin_secrets()
+        presented = credential(request)
+        if presented:
+            if matches(presented, admin):
+                return False
+            raise _Refused(401, "wrong admin key")
+        session = self._sessions.get(_cookie(request, SESSION_COOKIE))
+        if session is not None:
+            expiry, key = session
+            # a session ends with its time, or when its key leaves the config
+            if expiry > time.time() and key in admin:
+                return True
+        raise _Refused(
+            401,
+            "an admin key is needed: send 'Authorization: Bearer <admin key>' "
+            "(admin_keys in [server])",
+        )
+
+    def _login(self, request: Request) -> Response:
+        form = parse_qs(request.body.decode("utf-8", "replace"))
+        presented = (form.get("key") or [""])[0].strip()
+        if not matches(presented, self._admin_secrets()):
+            return self._login_page("That is not an admin key of this byok.")
+        now = time.time()
+        for token, (expiry, _) in list(self._sessions.items()):
+            if expiry <= now:
+                del self._sessions[token]
+        token = secrets.token_urlsafe(32)
+        self._sessions[token] = (now + SESSION_SECONDS, presented.encode("utf-8"))
+        cookie = (
+            f"{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; "
+            f"Max-Age={SESSION_SECONDS}"
+        )
+        return Response(303, [("location", "/dashboard"), ("set-cookie", cookie)])
+
+    def _logout(self, request: Request) -> Response:
+        self._sessions.pop(_cookie(request, SESSION_COOKIE), None)
+        cookie = f"{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
+        return Response(303, [("location", "/dashboard"), ("set-cookie", cookie)])
+
+    # ---- what it sees ---------------------------------------------------------------
+
+    def _ready(self) -> Response:
+        router = self.proxy.router
+        why = []
+        for model, pools in router.pools_by_model():
+            if model is not None:
+                # the model answers if any of its targets or fallbacks has a usable key
+                chain = [model.name, *model.fallbacks]
+                pools = [
+                    router.pool(t.provider, t.model)
+                    for name in chain
+                    for t in router.config.models[name].targets
+                ]
+                name = f"model {model.name}"
+            else:
+                name = f"passthrough provider {pools[0].provider.name}"
+            views = [(v["id"], v) for pool in pools for v in pool.selector.snapshot()]
+            if not any(v["state"] in USABLE for _, v in views):
+                out = ", ".join(f"{label} {_state_text(v)}" for label, v in views)
+                why.append(f"{name}: no usable key: {out}")
+        return _json(503 if why else 200, {"ready": not why, "why": why})
+
+    def keys_view(self) -> dict[str, Any]:
+        """Every key of every model and target: the JSON of GET /admin/keys."""
+        proxy = self.proxy
+        models = []
+        for model, pools in proxy.router.pools_by_model():
+            upstream_models = ["*"] if model is None else [t.model for t in model.targets]
+            targets = [
+                {
+                    "provider": pool.provider.name,
+                    "kind": pool.provider.kind,
+                    "model": upstream_model,
+                    "keys": self._key_views(pool),
+                }
+                for pool, upstream_model in zip(pools, upstream_models)
+            ]
+            models.append(
+                {
+                    "name": model.name if model else "*",
+                    "passthrough": model is None,
+                    "strategy": pools[0].selector.strategy if model is None else model.strategy,
+                    "fallbacks": list(model.fallbacks) if model else [],
+                    "targets": targets,
+                }
+            )
+        config = {
+            "source": proxy.config.source,
+            "generation": proxy.generation,
+            "loaded_at": proxy.loaded_at,
+        }
+        return {"now": time.time(), "config": config, "models": models}
+
+    def _key_views(self, pool: Pool) -> list[dict[str, Any]]:
+        views = []
+        provider = pool.provider.name
+        for view in pool.selector.snapshot():
+            label = view["id"]
+            notes = self.proxy.ledger.notes(provider, label)
+            reason = notes.reason
+            latency = view["latency_ewma"]
+            views.append(
+                {
+                    "label": label,
+                    "provider": provider,
+                    "fingerprint": pool.keys[label].fingerprint,
+                    "weight": view["weight"],
+                    "state": view["state"],
+                    "cooldown_remaining": round(view["cooldown_remaining"], 3),
+                    "reason": None
+                    if reason is None
+                    else {"status": reason.status, "message": reason.message, "at": reason.at},
+                    "consecutive_failures": view["consecutive_failures"],
+                    "picks": view["picks"],
+                    "successes": view["successes"],
+                    "failures": view["failures"],
+                    "rate_limits": view["rate_limits"],
+                    "inflight": view["inflight"],
+                    "latency_ewma_ms": None if latency is None else round(latency * 1000, 2),
+                    "tokens": {"input": notes.input_tokens, "output": notes.output_tokens},
+                }
+            )
+        return views
+
+    def _stats(self) -> dict[str, Any]:
+        buckets = [
+            {
+                "t": b.t,
+                "requests": b.requests,
+                "errors": b.errors,
+                "failed_attempts": b.failed_attempts,
+            }
+            for b in self.proxy.ledger.recent()
+        ]
+        return {"bucket_seconds": self.proxy.ledger.BUCKET_SECONDS, "buckets": buckets}
+
+    # ---- what it changes ------------------------------------------------------------
+
+    def _act(self, label: str, action: str, request: Request) -> Response:
+        router = self.proxy.router
+        wanted = _query(request, "provider")
+        providers = [
+            p.name
+            for p in router.config.providers.values()
+            if any(k.label == label for k in p.keys) and (not wanted or p.name == wanted)
+        ]
+        if not providers:
+            where = f" of provider {wanted!r}" if wanted else ""
+            raise _Refused(404, f"no key labelled {label!r}{where}")
+        if len(providers) > 1:
+            raise _Refused(
+                409,
+                f"label {label!r} names keys of providers {', '.join(providers)}: "
+                "add ?provider=NAME",
+            )
+        provider = providers[0]
+        states = {}
+        for pool in router.each_key(provider, label):
+            selector = pool.selector
+            if action == "disable":
+                selector.disable(label)
+            elif action == "restore" or selector.state(label) == "disabled":
+                selector.restore(label)  # enable undoes a disable, nothing else
+            states[pool.name] = selector.state(label)
+        return _json(
+            200, {"label": label, "provider": provider, "action": action, "states": states}
+        )
+
+    async def _reload(self) -> Response:
+        from .proxy import ReloadError  # the proxy imports this module
+
+        try:
+            summary = await self.proxy.reload()
+        except ReloadError as error:
+            message = f"reload refused, nothing changed: {self.proxy.redact(str(error))}"
+            return _json_error(400, message)
+        return _json(200, summary)
+
+    # ---- pages -----------------------------------------------------------------------
+
+    def _file(self, name: str) -> Response:
+        body = self._files.get(name)
+        if body is None:
+            body = self._files[name] = (resources.files("byok") / "dashboard" / name).read_bytes()
+        kind = _STATIC_TYPES[name[name.rindex(".") :]]
+        return Response(200, [("content-type", kind), *_PAGE_HEADERS], body)
+
+    def _login_page(self, error: str) -> Response:
+        page = self._file("login.html")
+        assert isinstance(page.body, bytes)
+        page.body = page.body.replace(b"{{error}}", html.escape(error).encode("utf-8"))
+        page.status = 401
+        return page
+
+
+def _state_text(view: dict[str, Any]) -> str:
+    if view["state"] == "cooldown":
+        return f"cooldown {view['cooldown_remaining']:.1f}s"
+    return str(view["state"])
+
+
+def _expect(method: str, wanted: str) -> None:
+    if method != wanted:
+        raise _Refused(405, f"this endpoint takes {wanted}, not {method}")
+
+
+def _cookie(request: Request, name: str) -> str:
+    for part in request.header("cookie").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return ""
+
+
+def _query(request: Request, name: str) -> str:
+    _, _, query = request.target.partition("?")
+    return (parse_qs(query).get(name) or [""])[0]
+
+
+def _json(status: int, body: Any) -> Response:
+    return Response(status, list(_JSON), msgspec.json.encode(body))
+
+
+def _json_error(status: int, message: str) -> Response:
+    kinds = {401: "authentication_error", 403: "permission_error", 404: "not_found_error"}
+    error = {"message": message, "type": kinds.get(status, "invalid_request_error")}
+    return _json(status, {"error": error})

@@ -1,0 +1,91 @@
+"""Logging: human-readable lines or JSON lines, each with its request id.
+
+The proxy sets ``REQUEST_ID`` when a request comes in; every record logged
+while that request is served (by the proxy, the upstream client, the server)
+carries it, because trio runs a request in one task and each task has its own
+context.  Structured fields ride on a record as ``extra={"fields": {...}}``:
+the JSON format puts them at the top level, the text format has them in the
+message already.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import os
+import re
+import sys
+import time
+from typing import Any, TextIO
+
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("byok_request_id", default="-")
+FORMATS = ("text", "json")
+
+# An id a client may choose: short, and safe to put in a log line or a header.
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def request_id(offered: str) -> str:
+    """The client's x-request-id if it is a sane one, else a new id."""
+    if offered and _CLIENT_ID.fullmatch(offered):
+        return offered
+    return os.urandom(8).hex()
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = REQUEST_ID.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, request_id, message,
+    then the record's structured fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "request_id": getattr(record, "request_id", "-"),
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if fields:
+            entry.update(fields)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+
+
+def setup(
+    log_format: str = "text", level: int = logging.INFO, stream: TextIO | None = None
+) -> None:
+    """Send byok's logs (and its libraries') to `stream`, default stderr."""
+    if log_format not in FORMATS:
+        raise ValueError(f"log format must be one of {', '.join(FORMATS)}, got {log_format!r}")
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.addFilter(_RequestIdFilter())
+    handler.setFormatter(
+        JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # One line per request is on the hot path: skip the caller lookup and the
+    # thread and process names that no byok format shows (the logging HOWTO's
+    # "Optimization" section).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    # byok logs one line per request itself; httpx's own line per call is noise
+    for noisy in ("httpx", "httpx2"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
