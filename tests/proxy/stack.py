@@ -10,7 +10,7 @@ from typing import Any
 
 import trio
 
-from byok.config import from_dict
+from byok.config import Config, from_dict
 from byok.proxy import Proxy
 from byok.server import Limits, bound_port, serve_http
 from byok.simulator import SimulatedUpstream
@@ -20,7 +20,9 @@ class Stack:
     def __init__(
         self, build: Callable[[str], dict[str, Any]], limits: Limits | None = None
     ) -> None:
-        """`build(upstream_url)` returns the config tables (the TOML shape)."""
+        """`build(upstream_url)` returns the config tables (the TOML shape); a
+        reload (POST /admin/reload) calls it again, so a test that replaces
+        `stack.build` and reloads swaps in a new config."""
         self.build = build
         self.limits = limits or Limits()
         self.simulator = SimulatedUpstream()
@@ -57,7 +59,7 @@ class Stack:
             upstream = await nursery.start(serve_http, self.simulator, "127.0.0.1", 0)
             self.upstream_url = f"http://127.0.0.1:{bound_port(upstream)}"
             config = from_dict(self.build(self.upstream_url), "test")
-            self.proxy = Proxy(config)
+            self.proxy = Proxy(config, reloader=self._reload)
             try:
                 listeners = await nursery.start(serve_http, self.proxy, "127.0.0.1", 0, self.limits)
                 self.url = f"http://127.0.0.1:{bound_port(listeners)}"
@@ -66,6 +68,9 @@ class Stack:
             finally:
                 with trio.CancelScope(shield=True):
                     await self.proxy.aclose()
+
+    def _reload(self) -> Config:
+        return from_dict(self.build(self.upstream_url), "test")
 
     def selector(self, provider: str, model: str) -> Any:
         """The engine behind one target, to look at or steer in a test."""

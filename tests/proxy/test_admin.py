@@ -1,0 +1,428 @@
+"""The admin API on loopback: probes, the key table, operator actions,
+metrics, hot reload (also under load), request ids and trace context."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+
+import httpx
+import pytest
+
+from .stack import Stack
+
+ADMIN_KEY = "adm-test-ADMINKEY-0001"
+CLIENT_KEY = "cli-test-CLIENTKEY-0001"
+SECRETS = {"sk-adm-ALPHA-0001": "alpha", "sk-adm-BRAVO-0002": "bravo"}
+ANTHROPIC_SECRET = "sk-ant-adm-CLAUDE-0003"
+ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
+CLIENT = {"authorization": f"Bearer {CLIENT_KEY}"}
+ASK = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def tables(upstream: str) -> dict:
+    return {
+        "server": {
+            "client_keys": [CLIENT_KEY],
+            "admin_keys": [ADMIN_KEY],
+            "cooldown": 30,
+        },
+        "providers": {
+            "sim": {
+                "kind": "openai",
+                "base_url": f"{upstream}/v1",
+                "keys": [{"key": k, "label": label} for k, label in SECRETS.items()],
+            },
+            "simant": {
+                "kind": "anthropic",
+                "base_url": upstream,
+                "keys": [{"key": ANTHROPIC_SECRET, "label": "claude"}],
+            },
+        },
+        "models": {
+            "m": {"targets": ["sim/up"], "strategy": "round_robin", "fallbacks": ["c"]},
+            "c": {"targets": ["simant/up-claude"]},
+        },
+    }
+
+
+def start(build=tables) -> Stack:
+    stack = Stack(build)
+    running = stack.__enter__()
+    for secret, name in {**SECRETS, ANTHROPIC_SECRET: "claude"}.items():
+        running.simulator.add_key(secret, name)
+    return running
+
+
+@pytest.fixture
+def stack():
+    running = start()
+    yield running
+    running.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(stack):
+    with httpx.Client(base_url=stack.url, timeout=10) as c:
+        yield c
+
+
+def ask(client: httpx.Client, **extra) -> httpx.Response:
+    return client.post("/v1/chat/completions", json={**ASK, **extra}, headers=CLIENT)
+
+
+def key_view(client: httpx.Client, label: str, target: str = "sim/up") -> dict:
+    for model in client.get("/admin/keys", headers=ADMIN).json()["models"]:
+        for t in model["targets"]:
+            if f"{t['provider']}/{t['model']}" == target:
+                for key in t["keys"]:
+                    if key["label"] == label:
+                        return key
+    raise AssertionError(f"no key {label} under {target}")
+
+
+# ---- who may ask -----------------------------------------------------------------
+
+
+def test_health_and_ready_need_no_key(client):
+    assert client.get("/health").json() == {"status": "ok"}
+    ready = client.get("/ready")
+    assert ready.status_code == 200
+    assert ready.json() == {"ready": True, "why": []}
+
+
+def test_ready_is_503_with_the_reason_when_a_model_has_no_usable_key(stack, client):
+    client.post("/admin/keys/alpha/disable", headers=ADMIN)
+    stack.simulator.set("sk-adm-BRAVO-0002", mode="429", retry_after=20)
+    ask(client)
+    assert client.get("/ready").status_code == 200  # m falls back to c, whose key is fine
+    client.post("/admin/keys/claude/disable", headers=ADMIN)
+    ready = client.get("/ready")
+    assert ready.status_code == 503
+    why = ready.json()["why"]
+    assert len(why) == 2
+    assert why[0].startswith("model m: no usable key: alpha disabled, bravo cooldown")
+    assert why[1] == "model c: no usable key: claude disabled"
+
+
+def test_admin_routes_want_the_admin_key(client):
+    for method, path in [
+        ("GET", "/admin/keys"),
+        ("GET", "/admin/stats"),
+        ("GET", "/metrics"),
+        ("POST", "/admin/keys/alpha/disable"),
+        ("POST", "/admin/reload"),
+    ]:
+        assert client.request(method, path).status_code == 401, path
+        wrong = client.request(method, path, headers=CLIENT)  # a client key is not an admin key
+        assert wrong.status_code == 401, path
+        assert wrong.json()["error"]["message"] == "wrong admin key"
+    assert client.get("/admin/keys", headers={"x-api-key": ADMIN_KEY}).status_code == 200
+
+
+def test_the_admin_key_does_not_open_the_llm_endpoints(client):
+    reply = client.post("/v1/chat/completions", json=ASK, headers=ADMIN)
+    assert reply.status_code == 401
+
+
+def test_without_admin_keys_the_admin_api_is_off_even_on_loopback():
+    def no_admin(upstream: str) -> dict:
+        config = tables(upstream)
+        del config["server"]["admin_keys"]
+        return config
+
+    with Stack(no_admin) as stack, httpx.Client(base_url=stack.url) as client:
+        reply = client.get("/admin/keys", headers=ADMIN)
+        assert reply.status_code == 403
+        assert "set admin_keys in [server]" in reply.json()["error"]["message"]
+        assert client.get("/dashboard").status_code == 403
+        assert client.get("/health").status_code == 200
+
+
+def test_unknown_admin_path_and_wrong_method(client):
+    assert client.get("/admin/nothing", headers=ADMIN).status_code == 404
+    reply = client.get("/admin/reload", headers=ADMIN)
+    assert reply.status_code == 405
+    assert "takes POST" in reply.json()["error"]["message"]
+
+
+# ---- the key table ---------------------------------------------------------------
+
+
+def test_key_table_shows_state_reason_counters_and_tokens(stack, client):
+    assert ask(client).status_code == 200  # alpha
+    stack.simulator.set("sk-adm-BRAVO-0002", mode="429", retry_after=20)
+    assert ask(client).headers["x-byok-key"] == "alpha"  # bravo 429s, alpha answers
+    with client.stream(
+        "POST", "/v1/chat/completions", json={**ASK, "stream": True}, headers=CLIENT
+    ) as r:
+        r.read()
+    alpha, bravo = key_view(client, "alpha"), key_view(client, "bravo")
+    assert alpha["state"] == "ready"
+    assert alpha["fingerprint"].startswith("fp-")
+    assert alpha["successes"] == 3
+    assert alpha["latency_ewma_ms"] > 0
+    # the simulator's usage: 5 prompt tokens, 5 completion tokens per answer
+    assert alpha["tokens"] == {"input": 15, "output": 15}
+    assert bravo["state"] == "cooldown"
+    assert 18 < bravo["cooldown_remaining"] <= 20
+    assert bravo["reason"]["status"] == 429
+    assert bravo["reason"]["message"] == "Rate limit reached"
+    assert bravo["rate_limits"] == 1
+    assert bravo["tokens"] == {"input": 0, "output": 0}
+
+
+def test_anthropic_stream_tokens_come_from_its_events(client):
+    body = {"model": "c", "max_tokens": 10, "stream": True, "messages": ASK["messages"]}
+    with client.stream("POST", "/v1/messages", json=body, headers=CLIENT) as reply:
+        reply.read()
+    claude = key_view(client, "claude", "simant/up-claude")
+    assert claude["tokens"] == {"input": 5, "output": 5}
+
+
+def test_stats_count_requests_and_errors(stack, client):
+    for secret in SECRETS:
+        stack.simulator.set(secret, mode="500")
+    stack.simulator.set(ANTHROPIC_SECRET, mode="500")
+    assert ask(client).status_code == 502
+    stack.simulator.set("sk-adm-ALPHA-0001")
+    stats = client.get("/admin/stats", headers=ADMIN).json()
+    assert stats["bucket_seconds"] == 5
+    assert len(stats["buckets"]) == 120
+    assert sum(b["requests"] for b in stats["buckets"]) == 1
+    assert sum(b["errors"] for b in stats["buckets"]) == 1
+    assert sum(b["failed_attempts"] for b in stats["buckets"]) == 3
+
+
+# ---- operator actions ------------------------------------------------------------
+
+
+def test_disable_takes_a_key_out_at_once_and_enable_brings_it_back(stack, client):
+    reply = client.post("/admin/keys/alpha/disable", headers=ADMIN)
+    assert reply.json() == {
+        "label": "alpha",
+        "provider": "sim",
+        "action": "disable",
+        "states": {"sim/up": "disabled"},
+    }
+    keys = {ask(client).headers["x-byok-key"] for _ in range(6)}
+    assert keys == {"bravo"}
+    assert stack.simulator.requests_for("sk-adm-ALPHA-0001") == 0
+    client.post("/admin/keys/alpha/enable", headers=ADMIN)
+    keys = {ask(client).headers["x-byok-key"] for _ in range(4)}
+    assert keys == {"alpha", "bravo"}
+
+
+def test_enable_leaves_a_blocked_key_blocked_and_restore_brings_it_back(stack, client):
+    stack.simulator.set("sk-adm-ALPHA-0001", mode="401")
+    ask(client)
+    assert key_view(client, "alpha")["state"] == "blocked"
+    reply = client.post("/admin/keys/alpha/enable", headers=ADMIN)
+    assert reply.json()["states"] == {"sim/up": "blocked"}
+    stack.simulator.set("sk-adm-ALPHA-0001")
+    reply = client.post("/admin/keys/alpha/restore", headers=ADMIN)
+    assert reply.json()["states"] == {"sim/up": "ready"}
+    assert "alpha" in {ask(client).headers["x-byok-key"] for _ in range(2)}
+
+
+def test_unknown_and_ambiguous_labels():
+    def twins(upstream: str) -> dict:
+        config = tables(upstream)
+        config["providers"]["simant"]["keys"][0]["label"] = "alpha"  # same label, other provider
+        return config
+
+    stack = start(twins)
+    try:
+        with httpx.Client(base_url=stack.url) as client:
+            missing = client.post("/admin/keys/zulu/disable", headers=ADMIN)
+            assert missing.status_code == 404
+            assert "no key labelled 'zulu'" in missing.json()["error"]["message"]
+            both = client.post("/admin/keys/alpha/disable", headers=ADMIN)
+            assert both.status_code == 409
+            assert "?provider=NAME" in both.json()["error"]["message"]
+            one = client.post("/admin/keys/alpha/disable?provider=simant", headers=ADMIN)
+            assert one.json()["states"] == {"simant/up-claude": "disabled"}
+            assert key_view(client, "alpha")["state"] == "ready"
+    finally:
+        stack.__exit__(None, None, None)
+
+
+# ---- metrics -----------------------------------------------------------------------
+
+
+def test_metrics_in_prometheus_text(stack, client):
+    ask(client)
+    stack.simulator.set("sk-adm-BRAVO-0002", mode="429", retry_after=20)
+    ask(client)
+    reply = client.get("/metrics", headers=ADMIN)
+    assert reply.headers["content-type"].startswith("text/plain; version=0.0.4")
+    text = reply.text
+    expected = [
+        'byok_requests_total{endpoint="/v1/chat/completions",model="m",status="200"} 2.0',
+        'byok_attempts_total{key="alpha",outcome="success",provider="sim"} 2.0',
+        'byok_attempts_total{key="bravo",outcome="rate_limited",provider="sim"} 1.0',
+        'byok_cooldowns_total{key="bravo",provider="sim"} 1.0',
+        'byok_key_state{key="bravo",model="m",provider="sim",state="cooldown"} 1.0',
+        'byok_key_state{key="alpha",model="m",provider="sim",state="ready"} 1.0',
+        'byok_tokens_total{key="alpha",kind="output",model="up",provider="sim"} 10.0',
+        'byok_proxy_overhead_seconds_count{endpoint="/v1/chat/completions"} 2.0',
+        'byok_upstream_first_byte_seconds_count{provider="sim"} 3.0',
+    ]
+    for line in expected:
+        assert line in text, line
+
+
+# ---- reload ------------------------------------------------------------------------
+
+
+def test_reload_keeps_health_adds_new_keys_and_reports_changes(stack, client):
+    stack.simulator.set("sk-adm-BRAVO-0002", mode="429", retry_after=20)
+    ask(client)
+    ask(client)
+    client.post("/admin/keys/alpha/disable", headers=ADMIN)
+    before = key_view(client, "bravo")
+    stack.simulator.add_key("sk-adm-CHARLIE-0004", "charlie")
+
+    def grown(upstream: str) -> dict:
+        config = tables(upstream)
+        config["providers"]["sim"]["keys"].append(
+            {"key": "sk-adm-CHARLIE-0004", "label": "charlie"}
+        )
+        config["server"]["port"] = 1  # needs a restart: reported, not applied
+        return config
+
+    stack.build = grown
+    reply = client.post("/admin/reload", headers=ADMIN)
+    assert reply.status_code == 200
+    summary = reply.json()
+    assert summary["generation"] == 2
+    assert (summary["kept_keys"], summary["new_keys"], summary["removed_keys"]) == (3, 1, 0)
+    assert summary["restart_needed"] == ["port"]
+    bravo = key_view(client, "bravo")
+    assert bravo["state"] == "cooldown"
+    assert 0 <= before["cooldown_remaining"] - bravo["cooldown_remaining"] < 2
+    assert bravo["rate_limits"] == 1  # counters came along
+    assert key_view(client, "alpha")["state"] == "disabled"
+    assert key_view(client, "charlie")["state"] == "ready"
+    assert {ask(client).headers["x-byok-key"] for _ in range(3)} == {"charlie"}
+
+
+def test_an_invalid_reload_changes_nothing_and_says_where(stack, client):
+    def broken(upstream: str) -> dict:
+        config = tables(upstream)
+        config["models"]["m"]["targets"] = ["sim"]
+        return config
+
+    stack.build = broken
+    reply = client.post("/admin/reload", headers=ADMIN)
+    assert reply.status_code == 400
+    message = reply.json()["error"]["message"]
+    assert "nothing changed" in message
+    assert '[models.m] targets[0]: expected "provider/upstream-model"' in message
+    assert client.get("/admin/keys", headers=ADMIN).json()["config"]["generation"] == 1
+    assert ask(client).status_code == 200
+    assert (
+        'byok_config_reloads_total{result="error"} 1.0'
+        in client.get("/metrics", headers=ADMIN).text
+    )
+
+
+def test_a_new_secret_under_an_old_label_starts_ready(stack, client):
+    stack.simulator.set("sk-adm-BRAVO-0002", mode="429", retry_after=20)
+    ask(client)
+    ask(client)
+    assert key_view(client, "bravo")["state"] == "cooldown"
+    stack.simulator.add_key("sk-adm-BRAVO-NEW-0005", "bravo2")
+
+    def rotated(upstream: str) -> dict:
+        config = copy.deepcopy(tables(upstream))
+        config["providers"]["sim"]["keys"][1]["key"] = "sk-adm-BRAVO-NEW-0005"
+        return config
+
+    stack.build = rotated
+    summary = client.post("/admin/reload", headers=ADMIN).json()
+    assert (summary["kept_keys"], summary["new_keys"], summary["removed_keys"]) == (2, 1, 0)
+    bravo = key_view(client, "bravo")
+    assert bravo["state"] == "ready"
+    assert bravo["reason"] is None
+
+
+def test_reload_under_load_loses_no_request(stack):
+    """Four clients send requests (and streams) while the config is reloaded
+    twenty times, alternating between two key sets: every request succeeds."""
+    stack.simulator.add_key("sk-adm-CHARLIE-0004", "charlie")
+    for secret in SECRETS:
+        stack.simulator.set(secret, delay=0.005)
+
+    def alternate(n: int):
+        def build(upstream: str) -> dict:
+            config = tables(upstream)
+            if n % 2:
+                config["providers"]["sim"]["keys"].append(
+                    {"key": "sk-adm-CHARLIE-0004", "label": "charlie"}
+                )
+            return config
+
+        return build
+
+    failures: list[str] = []
+    done = 0
+    stop = threading.Event()
+
+    def load() -> None:
+        nonlocal done
+        with httpx.Client(base_url=stack.url, timeout=10) as c:
+            for n in range(400):  # bounded: stops after 400 requests or at the stop signal
+                if stop.is_set():
+                    return
+                if n % 4:
+                    reply = ask(c)
+                    body = reply.text
+                else:
+                    with c.stream(
+                        "POST", "/v1/chat/completions", json={**ASK, "stream": True}, headers=CLIENT
+                    ) as reply:
+                        body = reply.read().decode()
+                    if "[DONE]" not in body:
+                        failures.append(f"stream cut short: {body[-80:]}")
+                if reply.status_code != 200:
+                    failures.append(f"{reply.status_code}: {body[:200]}")
+                done += 1
+
+    workers = [threading.Thread(target=load) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    with httpx.Client(base_url=stack.url, timeout=10) as admin:
+        for n in range(20):
+            stack.build = alternate(n + 1)
+            assert admin.post("/admin/reload", headers=ADMIN).status_code == 200
+            time.sleep(0.05)
+    stop.set()
+    for worker in workers:
+        worker.join(30)
+    assert failures == []
+    assert done >= 20
+    with httpx.Client(base_url=stack.url) as c:
+        assert key_view(c, "alpha")["state"] == "ready"
+        assert c.get("/admin/keys", headers=ADMIN).json()["config"]["generation"] == 21
+
+
+# ---- request ids and trace context -------------------------------------------------------
+
+
+def test_request_ids_are_taken_or_made(client):
+    mine = client.post(
+        "/v1/chat/completions", json=ASK, headers={**CLIENT, "x-request-id": "trace-me.42"}
+    )
+    assert mine.headers["x-request-id"] == "trace-me.42"
+    made = ask(client)
+    assert len(made.headers["x-request-id"]) == 16
+    odd = client.post(
+        "/v1/chat/completions", json=ASK, headers={**CLIENT, "x-request-id": "bad id\twith space"}
+    )
+    assert odd.headers["x-request-id"] != "bad id\twith space"
+    refused = client.post("/v1/chat/completions", json=ASK, headers={"x-request-id": "r-401"})
+    assert refused.status_code == 401
+    assert refused.headers["x-request-id"] == "r-401"
+    assert client.get("/health", headers={"x-request-id": "h-1"}).headers["x-request-id"] == "h-1"
