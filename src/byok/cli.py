@@ -1,38 +1,28 @@
-"""The `byok` command: serve (the default), demo, check-config, tour."""
+"""The `byok` command: serve (the default), demo, check-config, keys check, status, tour."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import trio
 
-from . import __version__, demo, tour
+from . import __version__, demo, logs, tour
 from .config import Config, ConfigError, from_environment, load
-from .proxy import Proxy
+from .proxy import Proxy, ReloadError
 from .server import Limits, Shutdown, bound_port, serve_http
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if not args.quiet else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
+    logs.setup(
+        getattr(args, "log_format", None) or "text",
+        logging.WARNING if args.quiet else logging.INFO,
     )
-    # One line per request is on the hot path: skip the caller lookup and the
-    # thread and process names that no byok format shows (the logging HOWTO's
-    # "Optimization" section).
-    logging._srcfile = None
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
-    # byok logs one line per request itself; httpx's own line per upstream call is noise
-    for noisy in ("httpx", "httpx2"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     command = args.command or "serve"
     try:
         if command == "serve":
@@ -42,6 +32,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if command == "demo":
             return demo.run(port=args.port, duration=args.duration, traffic=not args.no_traffic)
+        if command == "keys":
+            from . import keycheck
+
+            config = getattr(args, "config", None)  # `keys check --config` or `byok --config`
+            return keycheck.run(config, timeout=args.timeout, concurrency=args.concurrency)
+        if command == "status":
+            from . import status
+
+            return status.run(args.url, args.admin_key)
         return tour.run([])
     except ConfigError as error:
         print(f"byok: {error}", file=sys.stderr)
@@ -62,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
         target.add_argument("--config", help="a TOML file; default: keys from the environment")
         target.add_argument("--host", help="address to listen on (overrides the config)")
         target.add_argument("--port", type=int, help="port to listen on (overrides the config)")
+        target.add_argument(
+            "--log-format",
+            choices=logs.FORMATS,
+            help="text (the default: one readable line per event) or json (JSON lines)",
+        )
     check = commands.add_parser("check-config", help="validate a config file, print its routes")
     check.add_argument("file")
     demo = commands.add_parser(
@@ -71,19 +75,59 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
     demo.add_argument("--no-traffic", action="store_true", help="send no requests of its own")
     commands.add_parser("tour", help="the selection engine on simulated keys, no network")
+    keys = commands.add_parser("keys", help="look after the upstream keys")
+    key_commands = keys.add_subparsers(dest="keys_command", metavar="{check}", required=True)
+    keys_check = key_commands.add_parser(
+        "check",
+        help="probe every configured key with its provider's models listing",
+        description="Probe every configured key with its provider's models listing "
+        "(no tokens spent) and print a verdict per key: valid, invalid, rate-limited, "
+        "unreachable or error. Exit status 1 if a key is invalid.",
+    )
+    keys_check.add_argument(
+        "--config",
+        default=argparse.SUPPRESS,  # keeps a `byok --config FILE keys check`
+        help="a TOML file; default: keys from the environment",
+    )
+    keys_check.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds per probe (default 10)"
+    )
+    keys_check.add_argument(
+        "--concurrency", type=int, default=16, help="probes at once (default 16)"
+    )
+    status = commands.add_parser(
+        "status",
+        help="the key table of a running byok, from its admin API",
+        description="Print the key table of a running byok serve (GET /admin/keys).",
+    )
+    status.add_argument(
+        "--url", default="http://127.0.0.1:8787", help="the proxy (default http://127.0.0.1:8787)"
+    )
+    status.add_argument(
+        "--admin-key",
+        help="one of the proxy's [server] admin_keys; default: $BYOK_ADMIN_KEY",
+    )
     return parser
 
 
 def _serve(args: argparse.Namespace) -> int:
-    config = load(args.config) if args.config else from_environment()
+    path = args.config
+    config = load(path) if path else from_environment()
     host = args.host or config.server.host
     port = config.server.port if args.port is None else args.port
-    trio.run(serve, config, host, port)
+    trio.run(serve, config, host, port, (lambda: load(path)) if path else None)
     return 0
 
 
-async def serve(config: Config, host: str, port: int) -> None:
-    """Run the proxy until SIGINT/SIGTERM, then drain for the grace period."""
+# SIGHUP reloads the config; Windows has no SIGHUP (POST /admin/reload works everywhere)
+_RELOAD_SIGNALS = (signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()
+
+
+async def serve(
+    config: Config, host: str, port: int, reloader: Callable[[], Config] | None = None
+) -> None:
+    """Run the proxy until SIGINT/SIGTERM, then drain for the grace period;
+    SIGHUP reloads the config through `reloader`."""
     server = config.server
     limits = Limits(
         max_header_bytes=server.max_header_bytes,
@@ -92,7 +136,7 @@ async def serve(config: Config, host: str, port: int) -> None:
         read_timeout=server.read_timeout,
         idle_timeout=server.idle_timeout,
     )
-    proxy = Proxy(config)
+    proxy = Proxy(config, reloader=reloader)
     shutdown = Shutdown()
     log = logging.getLogger("byok")
     try:
@@ -106,14 +150,20 @@ async def serve(config: Config, host: str, port: int) -> None:
                 config.source,
                 ", ".join(config.models) or "passthrough",
             )
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            wanted = (signal.SIGINT, signal.SIGTERM, *_RELOAD_SIGNALS)
+            with trio.open_signal_receiver(*wanted) as signals:
                 async for signum in signals:
+                    if signum in _RELOAD_SIGNALS:
+                        with contextlib.suppress(ReloadError):  # logged, nothing changed
+                            await proxy.reload()
+                        continue
+                    grace = proxy.config.server.shutdown_grace  # a reload may have changed it
                     log.info(
                         "%s: draining requests in flight for up to %gs",
                         signal.Signals(signum).name,
-                        server.shutdown_grace,
+                        grace,
                     )
-                    shutdown.start(server.shutdown_grace)
+                    shutdown.start(grace)
                     break
     finally:
         with trio.CancelScope(shield=True):

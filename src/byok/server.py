@@ -365,6 +365,7 @@ class _Connection:
 
     async def _serve_cycle(self, request: Request) -> bool:
         """One request's answer; False when the connection must close."""
+        keep_alive = False  # stays so if the client leaves before the answer is written
         with trio.CancelScope() as cycle:
             self.serving = cycle
             if self.gone:

@@ -67,7 +67,12 @@ class SimulatedUpstream:
 
     async def __call__(self, request: Request) -> Response:
         path = request.path
-        dialect = "anthropic" if path.startswith("/v1/messages") else "openai"
+        listing = request.method == "GET" and path.rstrip("/").endswith("/models")
+        # Both APIs list models at /v1/models; Anthropic's clients send anthropic-version.
+        anthropic = path.startswith("/v1/messages") or (
+            listing and bool(request.header("anthropic-version"))
+        )
+        dialect = "anthropic" if anthropic else "openai"
         secret = request.header("x-api-key")
         bearer = request.header("authorization")
         if bearer.lower().startswith("bearer "):
@@ -79,8 +84,8 @@ class SimulatedUpstream:
                 401,
                 "invalid x-api-key" if dialect == "anthropic" else "Incorrect API key provided",
             )
-        if request.method == "GET" and path.rstrip("/").endswith("/models"):
-            return Response(200, JSON, msgspec.json.encode({"object": "list", "data": []}))
+        if listing:  # not in `seen`, which counts the requests that spend tokens
+            return await self._listing(dialect, behaviour)
         try:
             body = msgspec.json.decode(request.body)
         except msgspec.DecodeError:
@@ -94,18 +99,9 @@ class SimulatedUpstream:
         failing = n % behaviour.every == 0
         if behaviour.mode == "hang":
             await self._wait(3600)
-        if behaviour.mode == "429" and failing:
-            headers = list(JSON)
-            if behaviour.retry_after is not None:
-                headers.append(("retry-after", f"{behaviour.retry_after:g}"))
-            return Response(429, headers, _error_body(dialect, 429, "Rate limit reached"))
-        if behaviour.mode in ("401",):
-            return _error(dialect, 401, "key revoked")
-        if behaviour.mode in ("500", "529") and failing:
-            status = int(behaviour.mode)
-            return _error(
-                dialect, status, "simulated server error" if status == 500 else "Overloaded"
-            )
+        failure = _failure(dialect, behaviour, failing)
+        if failure is not None:
+            return failure
         text = f"Hello from {self.names.get(secret, 'sim')}".split() + ["word"] * max(
             behaviour.chunks - 3, 0
         )
@@ -113,6 +109,18 @@ class SimulatedUpstream:
         if not stream:
             return Response(200, JSON, msgspec.json.encode(answer.whole()))
         return Response(200, SSE, self._stream(answer, behaviour))
+
+    async def _listing(self, dialect: str, behaviour: Behaviour) -> Response:
+        """GET .../models: the key's behaviour, on every request (`every` is
+        ignored), so that `byok keys check` sees what a chat request would."""
+        if behaviour.delay:
+            await self._wait(behaviour.delay)
+        if behaviour.mode == "hang":
+            await self._wait(3600)
+        failure = _failure(dialect, behaviour, failing=True)
+        if failure is not None:
+            return failure
+        return Response(200, JSON, msgspec.json.encode({"object": "list", "data": []}))
 
     async def _wait(self, seconds: float) -> None:
         try:
@@ -303,6 +311,21 @@ class _Answer:
             _sse({"type": "message_stop"}, "message_stop"),
         ]
         return events
+
+
+def _failure(dialect: str, behaviour: Behaviour, failing: bool) -> Response | None:
+    """The error answer of a key that rate-limits, was revoked or fails; else None."""
+    if behaviour.mode == "429" and failing:
+        headers = list(JSON)
+        if behaviour.retry_after is not None:
+            headers.append(("retry-after", f"{behaviour.retry_after:g}"))
+        return Response(429, headers, _error_body(dialect, 429, "Rate limit reached"))
+    if behaviour.mode == "401":
+        return _error(dialect, 401, "key revoked")
+    if behaviour.mode in ("500", "529") and failing:
+        status = int(behaviour.mode)
+        return _error(dialect, status, "simulated server error" if status == 500 else "Overloaded")
+    return None
 
 
 def _sse(data: dict[str, Any], event: str | None = None) -> bytes:

@@ -1,0 +1,241 @@
+"""`byok keys check`: does each configured key still work?
+
+Every key of every provider is probed at once (at most ``concurrency`` at a
+time, each within ``timeout``) with the cheapest authenticated call there is,
+the models listing: ``GET {base_url}/models`` with a bearer token for OpenAI
+and OpenAI-compatible providers, ``GET {base_url}/v1/models`` with
+``x-api-key`` and ``anthropic-version`` for Anthropic.  No tokens are spent.
+
+Verdicts: ``valid`` (2xx), ``invalid`` (401, 403), ``rate-limited`` (429: the
+key is valid, just at its limit now), ``unreachable`` (no HTTP answer:
+connection refused, TLS failure, timeout) and ``error`` (any other status).
+The table names keys by label and fingerprint; a secret is never formatted,
+and any text that comes from elsewhere is scrubbed of every configured secret
+before it prints.  The exit status is 1 when a key is invalid, else 0.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TextIO
+
+import trio
+
+from . import __version__
+from .config import Config, Key, Provider, from_environment, load
+from .routing import upstream_url
+from .status import columns
+from .upstream import Upstream, UpstreamError
+
+VERDICTS = ("valid", "invalid", "rate-limited", "unreachable", "error")
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_CONCURRENCY = 16
+
+
+@dataclass(frozen=True)
+class Check:
+    """One key's verdict: names and numbers only, never the secret."""
+
+    provider: str
+    label: str
+    fingerprint: str
+    verdict: str
+    status: int | None = None  # None: no HTTP answer
+    latency_ms: float | None = None  # to the response head
+    detail: str = ""  # why a key is unreachable (host and cause, no secret)
+
+
+def verdict(status: int) -> str:
+    if 200 <= status < 300:
+        return "valid"
+    if status in (401, 403):
+        return "invalid"
+    if status == 429:
+        return "rate-limited"
+    return "error"
+
+
+def probe_request(provider: Provider, key: Key) -> tuple[str, list[tuple[str, str]]]:
+    """The URL and headers of the models listing for this key."""
+    headers = [("accept", "application/json"), ("user-agent", f"byok/{__version__} keys-check")]
+    if provider.kind == "anthropic":
+        headers += [("x-api-key", key.secret), ("anthropic-version", provider.anthropic_version)]
+    else:
+        headers.append(("authorization", f"Bearer {key.secret}"))
+    return upstream_url(provider, "/v1/models"), headers
+
+
+async def check_key(upstream: Upstream, provider: Provider, key: Key, timeout: float) -> Check:
+    """Probe one key with the models listing, within `timeout` seconds."""
+    url, headers = probe_request(provider, key)
+    status: int | None = None
+    latency: float | None = None
+    started = trio.current_time()
+    with trio.move_on_after(timeout):
+        try:
+            response = await upstream.send(provider.base_url, "GET", url, headers, b"")
+        except UpstreamError as error:  # its message names the host, never a header
+            return Check(
+                provider.name, key.label, key.fingerprint, "unreachable", detail=str(error)
+            )
+        status, latency = response.status, (trio.current_time() - started) * 1000
+        try:
+            await response.read()  # to the end, so the connection can serve the next probe
+        except UpstreamError:
+            pass  # the status is in; the body does not matter
+        finally:
+            await response.aclose()
+    if status is None:
+        detail = f"no answer within {timeout:g}s"
+        return Check(provider.name, key.label, key.fingerprint, "unreachable", detail=detail)
+    return Check(provider.name, key.label, key.fingerprint, verdict(status), status, latency)
+
+
+async def check_all(
+    config: Config,
+    timeout: float = DEFAULT_TIMEOUT,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    progress: Callable[[int], None] | None = None,
+) -> list[Check]:
+    """Every key of every provider, probed concurrently; in the config's order.
+
+    `progress(done)` is called as each probe ends."""
+    keys = [(p, k) for p in config.providers.values() for k in p.keys]
+    results: list[Check | None] = [None] * len(keys)
+    limiter = trio.CapacityLimiter(concurrency)
+    upstream = Upstream()
+    done = 0
+
+    async def one(n: int, provider: Provider, key: Key) -> None:
+        nonlocal done
+        async with limiter:
+            results[n] = await check_key(upstream, provider, key, timeout)
+        done += 1
+        if progress is not None:
+            progress(done)
+
+    try:
+        async with trio.open_nursery() as nursery:
+            for n, (provider, key) in enumerate(keys):
+                nursery.start_soon(one, n, provider, key)
+    finally:
+        with trio.CancelScope(shield=True):
+            await upstream.aclose()
+    return [r for r in results if r is not None]
+
+
+class Progress:
+    """`checking 3/8 keys [#######.......]` on a terminal, redrawn in place;
+    elsewhere (a pipe, a file) nothing until the closing line."""
+
+    WIDTH = 20
+
+    def __init__(self, stream: TextIO, total: int) -> None:
+        self.stream = stream
+        self.total = total
+        self.started = time.perf_counter()
+        self.live = _isatty(stream)
+        self._drawn = 0  # length of the line on screen
+
+    def update(self, done: int) -> None:
+        if not self.live:
+            return
+        filled = self.WIDTH * done // max(self.total, 1)
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        self._draw(f"checking {done}/{self.total} keys [{bar}]")
+
+    def finish(self) -> None:
+        elapsed = time.perf_counter() - self.started
+        noun = "key" if self.total == 1 else "keys"
+        line = f"checked {self.total} {noun} in {elapsed:.1f} s"
+        if self.live:
+            self._draw(line)
+            self.stream.write("\n")
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def _draw(self, line: str) -> None:
+        self.stream.write("\r" + line.ljust(self._drawn))  # spaces wipe a longer old line
+        self.stream.flush()
+        self._drawn = len(line)
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret replaced; text from elsewhere passes through this."""
+    for secret in secrets:
+        if len(secret) >= 4 and secret in text:
+            text = text.replace(secret, "[secret]")
+    return text
+
+
+def format_checks(checks: list[Check], secrets: Iterable[str] = ()) -> str:
+    """The verdicts as a table: label, provider, fingerprint, verdict, latency, note."""
+    secrets = list(secrets)
+    rows = [["key", "provider", "fingerprint", "verdict", "latency", "note"]]
+    for check in checks:
+        shown = check.verdict if check.status is None else f"{check.verdict} ({check.status})"
+        latency = "-" if check.latency_ms is None else f"{check.latency_ms:.0f} ms"
+        rows.append(
+            [
+                check.label,
+                check.provider,
+                check.fingerprint,
+                shown,
+                latency,
+                scrub(check.detail, secrets),
+            ]
+        )
+    return "\n".join(columns(rows, right={4}))
+
+
+def summary(checks: list[Check]) -> str:
+    """`7 valid, 1 invalid, 0 rate-limited, 0 unreachable, 0 error`."""
+    counts = {v: 0 for v in VERDICTS}
+    for check in checks:
+        counts[check.verdict] += 1
+    return ", ".join(f"{counts[v]} {v}" for v in VERDICTS)
+
+
+def run(
+    config_path: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """`byok keys check`: 1 if a key is invalid, else 0 (ConfigError propagates)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    if not timeout > 0:
+        print(f"byok keys check: --timeout must be above 0, got {timeout:g}", file=err)
+        return 2
+    if concurrency < 1:
+        print(f"byok keys check: --concurrency must be 1 or more, got {concurrency}", file=err)
+        return 2
+    config = load(config_path) if config_path else from_environment()
+    secrets = [k.secret for p in config.providers.values() for k in p.keys]
+    progress = Progress(err, len(secrets))
+    progress.update(0)
+    checks = trio.run(check_all, config, timeout, concurrency, progress.update)
+    progress.finish()
+    print(format_checks(checks, secrets), file=out)
+    print(summary(checks), file=out)
+    notes = []
+    if any(c.verdict == "rate-limited" for c in checks):
+        notes.append("rate-limited keys are valid, at their limit for now")
+    if any(c.verdict == "unreachable" for c in checks):
+        notes.append("unreachable keys could not be judged")
+    if notes:
+        print("; ".join(notes), file=out)
+    return 1 if any(c.verdict == "invalid" for c in checks) else 0
