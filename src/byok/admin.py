@@ -50,7 +50,7 @@ _PAGE_HEADERS = [
     ("referrer-policy", "no-referrer"),
     (
         "content-security-policy",
-        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "default-src 'self'; script-src 'self'; style-src 'self'; "
         "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'",
     ),
 ]
@@ -327,7 +327,7 @@ class Admin:
         try:
             summary = await self.proxy.reload()
         except ReloadError as error:
-            message = f"reload refused, nothing changed: {self.proxy.redact(str(error))}"
+            message = f"reload refused, nothing changed: {error}"
             return _json_error(400, message)
         return _json(200, summary)
 

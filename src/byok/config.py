@@ -302,7 +302,9 @@ class _Reader:
         kinds = kind if isinstance(kind, tuple) else (kind,)
         if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
             expected = " or ".join(t.__name__ for t in kinds)
-            raise self.fail(table, where or name, f"expected {expected}, got {value!r}")
+            # a string in the wrong place may be a key: its type says enough
+            got = "a string" if isinstance(value, str) else repr(value)
+            raise self.fail(table, where or name, f"expected {expected}, got {got}")
         return value
 
     def check_keys(self, body: Mapping[str, Any], table: str, allowed: set[str]) -> None:

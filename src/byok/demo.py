@@ -21,6 +21,7 @@ from .config import from_dict
 from .proxy import Proxy
 from .server import bound_port, serve_http
 from .simulator import SimulatedUpstream
+from .status import format_table
 
 KeySpec = tuple[str, str, dict[str, Any]]  # secret, label, simulated behaviour
 
@@ -135,15 +136,4 @@ async def _show_table(proxy: Proxy, out: TextIO) -> None:
 
 
 def _table(proxy: Proxy) -> str:
-    head = f"{'key':15} {'state':10} {'back in':>8} {'picks':>6} {'ok':>5} {'failed':>6}"
-    rows = [head + f" {'latency':>8}"]
-    for pool in proxy.router.pools:
-        for view in pool.selector.snapshot():
-            back = f"{view['cooldown_remaining']:.1f}s" if view["cooldown_remaining"] else "-"
-            latency = view["latency_ewma"]
-            shown = f"{latency * 1000:.0f}ms" if latency is not None else "-"
-            rows.append(
-                f"{view['id']:15} {view['state']:10} {back:>8} {view['picks']:6} "
-                f"{view['successes']:5} {view['failures']:6} {shown:>8}"
-            )
-    return "\n".join(rows)
+    return format_table(proxy.admin.keys_view())

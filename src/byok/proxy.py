@@ -618,8 +618,9 @@ class Proxy:
                 config = await trio.to_thread.run_sync(self.reloader)
             except (ConfigError, OSError) as error:
                 self.metrics.reload(False)
-                log.warning("reload refused, nothing changed: %s", error)
-                raise ReloadError(str(error)) from None
+                reason = self.redact(str(error))
+                log.warning("reload refused, nothing changed: %s", reason)
+                raise ReloadError(reason) from None
             summary = self.swap(config)
             self.metrics.reload(True)
             log.info(

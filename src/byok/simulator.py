@@ -43,6 +43,7 @@ class Seen:
     path: str
     model: str
     stream: bool
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -82,7 +83,11 @@ class SimulatedUpstream:
             return _error(
                 dialect,
                 401,
-                "invalid x-api-key" if dialect == "anthropic" else "Incorrect API key provided",
+                # as some OpenAI-compatible servers do, the key comes back in
+                # the message: byok must keep it out of everything it shows
+                "invalid x-api-key"
+                if dialect == "anthropic"
+                else f"Incorrect API key provided: {secret}",
             )
         if listing:  # not in `seen`, which counts the requests that spend tokens
             return await self._listing(dialect, behaviour)
@@ -92,7 +97,7 @@ class SimulatedUpstream:
             return _error(dialect, 400, "body is not JSON")
         model = str(body.get("model", ""))
         stream = bool(body.get("stream", False))
-        self.seen.append(Seen(secret, path, model, stream))
+        self.seen.append(Seen(secret, path, model, stream, dict(request.headers)))
         n = self._count[secret] = self._count.get(secret, 0) + 1
         if behaviour.delay:
             await self._wait(behaviour.delay)

@@ -426,3 +426,13 @@ def test_request_ids_are_taken_or_made(client):
     assert refused.status_code == 401
     assert refused.headers["x-request-id"] == "r-401"
     assert client.get("/health", headers={"x-request-id": "h-1"}).headers["x-request-id"] == "h-1"
+
+
+def test_trace_context_reaches_the_upstream(stack, client):
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    headers = {**CLIENT, "traceparent": parent, "tracestate": "vendor=opaque"}
+    assert client.post("/v1/chat/completions", json=ASK, headers=headers).status_code == 200
+    seen = stack.simulator.seen[-1].headers
+    assert seen["traceparent"] == parent
+    assert seen["tracestate"] == "vendor=opaque"
+    assert CLIENT_KEY not in str(seen)  # the client's credential stays behind
