@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import signal
 import sys
@@ -154,8 +153,12 @@ async def serve(
             with trio.open_signal_receiver(*wanted) as signals:
                 async for signum in signals:
                     if signum in _RELOAD_SIGNALS:
-                        with contextlib.suppress(ReloadError):  # logged, nothing changed
+                        try:
                             await proxy.reload()
+                        except ReloadError:
+                            pass  # logged; nothing changed
+                        except Exception:  # a reload must never take the proxy down
+                            log.exception("reload failed, nothing changed")
                         continue
                     grace = proxy.config.server.shutdown_grace  # a reload may have changed it
                     log.info(

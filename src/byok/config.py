@@ -193,6 +193,12 @@ def load(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(source, "", "", "file not found") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(source, "", "", f"not valid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            source, "", "", f"not UTF-8 text: {error.reason} at byte {error.start}"
+        ) from None
+    except OSError as error:
+        raise ConfigError(source, "", "", f"cannot read the file: {error.strerror}") from None
     return from_dict(data, source)
 
 
@@ -360,6 +366,8 @@ class _Reader:
                 raise self.fail(
                     table, where, f"cannot read key file {path}: {error.strerror}"
                 ) from None
+            except UnicodeDecodeError:
+                raise self.fail(table, where, f"key file {path} is not UTF-8 text") from None
             if not secret:
                 raise self.fail(table, where, f"key file {path} is empty")
             return secret

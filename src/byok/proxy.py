@@ -38,10 +38,10 @@ import trio
 
 from . import dialects, logs, outcomes, usage
 from .admin import Admin, credential, matches
-from .config import Config, ConfigError, Redactor, RetryPolicy
+from .config import Config, Redactor, RetryPolicy
 from .ledger import Ledger
 from .metrics import Metrics
-from .routing import Route, Router, upstream_url
+from .routing import Pool, Route, Router, upstream_url
 from .server import Request, Response
 from .upstream import Upstream, UpstreamError, UpstreamResponse
 
@@ -72,6 +72,9 @@ DROP_REQUEST_HEADERS = frozenset(
 # Response headers never relayed to the client.  Hop-by-hop headers (and the
 # upstream's content-length) are the server's to drop, on every response.
 DROP_RESPONSE_HEADERS = frozenset({"set-cookie"})
+# The upstream's own request id is worth keeping (a provider's support asks
+# for it), under another name: x-request-id is byok's, one per answer.
+RENAMED_RESPONSE_HEADERS = {"x-request-id": "x-upstream-request-id"}
 
 
 class RoutingFields(msgspec.Struct):
@@ -374,16 +377,22 @@ class Proxy:
         detail: str,
     ) -> None:
         """An attempt failed: tell the engine, and note it for the operator."""
-        selector = route.pool.selector
-        provider = route.pool.provider.name
-        cooling_before = selector.state(label) == "cooldown"
-        if outcome.kind == outcomes.RATE_LIMITED:
-            selector.report_rate_limited(label, retry_after=outcome.retry_after)
-        else:
-            selector.report_error(label)  # a refusal counts in the key's history too
-            if outcome.kind == outcomes.BLOCKED:
-                self.router.block(provider, label)
-        if not cooling_before and selector.state(label) == "cooldown":
+        pool = route.pool
+        provider = pool.provider.name
+        # After a reload the target may have a new pool: it hears of the
+        # failure too, or the next request would walk into the same 429.
+        current = self.router.current(pool)
+        pools = [pool] if current in (None, pool) or label not in current.keys else [pool, current]
+        cooling_before = current is not None and _cooling(current, label)
+        for each in pools:
+            if outcome.kind == outcomes.RATE_LIMITED:
+                each.selector.report_rate_limited(label, retry_after=outcome.retry_after)
+            else:
+                each.selector.report_error(label)  # a refusal counts in the key's history too
+        if outcome.kind == outcomes.BLOCKED:
+            pool.selector.block(label)
+            self.router.block(provider, label)  # refused for every model, not just this one
+        if current is not None and not cooling_before and _cooling(current, label):
             self.metrics.cooldown(provider, label)
         detail = self.redact(detail)
         self.metrics.attempt(provider, label, outcome.kind)
@@ -415,17 +424,19 @@ class Proxy:
             ex.upstream_seconds += trio.current_time() - reading
             await _close_quietly(answer)
         provider = route.pool.provider.name
-        if failure is not None:
-            self._failed(ex, route, label, answer.status, outcomes.Outcome(outcomes.ERROR), failure)
+        if failure is not None:  # no whole answer: like no answer at all
+            self._failed(ex, route, label, None, outcomes.Outcome(outcomes.ERROR), failure)
             return None
         self.metrics.attempt(provider, label, outcomes.SUCCESS)
-        taken, given = usage.of_body(body)
+        taken, given = usage.of_body(body, (answer.header("content-encoding") or "").lower())
         if taken or given:
-            self._used(provider, label, route.upstream_model, taken, given)
+            self._used(route, label, taken, given)
         return self._relay(ex, answer.status, answer.headers, body, label)
 
-    def _used(self, provider: str, label: str, model: str, taken: int, given: int) -> None:
+    def _used(self, route: Route, label: str, taken: int, given: int) -> None:
+        provider = route.pool.provider.name
         self.ledger.used(provider, label, taken, given)
+        model = "*" if route.pool.passthrough else route.upstream_model
         self.metrics.tokens(provider, label, model, taken, given)
 
     def _stream_response(
@@ -453,18 +464,18 @@ class Proxy:
                     counted.feed(chunk)
                     yield chunk
             except UpstreamError as error:
+                reason = self.redact(str(error))
                 self._failed(
-                    ex, route, label, None, outcomes.Outcome(outcomes.ERROR), f"stream: {error}"
+                    ex, route, label, None, outcomes.Outcome(outcomes.ERROR), f"stream: {reason}"
                 )
-                log.warning("stream on key %s broke off: %s", label, error)
-                yield dialects.stream_error_event(ex.dialect, f"upstream stream failed: {error}")
+                log.warning("stream on key %s broke off: %s", label, reason)
+                yield dialects.stream_error_event(ex.dialect, f"upstream stream failed: {reason}")
 
         async def cleanup() -> None:
             route.pool.selector.release(label)
             counted.finish()
             if counted.input or counted.output:
-                provider = route.pool.provider.name
-                self._used(provider, label, route.upstream_model, counted.input, counted.output)
+                self._used(route, label, counted.input, counted.output)
             await _close_quietly(answer)
 
         response = self._relay(ex, answer.status, answer.headers, b"", label)
@@ -476,7 +487,11 @@ class Proxy:
     def _relay(
         self, ex: _Exchange, status: int, headers: list[tuple[str, str]], body: bytes, label: str
     ) -> Response:
-        out = [(k, v) for k, v in headers if k not in DROP_RESPONSE_HEADERS]
+        out = [
+            (RENAMED_RESPONSE_HEADERS.get(k, k), v)
+            for k, v in headers
+            if k not in DROP_RESPONSE_HEADERS
+        ]
         return Response(status, out + self._byok_headers(ex, label), body)
 
     def _byok_headers(self, ex: _Exchange, label: str) -> list[tuple[str, str]]:
@@ -568,8 +583,12 @@ class Proxy:
         key = next((v for k, v in response.headers if k == "x-byok-key"), "-")
         path = ex.request.path
         status = response.status
-        self.metrics.request(ex.model, path, status, ex.overhead)
+        # a passthrough model is whatever name a client sent: one label for all
+        model = ex.model if ex.model in self.config.models else "*"
+        self.metrics.request(model, path, status, ex.overhead)
         self.ledger.answered(status)
+        if not log.isEnabledFor(logging.INFO):
+            return
         took = (time.perf_counter() - ex.started) * 1000
         log.info(
             "%s %s model=%s key=%s attempts=%d status=%d %.1fms%s",
@@ -616,7 +635,7 @@ class Proxy:
         async with self._reloading:
             try:
                 config = await trio.to_thread.run_sync(self.reloader)
-            except (ConfigError, OSError) as error:
+            except (ValueError, OSError) as error:  # ConfigError is a ValueError
                 self.metrics.reload(False)
                 reason = self.redact(str(error))
                 log.warning("reload refused, nothing changed: %s", reason)
@@ -663,6 +682,10 @@ class Proxy:
 
     async def aclose(self) -> None:
         await self.upstream.aclose()
+
+
+def _cooling(pool: Pool, label: str) -> bool:
+    return label in pool.keys and pool.selector.state(label) == "cooldown"
 
 
 def _error(dialect: str, status: int, message: str) -> Response:

@@ -41,6 +41,10 @@ class Pool:
     keys: dict[str, Key]  # by label
     name: str  # the target: "provider/upstream-model", or "provider/*" for passthrough
 
+    @property
+    def passthrough(self) -> bool:
+        return self.name.endswith("/*")
+
 
 @dataclass(frozen=True)
 class Route:
@@ -81,6 +85,7 @@ class Router:
                 old = previous._passthrough.get(provider.dialect) if previous else None
                 pool = self._pool(provider, "*", "weighted_round_robin", old, same_engine)
                 self._passthrough[provider.dialect] = pool
+        self._by_name = {pool.name: pool for pool in self.pools}
 
     def _pool(
         self, provider: Provider, model: str, strategy: str, old: Pool | None, same_engine: bool
@@ -157,10 +162,15 @@ class Router:
         return routes
 
     def block(self, provider: str, label: str) -> None:
-        """The key was refused: out of every pool of its provider."""
-        for pool in self.pools:
-            if pool.provider.name == provider:
-                pool.selector.block(label)
+        """The key was refused: out of every pool of its provider that has it
+        (a reload may have removed it while a request on it was in flight)."""
+        for pool in self.each_key(provider, label):
+            pool.selector.block(label)
+
+    def current(self, pool: Pool) -> Pool | None:
+        """The pool that serves `pool`'s target now: itself, or its successor
+        after a reload (None if the target is gone)."""
+        return self._by_name.get(pool.name)
 
     def each_key(self, provider: str, label: str) -> list[Pool]:
         """The pools of a provider that hold a key with this label."""

@@ -11,6 +11,7 @@ disconnect reached the upstream.
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import time
 from collections.abc import AsyncIterator
@@ -35,6 +36,7 @@ class Behaviour:
     chunk_delay: float = 0.0  # between stream chunks
     chunks: int = 5  # words in an answer (stream chunks)
     drop_after: int = 2  # with drop: chunks sent before the connection drops
+    gzip: bool = False  # whole answers gzipped when the client accepts it
 
 
 @dataclass
@@ -112,7 +114,13 @@ class SimulatedUpstream:
         )
         answer = _Answer(next(self._ids), model, text, dialect, path)
         if not stream:
-            return Response(200, JSON, msgspec.json.encode(answer.whole()))
+            # like the providers, an id of its own for every answer
+            headers = [*JSON, ("x-request-id", f"req_sim_{answer.number}")]
+            body = msgspec.json.encode(answer.whole())
+            if behaviour.gzip and "gzip" in request.header("accept-encoding"):
+                headers.append(("content-encoding", "gzip"))
+                body = gzip.compress(body)
+            return Response(200, headers, body)
         return Response(200, SSE, self._stream(answer, behaviour))
 
     async def _listing(self, dialect: str, behaviour: Behaviour) -> Response:

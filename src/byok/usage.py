@@ -17,12 +17,14 @@ count as it grows), so a stream's usage is the largest of each count seen.
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import msgspec
 
 _USAGE = b'"usage"'
-_TAIL_LIMIT = 64 * 1024  # of an unfinished event kept between chunks
+_LINE_LIMIT = 4 * 1024 * 1024  # of an unfinished line kept between chunks
+_INFLATE_LIMIT = 16 * 1024 * 1024  # of a compressed answer inflated to find its usage
 
 
 class _WithUsage(msgspec.Struct):
@@ -63,47 +65,71 @@ def _field(value: Any, name: str) -> Any:
     return value.get(name) if isinstance(value, dict) else None
 
 
-def of_body(body: bytes) -> tuple[int, int]:
-    """(input, output) tokens of a whole answer; (0, 0) when it says nothing."""
+def of_body(body: bytes, encoding: str = "") -> tuple[int, int]:
+    """(input, output) tokens of a whole answer; (0, 0) when it says nothing.
+
+    The answer goes to the client as the upstream encoded it; a gzip or
+    deflate body is inflated here, a bounded copy, only to read its usage."""
+    if encoding in ("gzip", "deflate"):
+        try:  # wbits 47: a gzip or a zlib header, whichever it has
+            body = zlib.decompressobj(wbits=47).decompress(body, _INFLATE_LIMIT)
+        except zlib.error:
+            return 0, 0
     if _USAGE not in body:
         return 0, 0
     return _usage_of(body)
 
 
 class StreamUsage:
-    """Feed it a stream's chunks as they pass; read ``input``/``output`` at the end."""
+    """Feed it a stream's chunks as they pass; read ``input``/``output`` at the end.
 
-    __slots__ = ("_tail", "input", "output")
+    SSE is read line by line: a line cut between two chunks is kept (as
+    parts, joined once it ends) until its end arrives, whatever the event
+    separator (``\n\n`` or ``\r\n\r\n``) and however long the event (a
+    responses-API ``response.completed`` carries the whole output before
+    its usage)."""
+
+    __slots__ = ("_parts", "_size", "input", "output")
 
     def __init__(self) -> None:
         self.input = 0
         self.output = 0
-        self._tail = b""  # the unfinished last event, while it may hold usage
+        self._parts: list[bytes] = []  # the unfinished last line
+        self._size = 0
 
     def feed(self, chunk: bytes) -> None:
-        if self._tail:
-            chunk = self._tail + chunk
-            self._tail = b""
-        if chunk.endswith(b"\n\n"):  # the common case: whole events
-            if _USAGE in chunk:
-                self._take(chunk)
+        cut = chunk.rfind(b"\n")
+        if cut < 0:  # the line goes on
+            if self._size + len(chunk) <= _LINE_LIMIT:
+                self._parts.append(chunk)
+                self._size += len(chunk)
             return
-        cut = chunk.rfind(b"\n\n")
-        whole, unfinished = (b"", chunk) if cut < 0 else (chunk[:cut], chunk[cut + 2 :])
+        whole = chunk[: cut + 1]
+        if self._parts:
+            whole = b"".join([*self._parts, whole])
+            self._parts.clear()
+            self._size = 0
         if _USAGE in whole:
             self._take(whole)
-        if len(unfinished) < _TAIL_LIMIT:
-            self._tail = unfinished
+        if cut + 1 < len(chunk):
+            rest = chunk[cut + 1 :]
+            self._parts.append(rest)
+            self._size = len(rest)
 
     def finish(self) -> None:
-        """A stream may end without a final blank line."""
-        if self._tail and _USAGE in self._tail:
-            self._take(self._tail)
-        self._tail = b""
+        """A stream may end without a final line break."""
+        if self._parts:
+            last = b"".join(self._parts)
+            self._parts.clear()
+            self._size = 0
+            if _USAGE in last:
+                self._take(last)
 
-    def _take(self, events: bytes) -> None:
-        for line in events.split(b"\n"):
-            if line.startswith(b"data:") and _USAGE in line:
+    def _take(self, lines: bytes) -> None:
+        for line in lines.split(b"\n"):
+            # "usage":null rides on every chunk of an OpenAI stream with
+            # include_usage: only an object is worth decoding
+            if line.startswith(b"data:") and (b'"usage":{' in line or b'"usage": {' in line):
                 taken, given = _usage_of(line[5:].strip())
                 self.input = max(self.input, taken)
                 self.output = max(self.output, given)

@@ -436,3 +436,98 @@ def test_trace_context_reaches_the_upstream(stack, client):
     assert seen["traceparent"] == parent
     assert seen["tracestate"] == "vendor=opaque"
     assert CLIENT_KEY not in str(seen)  # the client's credential stays behind
+
+
+def test_the_upstreams_request_id_is_kept_under_its_own_name(client):
+    reply = client.post(
+        "/v1/chat/completions", json=ASK, headers={**CLIENT, "x-request-id": "mine"}
+    )
+    assert reply.headers.get_list("x-request-id") == ["mine"]
+    assert reply.headers["x-upstream-request-id"].startswith("req_sim_")
+
+
+def test_tokens_are_read_from_a_gzipped_answer(stack, client):
+    for secret in SECRETS:
+        stack.simulator.set(secret, gzip=True)
+    reply = client.post(
+        "/v1/chat/completions", json=ASK, headers={**CLIENT, "accept-encoding": "gzip"}
+    )
+    assert reply.headers["content-encoding"] == "gzip"  # relayed as the upstream sent it
+    assert reply.json()["usage"]["completion_tokens"] == 5  # httpx inflates it
+    assert key_view(client, reply.headers["x-byok-key"])["tokens"] == {"input": 5, "output": 5}
+
+
+def test_a_key_removed_by_a_reload_can_still_fail_its_request_in_flight(stack, client):
+    """alpha's request is in flight when a reload removes alpha; its 401 then
+    arrives: the request goes on to bravo (no 500), and nothing breaks."""
+    stack.simulator.set("sk-adm-ALPHA-0001", mode="401", delay=0.5)
+
+    def without_alpha(upstream: str) -> dict:
+        config = tables(upstream)
+        config["providers"]["sim"]["keys"] = config["providers"]["sim"]["keys"][1:]
+        return config
+
+    replies: list[httpx.Response] = []
+    waiter = threading.Thread(target=lambda: replies.append(ask(client)))
+    waiter.start()
+    time.sleep(0.2)
+    stack.build = without_alpha
+    with httpx.Client(base_url=stack.url) as admin:
+        assert admin.post("/admin/reload", headers=ADMIN).status_code == 200
+    waiter.join(10)
+    assert replies[0].status_code == 200
+    assert replies[0].headers["x-byok-key"] == "bravo"
+
+
+def test_a_429_that_lands_after_a_reload_cools_the_key_in_the_new_pool(stack, client):
+    stack.simulator.set("sk-adm-ALPHA-0001", mode="429", retry_after=20, delay=0.5)
+    stack.simulator.add_key("sk-adm-CHARLIE-0004", "charlie")
+
+    def grown(upstream: str) -> dict:
+        config = tables(upstream)
+        config["providers"]["sim"]["keys"].append(
+            {"key": "sk-adm-CHARLIE-0004", "label": "charlie"}
+        )
+        return config
+
+    replies: list[httpx.Response] = []
+    waiter = threading.Thread(target=lambda: replies.append(ask(client)))
+    waiter.start()
+    time.sleep(0.2)
+    stack.build = grown  # alpha's pool is rebuilt: its 429 is still on the way
+    with httpx.Client(base_url=stack.url) as admin:
+        assert admin.post("/admin/reload", headers=ADMIN).status_code == 200
+    waiter.join(10)
+    assert replies[0].status_code == 200
+    alpha = key_view(client, "alpha")
+    assert alpha["state"] == "cooldown"
+    assert alpha["cooldown_remaining"] > 15
+
+
+def test_passthrough_models_share_one_metrics_label():
+    def passthrough(upstream: str) -> dict:
+        return {
+            "server": {"admin_keys": [ADMIN_KEY]},
+            "providers": {
+                "openai": {
+                    "kind": "openai",
+                    "base_url": f"{upstream}/v1",
+                    "keys": [{"key": "sk-adm-ALPHA-0001", "label": "alpha"}],
+                    "passthrough": True,
+                }
+            },
+        }
+
+    with Stack(passthrough) as stack, httpx.Client(base_url=stack.url) as client:
+        stack.simulator.add_key("sk-adm-ALPHA-0001", "alpha")
+        for name in ("any-model-1", "any-model-2"):
+            assert (
+                client.post("/v1/chat/completions", json={**ASK, "model": name}).status_code == 200
+            )
+        text = client.get("/metrics", headers=ADMIN).text
+        view = client.get("/admin/keys", headers=ADMIN).json()
+    assert 'byok_requests_total{endpoint="/v1/chat/completions",model="*",status="200"} 2.0' in text
+    assert 'byok_tokens_total{key="alpha",kind="input",model="*",provider="openai"} 10.0' in text
+    assert "any-model" not in text
+    assert view["models"][0]["name"] == "*"
+    assert view["models"][0]["passthrough"] is True

@@ -149,3 +149,10 @@ def test_environment_without_keys_says_what_to_set():
     text = str(caught.value)
     for needed in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "--config", "byok demo"):
         assert needed in text
+
+
+def test_a_file_that_is_not_utf8_is_a_located_config_error(tmp_path):
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes(b'[providers.openai]\nkeys = ["caf\xe9"]\n')
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load(bad)

@@ -50,6 +50,14 @@ def generation(url: str) -> int:
     return int(view.json()["config"]["generation"])
 
 
+def refused_reloads(url: str) -> int:
+    metrics = httpx.get(f"{url}/metrics", headers={"authorization": f"Bearer {ADMIN_KEY}"}).text
+    for line in metrics.splitlines():
+        if line.startswith('byok_config_reloads_total{result="error"}'):
+            return int(float(line.split()[-1]))
+    return 0
+
+
 def test_serve_with_json_logs_sighup_reload_and_status(tmp_path):
     with Stack(lambda upstream: {"providers": {"x": {"kind": "openai", "keys": ["k"]}}}) as sim:
         for secret, label in KEYS.items():
@@ -88,7 +96,7 @@ def test_serve_with_json_logs_sighup_reload_and_status(tmp_path):
 
             config.write_text(config.read_text().replace('"sim/up"', '"nowhere/up"'))
             process.send_signal(signal.SIGHUP)
-            time.sleep(0.5)
+            wait_for(lambda: refused_reloads(url) == 1, "the bad reload was not counted")
             assert generation(url) == 2  # the bad file changed nothing
             assert httpx.post(f"{url}/v1/chat/completions", json={"model": "m"}).status_code == 200
 

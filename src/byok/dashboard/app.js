@@ -175,6 +175,7 @@ function update(cells, key, at) {
   cells.state.className = `state badge ${key.state}`;
   // The server's remaining time was true when the answer arrived; count down from then.
   cells.deadline = key.state === "cooldown" ? at + (key.cooldown_remaining || 0) * 1000 : 0;
+  showCountdown(cells, performance.now()); // at once, not at the next tick
   const reason = key.state !== "ready" && key.reason ? key.reason : null;
   cells.reason.textContent = reason ? [reason.status ?? "no answer", reason.message].filter((x) => x !== "").join(" · ") : "";
   cells.reason.title = reason && reason.at ? `at ${new Date(reason.at * 1000).toLocaleTimeString()}` : "";
@@ -191,11 +192,13 @@ function update(cells, key, at) {
   cells.restore.disabled = key.state === "ready";
 }
 
+function showCountdown(cells, now) {
+  cells.countdown.textContent = cells.deadline ? `${(Math.max(0, cells.deadline - now) / 1000).toFixed(1)}s` : "";
+}
+
 function tick() {
   const now = performance.now();
-  for (const cells of rows.values()) {
-    cells.countdown.textContent = cells.deadline ? `${(Math.max(0, cells.deadline - now) / 1000).toFixed(1)}s` : "";
-  }
+  for (const cells of rows.values()) showCountdown(cells, now);
 }
 
 function renderStats({ bucket_seconds: width, buckets }) {
