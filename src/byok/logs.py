@@ -21,6 +21,9 @@ from typing import Any, TextIO
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("byok_request_id", default="-")
 FORMATS = ("text", "json")
+# True once JSON lines are on: only then are a record's structured fields
+# worth building (the text line has them in its message already).
+structured = False
 
 # An id a client may choose: short, and safe to put in a log line or a header.
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -76,6 +79,8 @@ def setup(
     handler.setFormatter(
         JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
     )
+    global structured
+    structured = log_format == "json"
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

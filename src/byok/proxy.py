@@ -590,6 +590,18 @@ class Proxy:
         if not log.isEnabledFor(logging.INFO):
             return
         took = (time.perf_counter() - ex.started) * 1000
+        fields = None
+        if logs.structured:
+            fields = {
+                "method": ex.request.method,
+                "path": path,
+                "model": ex.model,
+                "key": key,
+                "attempts": ex.attempts,
+                "status": status,
+                "ms": round(took, 2),
+                "stream": ex.stream,
+            }
         log.info(
             "%s %s model=%s key=%s attempts=%d status=%d %.1fms%s",
             ex.request.method,
@@ -600,18 +612,7 @@ class Proxy:
             status,
             took,
             " stream" if ex.stream else "",
-            extra={
-                "fields": {
-                    "method": ex.request.method,
-                    "path": path,
-                    "model": ex.model,
-                    "key": key,
-                    "attempts": ex.attempts,
-                    "status": status,
-                    "ms": round(took, 2),
-                    "stream": ex.stream,
-                }
-            },
+            extra={"fields": fields} if fields else None,
         )
 
     # ---- operating it -----------------------------------------------------------

@@ -49,9 +49,12 @@ def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
+_decode = msgspec.json.Decoder(_WithUsage).decode
+
+
 def _usage_of(data: bytes) -> tuple[int, int]:
     try:
-        found = msgspec.json.decode(data, type=_WithUsage)
+        found = _decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return 0, 0
     for holder in (found, found.message, found.response):
