@@ -13,7 +13,9 @@ import httpx
 
 
 def byok(*args: str, env: dict[str, str] | None = None, timeout: float = 30):
-    base = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_API_KEYS"))}
+    # no ambient keys: a test gives byok exactly the keys it means to
+    ambient = ("_API_KEY", "_API_KEYS", "BYOK_ADMIN_KEY")
+    base = {k: v for k, v in os.environ.items() if not k.endswith(ambient)}
     return subprocess.run(
         [sys.executable, "-m", "byok", *args],
         env={**base, **(env or {})},

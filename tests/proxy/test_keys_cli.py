@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,7 +20,7 @@ from byok.server import bound_port, serve_http
 from byok.simulator import SimulatedUpstream
 from byok.status import format_table
 
-from .test_cli import free_port
+from .test_cli import byok, free_port
 
 VALID = "sk-test-VALIDKEY-0001"
 REVOKED = "sk-test-REVOKEDKEY-0002"  # the simulator answers 401
@@ -48,18 +45,6 @@ SECRETS = [
     CLAUDE_REVOKED,
     CLAUDE_OVERLOADED,
 ]
-
-
-def byok(*args: str, env: dict[str, str] | None = None, timeout: float = 30):
-    ambient = ("_API_KEY", "_API_KEYS", "BYOK_ADMIN_KEY")
-    base = {k: v for k, v in os.environ.items() if not k.endswith(ambient)}
-    return subprocess.run(
-        [sys.executable, "-m", "byok", *args],
-        env={**base, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 class Simulated:
