@@ -251,7 +251,7 @@ class Admin:
         provider = pool.provider.name
         for view in pool.selector.snapshot():
             label = view["id"]
-            notes = self.proxy.ledger.notes(provider, label)
+            notes = self.proxy.ledger.seen(provider, label)
             reason = notes.reason
             latency = view["latency_ewma"]
             views.append(

@@ -49,6 +49,10 @@ class Ledger:
             found = self.keys[(provider, label)] = KeyNotes()
         return found
 
+    def seen(self, provider: str, label: str) -> KeyNotes:
+        """The notes of a key, for reading: a key never noted gets empty ones."""
+        return self.keys.get((provider, label)) or _NOTHING_NOTED
+
     def failed(self, provider: str, label: str, status: int | None, message: str) -> None:
         self.notes(provider, label).reason = Reason(status, message, time.time())
         self._bucket().failed_attempts += 1
@@ -83,6 +87,9 @@ class Ledger:
         if not buckets or buckets[-1].t != start:
             buckets.append(Bucket(start))
         return buckets[-1]
+
+
+_NOTHING_NOTED = KeyNotes()  # shared and never written: only seen() hands it out
 
 
 def _starts(current: int, size: int, count: int) -> list[int]:
