@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import httpx
 
@@ -23,6 +25,27 @@ def byok(*args: str, env: dict[str, str] | None = None, timeout: float = 30):
         text=True,
         timeout=timeout,
     )
+
+
+@contextlib.contextmanager
+def serving(*args: str) -> Iterator[subprocess.Popen[str]]:
+    """`byok serve ARGS` as a child process, its stderr captured; killed if
+    the test leaves it running."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "byok", "serve", *args], stderr=subprocess.PIPE, text=True
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    """SIGTERM, then the stderr of the exit that follows."""
+    process.send_signal(signal.SIGTERM)
+    return process.communicate(timeout=15)[1]
 
 
 def free_port() -> int:
@@ -66,14 +89,7 @@ def test_serve_answers_and_drains_on_sigterm(tmp_path):
         f'[providers.openai]\nbase_url = "http://127.0.0.1:{dead}/v1"\nkeys = ["sk-a", "sk-b"]\n'
         '[models.m]\ntargets = ["openai/gpt"]\nattempts = 2\n'
     )
-    env = dict(os.environ)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "byok", "serve", "--config", str(config)],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with serving("--config", str(config)) as process:
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -90,11 +106,7 @@ def test_serve_answers_and_drains_on_sigterm(tmp_path):
         assert reply.headers["x-byok-attempts"] == "2"
         assert reply.headers["x-should-retry"] == "false"
         assert "sk-a" not in reply.text
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=15)
-    finally:
-        if process.poll() is None:
-            process.kill()
+        stderr = stop(process)
     assert process.returncode == 0
     assert "draining" in stderr
     assert "sk-a" not in stderr

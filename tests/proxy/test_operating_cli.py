@@ -4,16 +4,14 @@ request ids, SIGHUP reloads (good and bad files), `byok status` against it."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import httpx
+import pytest
 
 from .stack import Stack
-from .test_cli import byok, free_port
+from .test_cli import byok, free_port, serving, stop
 
 ADMIN_KEY = "adm-cli-ADMINKEY-7777"
 KEYS = {"sk-cli-ONE-1111": "one", "sk-cli-TWO-2222": "two", "sk-cli-THREE-3333": "three"}
@@ -58,58 +56,47 @@ def refused_reloads(url: str) -> int:
     return 0
 
 
-def test_serve_with_json_logs_sighup_reload_and_status(tmp_path):
+@pytest.fixture
+def simulated():
+    """The simulated upstream (the stack's own proxy goes unused) with KEYS."""
     with Stack(lambda upstream: {"providers": {"x": {"kind": "openai", "keys": ["k"]}}}) as sim:
         for secret, label in KEYS.items():
             sim.simulator.add_key(secret, label)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        config = tmp_path / "byok.toml"
-        config.write_text(config_text(port, sim.upstream_url, ["one", "two"]))
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "byok",
-                "serve",
-                "--config",
-                str(config),
-                "--log-format",
-                "json",
-            ],
-            stderr=subprocess.PIPE,
-            text=True,
+        yield sim
+
+
+def test_serve_with_json_logs_sighup_reload_and_status(tmp_path, simulated):
+    sim = simulated
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    config = tmp_path / "byok.toml"
+    config.write_text(config_text(port, sim.upstream_url, ["one", "two"]))
+    with serving("--config", str(config), "--log-format", "json") as process:
+        wait_for(lambda: httpx.get(f"{url}/health").status_code == 200, "serve did not start")
+        reply = httpx.post(
+            f"{url}/v1/chat/completions",
+            json={"model": "m", "messages": []},
+            headers={"x-request-id": "cli-req-7"},
         )
-        try:
-            wait_for(lambda: httpx.get(f"{url}/health").status_code == 200, "serve did not start")
-            reply = httpx.post(
-                f"{url}/v1/chat/completions",
-                json={"model": "m", "messages": []},
-                headers={"x-request-id": "cli-req-7"},
-            )
-            assert reply.status_code == 200
-            assert reply.headers["x-request-id"] == "cli-req-7"
+        assert reply.status_code == 200
+        assert reply.headers["x-request-id"] == "cli-req-7"
 
-            config.write_text(config_text(port, sim.upstream_url, ["one", "two", "three"]))
-            process.send_signal(signal.SIGHUP)
-            wait_for(lambda: generation(url) == 2, "SIGHUP did not reload")
+        config.write_text(config_text(port, sim.upstream_url, ["one", "two", "three"]))
+        process.send_signal(signal.SIGHUP)
+        wait_for(lambda: generation(url) == 2, "SIGHUP did not reload")
 
-            config.write_text(config.read_text().replace('"sim/up"', '"nowhere/up"'))
-            process.send_signal(signal.SIGHUP)
-            wait_for(lambda: refused_reloads(url) == 1, "the bad reload was not counted")
-            assert generation(url) == 2  # the bad file changed nothing
-            assert httpx.post(f"{url}/v1/chat/completions", json={"model": "m"}).status_code == 200
+        config.write_text(config.read_text().replace('"sim/up"', '"nowhere/up"'))
+        process.send_signal(signal.SIGHUP)
+        wait_for(lambda: refused_reloads(url) == 1, "the bad reload was not counted")
+        assert generation(url) == 2  # the bad file changed nothing
+        assert httpx.post(f"{url}/v1/chat/completions", json={"model": "m"}).status_code == 200
 
-            status = byok("status", "--url", url, env={"BYOK_ADMIN_KEY": ADMIN_KEY})
-            assert status.returncode == 0, status.stderr
-            for label in ("one", "two", "three"):
-                assert label in status.stdout
-            assert "ready" in status.stdout
-            process.send_signal(signal.SIGTERM)
-            _, stderr = process.communicate(timeout=15)
-        finally:
-            if process.poll() is None:
-                process.kill()
+        status = byok("status", "--url", url, env={"BYOK_ADMIN_KEY": ADMIN_KEY})
+        assert status.returncode == 0, status.stderr
+        for label in ("one", "two", "three"):
+            assert label in status.stdout
+        assert "ready" in status.stdout
+        stderr = stop(process)
     assert process.returncode == 0
     lines = [json.loads(line) for line in stderr.splitlines() if line.strip()]
     assert all({"time", "level", "logger", "request_id", "message"} <= set(e) for e in lines)
@@ -126,31 +113,18 @@ def test_serve_with_json_logs_sighup_reload_and_status(tmp_path):
         assert secret not in stderr
 
 
-def test_text_logs_carry_the_request_id(tmp_path):
-    with Stack(lambda upstream: {"providers": {"x": {"kind": "openai", "keys": ["k"]}}}) as sim:
-        for secret, label in KEYS.items():
-            sim.simulator.add_key(secret, label)
-        port = free_port()
-        config = tmp_path / "byok.toml"
-        config.write_text(config_text(port, sim.upstream_url, ["one"]))
-        process = subprocess.Popen(
-            [sys.executable, "-m", "byok", "serve", "--config", str(config)],
-            stderr=subprocess.PIPE,
-            text=True,
-            env=dict(os.environ),
+def test_text_logs_carry_the_request_id(tmp_path, simulated):
+    port = free_port()
+    config = tmp_path / "byok.toml"
+    config.write_text(config_text(port, simulated.upstream_url, ["one"]))
+    with serving("--config", str(config)) as process:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: httpx.get(f"{url}/health").status_code == 200, "serve did not start")
+        httpx.post(
+            f"{url}/v1/chat/completions",
+            json={"model": "m", "messages": []},
+            headers={"x-request-id": "text-req-9"},
         )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_for(lambda: httpx.get(f"{url}/health").status_code == 200, "serve did not start")
-            httpx.post(
-                f"{url}/v1/chat/completions",
-                json={"model": "m", "messages": []},
-                headers={"x-request-id": "text-req-9"},
-            )
-            process.send_signal(signal.SIGTERM)
-            _, stderr = process.communicate(timeout=15)
-        finally:
-            if process.poll() is None:
-                process.kill()
+        stderr = stop(process)
     line = next(line for line in stderr.splitlines() if "[text-req-9]" in line)
     assert "INFO byok.proxy [text-req-9] POST /v1/chat/completions model=m key=one" in line
