@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -108,7 +109,11 @@ def client(stack: Stack) -> Iterator[httpx.Client]:
 
 
 def wait(driver: WebDriver, timeout: float = 10) -> WebDriverWait:
-    return WebDriverWait(driver, timeout, poll_frequency=0.1)
+    # an element found in one poll may be replaced before it is read (a form
+    # post loads a new page, a key set change rebuilds a table): poll again
+    return WebDriverWait(
+        driver, timeout, poll_frequency=0.1, ignored_exceptions=[StaleElementReferenceException]
+    )
 
 
 def open_dashboard(driver: WebDriver, stack: Stack) -> None:
