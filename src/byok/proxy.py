@@ -36,9 +36,10 @@ from typing import Any
 import msgspec
 import trio
 
-from . import dialects, logs, outcomes, usage
+from . import dialects, logs, usage
 from .admin import Admin, credential, matches
 from .config import Config, Redactor, RetryPolicy
+from .gateway import outcomes
 from .ledger import Ledger
 from .metrics import Metrics
 from .routing import Pool, Route, Router, upstream_url
