@@ -2,25 +2,21 @@
 
 Theory of operation
 -------------------
-A request is checked (endpoint, client key, JSON body with a model), routed
-(routing.py: the model's targets, then its fallbacks) and then tried key by
-key in each pool's failover order, within the model's total deadline and its
-number of attempts.  Each attempt reports its outcome to the engine
-(outcomes.py): success with its time to first byte, 429 with the upstream's
-delay, 401/403 block the key everywhere, 5xx/timeouts/connection failures
-count toward the circuit breaker.  A client error (other 4xx) goes back to the
-client as it is, penalises no key and is not retried.
+A request is checked (endpoint, client key, JSON body with a model) and
+routed (routing.py: the model's targets, then its fallbacks).  From then on
+the attempt planner (gateway/planner.py) makes every decision: which key
+next, wait for a cooldown or answer now, hedge, give up, with which status;
+it reports each outcome to the engine.  This module does the I/O it asks
+for: sends on the key it names, with the deadlines it gives (enforced as
+cancel scopes), and tells it what happened, event by event.
 
-Nothing reaches the client until an attempt succeeds, so every retry is
-invisible.  A stream is relayed chunk by chunk from then on; if the upstream
-breaks off or goes silent later, the stream ends with an error event in the
-endpoint's dialect, never a silent truncation.
-
-When no key can be tried, the answer is 429 with Retry-After (the engine's
-time until the soonest key returns) or 503 when every key is blocked or
-disabled; with ``wait_for_cooldown`` a short wait for the soonest key comes
-first.  Everything byok answers on its own carries ``x-should-retry: false``
-once our retries are spent, so SDK retries do not multiply ours.
+Nothing reaches the client until an attempt has its first body bytes: the
+client's response head goes out together with them, so an upstream that
+fails between its head and its body is retried unseen.  A stream is relayed
+chunk by chunk from then on; if the upstream breaks off or goes silent later,
+the stream ends with an error event in the endpoint's dialect, never a silent
+truncation, and the key is blamed.  A client error (other 4xx) goes back to
+the client, redacted, penalises no key and is not retried.
 """
 
 from __future__ import annotations
@@ -30,7 +26,7 @@ import math
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -39,16 +35,17 @@ import trio
 from . import dialects, logs, usage
 from .admin import Admin, credential, matches
 from .config import Config, Redactor, RetryPolicy
-from .gateway import outcomes
+from .gateway.outcomes import Kind, Outcome
+from .gateway.planner import ERROR_BODY_LIMIT, Attempt, GiveUp, Plan, Read, Try, Verdict, Wait
 from .ledger import Ledger
 from .metrics import Metrics
-from .routing import Pool, Route, Router, upstream_url
+from .routing import Route, Router, upstream_url
 from .server import Request, Response
 from .upstream import Upstream, UpstreamError, UpstreamResponse
 
 log = logging.getLogger("byok.proxy")
 
-ERROR_BODY_LIMIT = 64 * 1024  # of an upstream error body kept for the client
+MAX_RESPONSE_BYTES = 256 * 1024 * 1024  # of a whole (not streamed) answer held in memory
 # Request headers never sent upstream: the client's credentials, and what
 # belongs to the client's connection.
 DROP_REQUEST_HEADERS = frozenset(
@@ -86,14 +83,6 @@ class RoutingFields(msgspec.Struct):
 
 
 @dataclass
-class _Failure:
-    label: str
-    status: int | None  # None: no HTTP answer (timeout, connection failure)
-    kind: str
-    detail: str
-
-
-@dataclass
 class _Exchange:
     """One client request on its way through the attempts."""
 
@@ -102,11 +91,9 @@ class _Exchange:
     model: str
     stream: bool
     policy: RetryPolicy
-    started: float
-    attempts: int = 0
-    upstream_seconds: float = 0.0
+    started: float  # perf_counter, for the overhead figure
+    upstream_seconds: float = 0.0  # spent waiting on upstreams
     overhead: float | None = None  # seconds byok added, once the answer is made
-    failures: list[_Failure] = field(default_factory=list)
 
 
 class _Refusal(Exception):
@@ -142,6 +129,7 @@ class Proxy:
     ) -> None:
         """`reloader` reads the config anew (for POST /admin/reload and SIGHUP)."""
         self.upstream = upstream or Upstream()
+        self.max_response_bytes = MAX_RESPONSE_BYTES
         self.reloader = reloader
         self.ledger = Ledger()
         self.metrics = Metrics(self._key_states)
@@ -190,11 +178,20 @@ class Proxy:
             self.metrics.request("-", path, refusal.status, None)
             self.ledger.answered(refusal.status)
             return _error(dialect, refusal.status, str(refusal))
-        exchange = _Exchange(
-            request, dialect, fields.model, fields.stream, self.router.policy(fields.model), started
+        policy = self.router.policy(fields.model)
+        exchange = _Exchange(request, dialect, fields.model, fields.stream, policy, started)
+        plan = Plan(
+            self.router,
+            routes,
+            policy,
+            trio.current_time(),
+            model=fields.model,
+            stream=fields.stream,
+            observer=self._observe,
+            redact=self.redact,
         )
-        response = await self._forward(exchange, routes, path)
-        self._log(exchange, response)
+        response = await self._forward(exchange, plan)
+        self._log(exchange, plan, response)
         return response
 
     def _admit(
@@ -223,319 +220,334 @@ class Proxy:
             raise _Refusal(400, f"model {fields.model!r} has no target that serves {path}")
         return fields, routes
 
-    # ---- the attempts ---------------------------------------------------------
+    # ---- the attempts: the plan decides, this code does the I/O -----------------
 
-    async def _forward(self, ex: _Exchange, routes: list[Route], path: str) -> Response:
-        deadline = trio.current_time() + ex.policy.deadline
-        with trio.move_on_at(deadline):
-            while True:
-                candidates = self._candidates(ex, routes)
-                for route, label in candidates:
-                    if ex.policy.hedge_after is None:
-                        response = await self._attempt(ex, route, label, path, deadline)
-                    else:
-                        first = (route, label)
-                        response = await self._hedged(ex, first, candidates, path, deadline)
-                    if response is not None:
-                        return response
-                wait = self.router.retry_after(routes)
-                patience = ex.policy.wait_for_cooldown
-                if (
-                    patience > 0
-                    and ex.attempts < ex.policy.attempts
-                    and wait is not None
-                    and wait <= patience
-                ):
-                    # the soonest key is back within our patience: wait for it (0:
-                    # keys are ready but at their max_inflight, so poll gently)
-                    await trio.sleep(max(wait, 0.05))
-                    continue
-                if ex.failures:
-                    return self._exhausted(ex, routes)
-                return self._none_available(ex, routes, wait)
-        ex.failures.append(_Failure("-", None, outcomes.ERROR, "deadline passed"))
-        return self._exhausted(ex, routes, timed_out=True)
+    async def _forward(self, ex: _Exchange, plan: Plan) -> Response:
+        while True:
+            step = plan.next(trio.current_time())
+            if isinstance(step, GiveUp):
+                return self._give_up(ex, plan, step)
+            if isinstance(step, Wait):
+                # the soonest key is back within wait_for_cooldown
+                await trio.sleep_until(step.until)
+                continue
+            assert isinstance(step, Try)  # nothing runs between attempts here
+            if ex.policy.hedge_after is None:
+                response = await self._attempt(ex, plan, step.attempt)
+            else:
+                response = await self._race(ex, plan, step.attempt)
+            if response is not None:
+                return response
 
-    def _candidates(self, ex: _Exchange, routes: list[Route]) -> Iterator[tuple[Route, str]]:
-        """Keys to try, acquired, in failover order, while attempts remain."""
-        for route in routes:
-            for label in route.pool.selector.order():
-                if ex.attempts >= ex.policy.attempts:
-                    return
-                if route.pool.selector.acquire(label):
-                    yield route, label
+    async def _race(self, ex: _Exchange, plan: Plan, first: Attempt) -> Response | None:
+        """Attempts that may overlap: a second key races the first when the
+        first has no head after hedge_after; a failure starts the next key at
+        once.  The first answer wins; the others are cancelled (no key blamed)."""
+        send, receive = trio.open_memory_channel[Response | None](math.inf)
 
-    async def _hedged(
-        self,
-        ex: _Exchange,
-        first: tuple[Route, str],
-        candidates: Iterator[tuple[Route, str]],
-        path: str,
-        deadline: float,
-    ) -> Response | None:
-        """The first attempt, and a second on the next key if the first has no
-        response head after hedge_after seconds; the first success wins and
-        the other attempt is cancelled."""
-        won: list[Response] = []
+        async def run(attempt: Attempt) -> None:
+            send.send_nowait(await self._attempt(ex, plan, attempt))
 
-        async def race(route: Route, label: str, headed: trio.Event) -> None:
-            response = await self._attempt(ex, route, label, path, deadline, headed)
-            if response is None:
-                return
-            if won:  # both succeeded at once: the late one gives its stream back
-                if isinstance(response.body, StreamBody):
-                    with trio.CancelScope(shield=True):
-                        await response.body.aclose()
-                return
-            won.append(response)
-            nursery.cancel_scope.cancel()
-
-        assert ex.policy.hedge_after is not None
         async with trio.open_nursery() as nursery:
-            headed = trio.Event()
-            nursery.start_soon(race, *first, headed)
-            with trio.move_on_after(ex.policy.hedge_after):
-                await headed.wait()
-            if not headed.is_set() and not won:
-                second = next(candidates, None)
-                if second is not None:
-                    log.info("hedging: no answer from key %s yet, racing %s", first[1], second[1])
-                    nursery.start_soon(race, *second, trio.Event())
-        return won[0] if won else None
+            nursery.start_soon(run, first)
+            running = 1
+            while running:
+                hedge_at = plan.hedge_at()
+                with trio.move_on_at(math.inf if hedge_at is None else hedge_at):
+                    response = await receive.receive()
+                    running -= 1
+                    if response is not None:
+                        nursery.cancel_scope.cancel()
+                        return response
+                    if not running:
+                        return None  # the caller asks the plan what now
+                    step = plan.next(trio.current_time())
+                    if isinstance(step, Try):
+                        nursery.start_soon(run, step.attempt)
+                        running += 1
+                    continue
+                hedge = plan.hedge(trio.current_time())
+                if hedge is not None:
+                    log.info(
+                        "hedging: no answer from key %s yet, racing %s",
+                        first.label,
+                        hedge.attempt.label,
+                    )
+                    nursery.start_soon(run, hedge.attempt)
+                    running += 1
+        return None
 
-    async def _attempt(
-        self,
-        ex: _Exchange,
-        route: Route,
-        label: str,
-        path: str,
-        deadline: float,
-        headed: trio.Event | None = None,
-    ) -> Response | None:
-        """One try on one key; a Response ends the request, None means go on.
+    async def _attempt(self, ex: _Exchange, plan: Plan, attempt: Attempt) -> Response | None:
+        """One try on one key: a Response ends the request, None asks the plan again.
 
-        The key was acquired by the caller; it is released here when the
-        attempt ends, or by the stream relay when a stream is handed over.
+        The key was acquired by the plan; the plan gives it back when the
+        attempt ends, or the stream relay does when a stream is handed over.
         """
-        pool = route.pool
-        ex.attempts += 1
-        sent = trio.current_time()
+        route, pool = attempt.route, attempt.pool
+        if attempt.probe:
+            log.info("key %s of %s is half-open: one request probes it", attempt.label, pool.name)
         handed_over = False
+        started = trio.current_time()
         try:
-            failure = None
-            # CancelScope rather than trio.fail_at: the same deadline, without
-            # a generator-based context manager on every request
-            with trio.CancelScope(
-                deadline=min(deadline, sent + ex.policy.first_byte_timeout)
-            ) as timer:
+            with trio.CancelScope(deadline=plan.deadline) as timer:
+
+                def written() -> None:
+                    timer.deadline = plan.written(attempt, trio.current_time())
+
                 try:
                     answer = await self.upstream.send(
                         pool.provider.base_url,
                         "POST",
-                        upstream_url(pool.provider, path),
-                        self._upstream_headers(ex.request, route, pool.keys[label].secret, path),
+                        upstream_url(pool.provider, ex.request.path),
+                        self._upstream_headers(
+                            ex.request, route, pool.keys[attempt.label].secret, ex.request.path
+                        ),
                         _with_model(ex.request.body, ex.model, route.upstream_model),
+                        on_written=written,
                     )
                 except UpstreamError as error:
-                    failure = str(error)
+                    plan.failed(attempt, str(error), trio.current_time())
+                    return None
+            now = trio.current_time()
+            ex.upstream_seconds += now - started
             if timer.cancelled_caught:
-                failure = "no response head in time"
-            if failure is not None:
-                ex.upstream_seconds += trio.current_time() - sent
-                self._failed(ex, route, label, None, outcomes.Outcome(outcomes.ERROR), failure)
+                plan.timed_out(attempt, now)
                 return None
-            first_byte = trio.current_time() - sent
-            ex.upstream_seconds += first_byte
-            self.metrics.first_byte(pool.provider.name, first_byte)
-            if headed is not None:
-                headed.set()
-            outcome = outcomes.classify(answer.status, dict(answer.headers))
-            if outcome.kind == outcomes.SUCCESS:
-                pool.selector.report_success(label, latency=first_byte)
-                if ex.stream:
-                    handed_over = True
-                    self.metrics.attempt(pool.provider.name, label, outcomes.SUCCESS)
-                    return self._stream_response(ex, route, label, answer, sent)
-                return await self._full_response(ex, route, label, answer, sent, deadline)
-            body = await _read_error_body(answer)
-            if outcome.kind == outcomes.CLIENT_ERROR:
-                # The request's own fault: the upstream's answer, untouched.
-                self.metrics.attempt(pool.provider.name, label, outcomes.CLIENT_ERROR)
-                return self._relay(ex, answer.status, answer.headers, body, label)
-            self._failed(ex, route, label, answer.status, outcome, _summary(body))
-            return None
+            read, until = plan.head(attempt, answer.status, answer.headers, now, time.time())
+            self.metrics.first_byte(pool.provider.name, attempt.first_byte or 0.0)
+            if read is Read.FIRST_BYTES:
+                response = await self._first_bytes(ex, plan, attempt, answer, until)
+                handed_over = response is not None
+                return response
+            return await self._whole(ex, plan, attempt, answer, read, until)
         finally:
             if not handed_over:
-                pool.selector.release(label)
+                plan.abandoned(attempt, trio.current_time())  # a no-op once it ended
 
-    def _failed(
+    async def _whole(
         self,
         ex: _Exchange,
-        route: Route,
-        label: str,
-        status: int | None,
-        outcome: outcomes.Outcome,
-        detail: str,
-    ) -> None:
-        """An attempt failed: tell the engine, and note it for the operator."""
-        pool = route.pool
-        provider = pool.provider.name
-        # After a reload the target may have a new pool: it hears of the
-        # failure too, or the next request would walk into the same 429.
-        current = self.router.current(pool)
-        pools = [pool] if current in (None, pool) or label not in current.keys else [pool, current]
-        cooling_before = current is not None and _cooling(current, label)
-        for each in pools:
-            if outcome.kind == outcomes.RATE_LIMITED:
-                each.selector.report_rate_limited(label, retry_after=outcome.retry_after)
-            else:
-                each.selector.report_error(label)  # a refusal counts in the key's history too
-        if outcome.kind == outcomes.BLOCKED:
-            pool.selector.block(label)
-            self.router.block(provider, label)  # refused for every model, not just this one
-        if current is not None and not cooling_before and _cooling(current, label):
-            self.metrics.cooldown(provider, label)
-        detail = self.redact(detail)
-        self.metrics.attempt(provider, label, outcome.kind)
-        self.ledger.failed(provider, label, status, detail)
-        ex.failures.append(_Failure(label, status, outcome.kind, detail))
-
-    async def _full_response(
-        self,
-        ex: _Exchange,
-        route: Route,
-        label: str,
+        plan: Plan,
+        attempt: Attempt,
         answer: UpstreamResponse,
-        sent: float,
-        deadline: float,
+        read: Read,
+        until: float,
     ) -> Response | None:
+        """A body read whole: a 2xx answer, or an error body (bounded)."""
+        limit = ERROR_BODY_LIMIT if read is Read.ERROR_BODY else self.max_response_bytes
         reading = trio.current_time()
-        failure = None
         try:
-            with trio.CancelScope(
-                deadline=min(deadline, sent + ex.policy.attempt_timeout)
-            ) as timer:
+            with trio.CancelScope(deadline=until) as timer:
                 try:
-                    body = await answer.read()
+                    body = await answer.read(limit=limit)
                 except UpstreamError as error:
-                    failure = str(error)
-            if timer.cancelled_caught:
-                failure = "body did not arrive in time"
+                    plan.failed(attempt, str(error), trio.current_time())
+                    return None
         finally:
             ex.upstream_seconds += trio.current_time() - reading
             await _close_quietly(answer)
-        provider = route.pool.provider.name
-        if failure is not None:  # no whole answer: like no answer at all
-            self._failed(ex, route, label, None, outcomes.Outcome(outcomes.ERROR), failure)
+        if timer.cancelled_caught:
+            plan.timed_out(attempt, trio.current_time())
             return None
-        self.metrics.attempt(provider, label, outcomes.SUCCESS)
-        taken, given = usage.of_body(body, (answer.header("content-encoding") or "").lower())
+        verdict = plan.body(attempt, body, trio.current_time())
+        if verdict is Verdict.RELAY:  # the request's own fault: the upstream's answer
+            headers = self.redact.headers(answer.headers)
+            return self._relay(ex, plan, answer.status, headers, self.redact.bytes(body))
+        if verdict is not Verdict.COMMIT:
+            return None
+        encoding = (answer.header("content-encoding") or "").lower()
+        taken, given = usage.of_body(body, encoding)
         if taken or given:
-            self._used(route, label, taken, given)
-        return self._relay(ex, answer.status, answer.headers, body, label)
+            self._used(attempt, taken, given)
+        return self._relay(ex, plan, answer.status, answer.headers, body)
 
-    def _used(self, route: Route, label: str, taken: int, given: int) -> None:
-        provider = route.pool.provider.name
-        self.ledger.used(provider, label, taken, given)
-        model = "*" if route.pool.passthrough else route.upstream_model
-        self.metrics.tokens(provider, label, model, taken, given)
+    async def _first_bytes(
+        self, ex: _Exchange, plan: Plan, attempt: Attempt, answer: UpstreamResponse, until: float
+    ) -> Response | None:
+        """A stream's head is in: wait for its first bytes before the client
+        sees anything, so that a break before them is retried unseen."""
+        chunks = answer.chunks()
+        first = b""
+        ended = False
+        reading = trio.current_time()
+        with trio.CancelScope(deadline=until) as timer:
+            try:
+                first = await chunks.__anext__()
+            except StopAsyncIteration:
+                ended = True
+            except UpstreamError as error:
+                plan.failed(attempt, f"stream: {error}", trio.current_time())
+                await _close_quietly(answer)
+                return None
+        now = trio.current_time()
+        ex.upstream_seconds += now - reading
+        if timer.cancelled_caught:
+            plan.timed_out(attempt, now)
+            await _close_quietly(answer)
+            return None
+        if ended:  # a 2xx with an empty body
+            won = plan.ended(attempt, now)
+            await _close_quietly(answer)
+            return self._relay(ex, plan, answer.status, answer.headers, b"") if won else None
+        if not plan.first_bytes(attempt, now):
+            await _close_quietly(answer)  # another attempt answered first
+            return None
+        return self._stream_response(ex, plan, attempt, answer, chunks, first)
 
     def _stream_response(
-        self, ex: _Exchange, route: Route, label: str, answer: UpstreamResponse, sent: float
+        self,
+        ex: _Exchange,
+        plan: Plan,
+        attempt: Attempt,
+        answer: UpstreamResponse,
+        upstream: AsyncIterator[bytes],
+        first: bytes,
     ) -> Response:
-        policy = ex.policy
-        ends_by = sent + policy.attempt_timeout
         counted = usage.StreamUsage()
+        counted.feed(first)
+        dialect = ex.dialect
 
         async def chunks() -> AsyncIterator[bytes]:
-            upstream = answer.chunks()
-            idle = policy.stream_idle_timeout
-            try:
-                while True:
-                    # the scope covers the wait for a chunk only: a generator
-                    # must not yield inside a cancel scope (trio's rule)
-                    deadline = min(trio.current_time() + idle, ends_by)
-                    with trio.CancelScope(deadline=deadline) as timer:
-                        try:
-                            chunk = await upstream.__anext__()
-                        except StopAsyncIteration:
-                            return
-                    if timer.cancelled_caught:
-                        raise UpstreamError("the upstream stream went silent")
-                    counted.feed(chunk)
-                    yield chunk
-            except UpstreamError as error:
-                reason = self.redact(str(error))
-                self._failed(
-                    ex, route, label, None, outcomes.Outcome(outcomes.ERROR), f"stream: {reason}"
-                )
-                log.warning("stream on key %s broke off: %s", label, reason)
-                yield dialects.stream_error_event(ex.dialect, f"upstream stream failed: {reason}")
+            yield first
+            while True:
+                # the scope covers the wait for a chunk only: a generator
+                # must not yield inside a cancel scope (trio's rule)
+                with trio.CancelScope(
+                    deadline=plan.chunk_deadline(attempt, trio.current_time())
+                ) as timer:
+                    try:
+                        chunk = await upstream.__anext__()
+                    except StopAsyncIteration:
+                        plan.ended(attempt, trio.current_time())
+                        return
+                    except UpstreamError as error:
+                        reason = self.redact(str(error))
+                        plan.failed(attempt, f"stream broke: {reason}", trio.current_time())
+                        log.warning("stream on key %s broke off: %s", attempt.label, reason)
+                        yield dialects.stream_error_event(
+                            dialect, f"upstream stream failed: {reason}"
+                        )
+                        return
+                if timer.cancelled_caught:
+                    plan.timed_out(attempt, trio.current_time())
+                    outcome = attempt.outcome
+                    reason = outcome.detail if outcome else "timed out"
+                    log.warning("stream on key %s stopped: %s", attempt.label, reason)
+                    yield dialects.stream_error_event(dialect, f"upstream stream failed: {reason}")
+                    return
+                counted.feed(chunk)
+                yield chunk
 
         async def cleanup() -> None:
-            route.pool.selector.release(label)
+            plan.abandoned(attempt, trio.current_time())  # the client left mid-stream
             counted.finish()
             if counted.input or counted.output:
-                self._used(route, label, counted.input, counted.output)
+                self._used(attempt, counted.input, counted.output)
             await _close_quietly(answer)
 
-        response = self._relay(ex, answer.status, answer.headers, b"", label)
+        response = self._relay(ex, plan, answer.status, answer.headers, b"")
         response.body = StreamBody(chunks(), cleanup)
         return response
+
+    def _observe(self, attempt: Attempt, outcome: Outcome, transition: str | None) -> None:
+        """An attempt ended with a verdict on its key: metrics, ledger, log."""
+        provider = attempt.pool.provider.name
+        label = attempt.label
+        self.metrics.attempt(provider, label, outcome.kind.value)
+        if outcome.kind is Kind.SUCCESS or outcome.kind is Kind.CLIENT_ERROR:
+            if transition == "ready":
+                log.info("key %s of %s: the probe succeeded, back to ready", label, provider)
+            return
+        detail = self.redact(outcome.detail)
+        self.ledger.failed(provider, label, outcome.status, detail)
+        if transition is not None:
+            self._log_transition(attempt, outcome, transition, detail)
+
+    def _log_transition(
+        self, attempt: Attempt, outcome: Outcome, transition: str, detail: str
+    ) -> None:
+        """One log line per state change of a key: why, and for how long."""
+        pool = attempt.pool
+        provider = pool.provider.name
+        label = attempt.label
+        key = f"key {label} ({pool.keys[label].fingerprint}) of {provider}"
+        status = outcome.status or "no answer"
+        if transition == "blocked":
+            self.metrics.cooldown(provider, label)
+            log.warning("%s blocked: the upstream answered %s (%s)", key, status, detail)
+            return
+        views = pool.selector.snapshot(now=trio.current_time())
+        view = next((v for v in views if v["id"] == label), None)
+        out_for = f"{view['cooldown_remaining']:.1f}s" if view else "?"
+        self.metrics.cooldown(provider, label)
+        if transition == "cooled":
+            given = outcome.retry_after
+            why = (
+                f"rate-limited, the upstream asked for {given:g}s"
+                if given is not None
+                else "rate-limited without a delay, backoff"
+            )
+            log.warning("%s cooling for %s: %s", key, out_for, why)
+        elif transition == "opened":
+            count = view["consecutive_failures"] if view else "?"
+            log.warning(
+                "%s circuit opened after %s failures in a row (last: %s %s); out for %s",
+                key,
+                count,
+                status,
+                detail,
+                out_for,
+            )
+        elif transition == "opened_by_rate":
+            share = f"{view['window_failures']} of {view['window_attempts']}" if view else "?"
+            log.warning(
+                "%s circuit opened: %s recent attempts failed (last: %s %s); out for %s",
+                key,
+                share,
+                status,
+                detail,
+                out_for,
+            )
+        else:  # probe_failed
+            log.warning("%s probe failed (%s %s); out for %s", key, status, detail, out_for)
+
+    def _used(self, attempt: Attempt, taken: int, given: int) -> None:
+        pool = attempt.pool
+        provider = pool.provider.name
+        self.ledger.used(provider, attempt.label, taken, given)
+        model = "*" if pool.passthrough else attempt.route.upstream_model
+        self.metrics.tokens(provider, attempt.label, model, taken, given)
 
     # ---- answers --------------------------------------------------------------
 
     def _relay(
-        self, ex: _Exchange, status: int, headers: list[tuple[str, str]], body: bytes, label: str
+        self, ex: _Exchange, plan: Plan, status: int, headers: list[tuple[str, str]], body: bytes
     ) -> Response:
         out = [
             (RENAMED_RESPONSE_HEADERS.get(k, k), v)
             for k, v in headers
             if k not in DROP_RESPONSE_HEADERS
         ]
-        return Response(status, out + self._byok_headers(ex, label), body)
+        label = plan.winner.label if plan.winner else "-"
+        return Response(status, out + self._byok_headers(ex, plan, label), body)
 
-    def _byok_headers(self, ex: _Exchange, label: str) -> list[tuple[str, str]]:
+    def _byok_headers(self, ex: _Exchange, plan: Plan, label: str) -> list[tuple[str, str]]:
         elapsed = time.perf_counter() - ex.started
         ex.overhead = max(elapsed - ex.upstream_seconds, 0.0)
         return [
-            ("x-byok-attempts", str(ex.attempts)),
+            ("x-byok-attempts", str(len(plan.attempts))),
             ("x-byok-key", label),
             ("x-byok-overhead-ms", f"{ex.overhead * 1000:.2f}"),
         ]
 
-    def _exhausted(self, ex: _Exchange, routes: list[Route], timed_out: bool = False) -> Response:
-        """Every attempt failed: one error that says what happened to each."""
-        tried = "; ".join(
-            f"key {f.label}: {f.status or 'no answer'} ({f.detail})" for f in ex.failures[-6:]
-        )
-        if all(f.kind == outcomes.RATE_LIMITED for f in ex.failures):
-            wait = self.router.retry_after(routes) or 1.0  # 0: untried keys remain
-            return self._rate_limited(ex, wait, f"rate-limited on every key tried; {tried}")
-        status = 504 if timed_out or all(f.status is None for f in ex.failures) else 502
-        message = f"{ex.attempts} upstream attempt(s) for model {ex.model!r} failed; {tried}"
-        if timed_out:
-            message = f"deadline of {ex.policy.deadline:g}s passed; {message}"
-        return self._final(ex, status, message)
-
-    def _none_available(self, ex: _Exchange, routes: list[Route], wait: float | None) -> Response:
-        if wait is None:
-            return self._final(ex, 503, f"every key for model {ex.model!r} is blocked or disabled")
-        return self._rate_limited(
-            ex,
-            wait,
-            f"every key for model {ex.model!r} is cooling down; the soonest is back in {wait:.1f}s",
-        )
-
-    def _rate_limited(self, ex: _Exchange, wait: float, message: str) -> Response:
-        response = self._final(ex, 429, message)
-        response.headers.append(("retry-after", str(max(1, math.ceil(wait)))))
-        return response
-
-    def _final(self, ex: _Exchange, status: int, message: str) -> Response:
-        headers = [*dialects.JSON, ("x-should-retry", "false")]
-        headers += self._byok_headers(ex, ex.failures[-1].label if ex.failures else "-")
-        return Response(status, headers, dialects.error_body(ex.dialect, status, message))
+    def _give_up(self, ex: _Exchange, plan: Plan, answer: GiveUp) -> Response:
+        """No attempt succeeded: one error in the endpoint's dialect."""
+        headers = [*dialects.JSON, ("x-should-retry", "true" if answer.should_retry else "false")]
+        if answer.retry_after is not None:
+            headers.append(("retry-after", str(answer.retry_after)))
+        headers += self._byok_headers(ex, plan, answer.label)
+        body = dialects.error_body(ex.dialect, answer.status, self.redact(answer.message))
+        return Response(answer.status, headers, body)
 
     def _models(self, request: Request) -> Response:
         names = self.router.known_models()
@@ -579,7 +591,7 @@ class Proxy:
             headers.append(("authorization", f"Bearer {secret}"))
         return headers
 
-    def _log(self, ex: _Exchange, response: Response) -> None:
+    def _log(self, ex: _Exchange, plan: Plan, response: Response) -> None:
         """The request's one log line, its metrics and its place in the rates."""
         key = next((v for k, v in response.headers if k == "x-byok-key"), "-")
         path = ex.request.path
@@ -598,7 +610,7 @@ class Proxy:
                 "path": path,
                 "model": ex.model,
                 "key": key,
-                "attempts": ex.attempts,
+                "attempts": len(plan.attempts),
                 "status": status,
                 "ms": round(took, 2),
                 "stream": ex.stream,
@@ -609,7 +621,7 @@ class Proxy:
             path,
             ex.model,
             key,
-            ex.attempts,
+            len(plan.attempts),
             status,
             took,
             " stream" if ex.stream else "",
@@ -686,10 +698,6 @@ class Proxy:
         await self.upstream.aclose()
 
 
-def _cooling(pool: Pool, label: str) -> bool:
-    return label in pool.keys and pool.selector.state(label) == "cooldown"
-
-
 def _error(dialect: str, status: int, message: str) -> Response:
     return Response(status, list(dialects.JSON), dialects.error_body(dialect, status, message))
 
@@ -723,35 +731,6 @@ async def _close_quietly(answer: UpstreamResponse) -> None:
         return
     with trio.CancelScope(shield=True), trio.move_on_after(1):
         await answer.aclose()
-
-
-async def _read_error_body(answer: UpstreamResponse) -> bytes:
-    parts: list[bytes] = []
-    size = 0
-    try:
-        with trio.move_on_after(10):
-            async for chunk in answer.chunks():
-                parts.append(chunk)
-                size += len(chunk)
-                if size > ERROR_BODY_LIMIT:
-                    break
-    except UpstreamError:
-        pass
-    finally:
-        await _close_quietly(answer)
-    return b"".join(parts)[:ERROR_BODY_LIMIT]
-
-
-def _summary(body: bytes) -> str:
-    """A short, loggable reason from an upstream error body."""
-    try:
-        data = msgspec.json.decode(body)
-        error = data.get("error", data) if isinstance(data, dict) else data
-        message = error.get("message") if isinstance(error, dict) else None
-        text = str(message) if message else body.decode("utf-8", "replace")
-    except msgspec.DecodeError:
-        text = body.decode("utf-8", "replace")
-    return " ".join(text.split())[:200] or "no body"
 
 
 # A JSON string token, or a bracket: enough to walk the top level of an object.

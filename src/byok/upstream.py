@@ -11,11 +11,19 @@ A request takes a connection from its origin's pool: the most recently used
 idle one (LIFO keeps few connections warm), after dropping any that sat idle
 past ``keepalive_expiry`` or that the server has closed meanwhile (an idle
 socket that reads as ready holds an EOF or garbage); else a new one, up to
-``max_connections`` per origin, after which requests wait for a connection to
-come back.  The request goes out in one write (head and body; the body always
-has a content-length).  ``send`` returns once the response head is in; the
-body is read as it arrives, whatever the parser has so far handed out in one
-piece, so a stream that piles up is relayed in fewer, larger writes.
+``max_connections`` per origin (10,000 by default: a cap against runaway
+growth, not a throttle; each connection is a file descriptor), after which
+requests wait for a connection to come back.  The request goes out in one
+write (head and body; the body always has a content-length), and then the
+caller's ``on_written`` is called: the caller's first-byte deadline starts
+there, never while a request waits for a slot or a connect.  ``send``
+returns once the response head is in; the body is read as it arrives,
+whatever the parser has so far handed out in one piece, so a stream that
+piles up is relayed in fewer, larger writes.
+
+``sweep_idle``, run in a nursery of the caller's, closes idle connections
+that expired or that the server closed, without waiting for the next
+request to the origin: no socket sits in CLOSE-WAIT for long.
 
 A connection goes back to the pool only when its response was read to the
 end and both sides allow keep-alive; a response abandoned midway, cancelled,
@@ -24,10 +32,19 @@ reused connection fails before a single byte of the response arrives (the
 server closed it as we wrote: the keep-alive race), the request is sent once
 more on a new connection; a failure on a new connection is the upstream's.
 
-Timeouts are the caller's cancel scopes: this module has none of its own,
-and cancellation at any point closes the connection in use.  Network and
-protocol failures of every kind become ``UpstreamError`` here, at the edge,
-with a message that names the host and never a secret.
+Nothing from the upstream is buffered without bound: a response head (status
+line, headers, trailers) over ``max_head_bytes`` or ``max_headers`` fails,
+and so does a body over the limit given to ``read``; either way the
+connection closes.
+
+Timeouts are the caller's cancel scopes: this module has none of its own but
+the limit on a connect, and cancellation at any point closes the connection
+in use.  Network and protocol failures of every kind become ``UpstreamError``
+here, at the edge, with a message that names the host and never a secret,
+and a ``kind``: "refused" (no connection: refused, unreachable, DNS, TLS,
+connect limit), "reset" (the connection broke or closed before or while
+answering), "malformed" (not HTTP, or over a limit), or "invalid" (the
+request itself cannot be sent; nothing went out).
 
 Why our own client: on the proxy's hot path it costs a fraction of httpx's,
 httpx2's or httpcore's (the figures are in docs/upstream-client.md, from
@@ -38,17 +55,32 @@ everything off that path.
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Callable
+from typing import Literal
 from urllib.parse import urlsplit
 
 import httptools
 import trio
 
 RECEIVE_SIZE = 65536
+CONNECT_TIMEOUT = 30.0  # the one limit of this module's own: the caller's is usually far shorter
+
+Kind = Literal["refused", "reset", "malformed", "invalid"]
 
 
 class UpstreamError(Exception):
-    """The upstream could not be reached or broke off; the message is safe to log."""
+    """The upstream could not be reached or broke off; the message is safe to log.
+
+    `kind`: "refused" (no connection was made: refused, unreachable, DNS,
+    TLS handshake, connect limit), "reset" (the connection broke or was closed
+    before or while answering), "malformed" (a response that is not HTTP, or
+    a head or body over its limit), "invalid" (the request cannot be sent as
+    given; nothing went out).  Timeouts are the caller's and never appear here.
+    """
+
+    def __init__(self, message: str, kind: Kind = "reset") -> None:
+        super().__init__(message)
+        self.kind: Kind = kind
 
 
 class Origin:
@@ -70,9 +102,13 @@ class Origin:
 class _Connection:
     """One HTTP/1.1 connection; also the parser's callback target."""
 
-    def __init__(self, stream: trio.abc.Stream, origin: Origin) -> None:
+    def __init__(
+        self, stream: trio.abc.Stream, origin: Origin, max_head_bytes: int, max_headers: int
+    ) -> None:
         self.stream = stream
         self.origin = origin
+        self.max_head_bytes = max_head_bytes
+        self.max_headers = max_headers
         self.parser = httptools.HttpResponseParser(self)
         self.idle_since = 0.0
         self.used = False  # has served a response before: may be stale
@@ -87,15 +123,44 @@ class _Connection:
         self.keep_alive = False
         self.framed = False  # content-length or chunked: the body has a known end
         self.received = 0  # bytes of this response so far
+        self.head_bytes = 0  # of status lines, headers and trailers parsed so far
+        self.header_count = 0
+        self.progressed = False  # the parser handed something out during this feed
+        self.quiet = 0  # bytes fed since the parser last handed anything out
 
     # -- httptools callbacks --
+    def _counted(self, size: int) -> None:
+        self.progressed = True
+        self.head_bytes += size
+        if self.head_bytes > self.max_head_bytes:
+            raise self._head_too_large()
+
+    def _head_too_large(self) -> UpstreamError:
+        return UpstreamError(
+            f"{self.origin.host} sent a response head over {self.max_head_bytes} bytes",
+            "malformed",
+        )
+
+    def on_status(self, reason: bytes) -> None:
+        self._counted(len(reason) + 15)  # "HTTP/1.1 200 " and the line break
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._counted(len(name) + len(value) + 4)  # ": " and the line break
+        self.header_count += 1
+        if self.header_count > self.max_headers:
+            raise UpstreamError(
+                f"{self.origin.host} sent a response head over {self.max_headers} headers",
+                "malformed",
+            )
+        if self.headed:
+            return  # a trailer (after a chunked body): counted, not kept
         key = name.decode("latin-1").lower()
         if key == "content-length" or key == "transfer-encoding":
             self.framed = True
         self.headers.append((key, value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
+        self.progressed = True
         status = self.parser.get_status_code()
         if status < 200:  # an interim answer (100 Continue, 103 Early Hints): the real one follows
             self.interim = True
@@ -106,9 +171,11 @@ class _Connection:
             self.framed = True  # no body, by definition
 
     def on_body(self, body: bytes) -> None:
+        self.progressed = True
         self.body.append(body)
 
     def on_message_complete(self) -> None:
+        self.progressed = True
         if self.interim:
             self.interim = False
             return
@@ -122,20 +189,28 @@ class _Connection:
         try:
             data = await self.stream.receive_some(RECEIVE_SIZE)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as error:
-            raise UpstreamError(
-                f"connection to {self.origin.host} broke: {_reason(error)}"
-            ) from None
+            raise _transport_error(self.origin.host, "receive", error) from None
         if not data:
             if self.headed and not self.framed:
                 self.complete = True  # a body that runs to the end of the connection
                 return
             where = "mid-response" if self.received else "without answering"
-            raise UpstreamError(f"{self.origin.host} closed the connection {where}")
+            raise UpstreamError(f"{self.origin.host} closed the connection {where}", "reset")
         self.received += len(data)
+        self.progressed = False
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as error:
-            raise UpstreamError(f"{self.origin.host} sent a malformed response: {error}") from None
+            if isinstance(error.__context__, UpstreamError):  # raised by a callback: a limit
+                raise error.__context__ from None
+            raise _transport_error(self.origin.host, "receive", error) from None
+        # httptools gathers a header, a status line or a trailer until it ends:
+        # bytes that produced nothing are such a piece in the making.
+        self.quiet = 0 if self.progressed else self.quiet + len(data)
+        if self.quiet > self.max_head_bytes or (
+            not self.headed and self.received > self.max_head_bytes
+        ):
+            raise self._head_too_large()
 
     def reusable(self) -> bool:
         return self.complete and self.framed and self.keep_alive
@@ -151,6 +226,7 @@ class UpstreamResponse:
     def __init__(self, connection: _Connection, upstream: Upstream) -> None:
         self._connection: _Connection | None = connection
         self._upstream = upstream
+        self.host = connection.origin.host
         self.status = connection.parser.get_status_code()
         self.headers = connection.headers  # lower-cased names, in order
 
@@ -160,7 +236,7 @@ class UpstreamResponse:
                 return value
         return None
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
         """The body as it arrives, undecoded (content-encoding passes through)."""
         connection = self._connection
         if connection is None:
@@ -180,8 +256,28 @@ class UpstreamResponse:
             raise
         await self.aclose()  # read to the end: the connection goes back to the pool
 
-    async def read(self) -> bytes:
-        parts = [chunk async for chunk in self.chunks()]
+    async def read(self, limit: int | None = None) -> bytes:
+        """The whole body; over `limit` bytes (undecoded) is an UpstreamError,
+        and the connection closes."""
+        if limit is None:
+            parts = [chunk async for chunk in self.chunks()]
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+        too_large = UpstreamError(f"{self.host} sent a body over {limit} bytes", "malformed")
+        length = self.header("content-length")
+        if length is not None and length.strip().isdigit() and int(length) > limit:
+            await self.aclose()  # announced: refused before a byte of it is read
+            raise too_large
+        parts = []
+        size = 0
+        pieces = self.chunks()
+        try:
+            async for chunk in pieces:
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                parts.append(chunk)
+        finally:
+            await pieces.aclose()  # cut short: the connection closes
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     @property
@@ -200,12 +296,32 @@ class Upstream:
 
     def __init__(
         self,
-        max_connections: int = 512,
+        max_connections: int = 10_000,
         keepalive_expiry: float = 15.0,
         ssl_context: ssl.SSLContext | None = None,
+        max_head_bytes: int = 64 * 1024,
+        max_headers: int = 1000,
     ) -> None:
+        """`max_connections` per origin is a cap against runaway growth, not
+        a throttle: a gateway relaying thousands of concurrent streams holds a
+        connection for each.  Every connection is a file descriptor, so the
+        process's limit (``ulimit -n``, often 1024 by default) must be above
+        the connections to all origins plus the clients' own; past it,
+        connects fail as "refused" (EMFILE).
+
+        `max_head_bytes` and `max_headers` bound a response head (status
+        line, headers and trailers); past either, send() fails.
+        """
         self.max_connections = max_connections  # per origin
         self.keepalive_expiry = keepalive_expiry
+        self.max_head_bytes = max_head_bytes
+        self.max_headers = max_headers
+        # sweep_idle's period: half the expiry, so that an expired connection
+        # lives at most 1.5 times it; at least 1 s, since a sweep polls every
+        # idle socket (a system call each); at most 5 s, so that a socket the
+        # server closed holds its descriptor in CLOSE-WAIT for seconds, not for
+        # half of a long expiry.
+        self.sweep_interval = min(max(keepalive_expiry / 2, 1.0), 5.0)
         self._ssl_context = ssl_context
         self._origins: dict[str, tuple[Origin, int]] = {}  # base URL -> origin, path start
         self._by_address: dict[tuple[str, str, int], Origin] = {}
@@ -216,7 +332,7 @@ class Upstream:
         if found is None:
             parts = urlsplit(base_url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise UpstreamError(f"cannot send to {base_url!r}: not an http(s) URL")
+                raise UpstreamError(f"cannot send to {base_url!r}: not an http(s) URL", "invalid")
             port = parts.port or (443 if parts.scheme == "https" else 80)
             address = (parts.scheme, parts.hostname, port)
             origin = self._by_address.get(address)
@@ -228,11 +344,21 @@ class Upstream:
         return found
 
     async def send(
-        self, base_url: str, method: str, url: str, headers: list[tuple[str, str]], body: bytes
+        self,
+        base_url: str,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        *,
+        on_written: Callable[[], None] | None = None,
     ) -> UpstreamResponse:
         """Send and return once the response head is in; the body streams later.
 
         `url` starts with `base_url`; `headers` carry no host or content-length.
+        `on_written()` is called as soon as the request has been handed to the
+        socket (again if the keep-alive race sends it once more): where a
+        first-byte deadline starts, after any wait for a slot or a connect.
         """
         origin, path_start = self.origin(base_url)
         head = _request_head(method, url[path_start:] or "/", origin.host_header, headers, body)
@@ -251,15 +377,19 @@ class Upstream:
                     else:
                         await connection.stream.send_all(head)
                         await connection.stream.send_all(body)
-                    while not connection.headed:
-                        await connection.fill()
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as error:
-                    failure = UpstreamError(f"cannot send to {origin.host}: {_reason(error)}")
-                except UpstreamError as error:
-                    failure = error
+                    failure = _transport_error(origin.host, "send", error)
                 else:
-                    connection.used = True
-                    return UpstreamResponse(connection, self)
+                    if on_written is not None:
+                        on_written()
+                    try:
+                        while not connection.headed:
+                            await connection.fill()
+                    except UpstreamError as error:
+                        failure = error
+                    else:
+                        connection.used = True
+                        return UpstreamResponse(connection, self)
                 # The keep-alive race: the server closed a reused connection as
                 # we wrote, and answered nothing; once more on a new connection.
                 stale = connection.used and connection.received == 0
@@ -286,7 +416,7 @@ class Upstream:
             await connection.aclose()
         stream: trio.abc.Stream | None = None
         try:
-            with trio.fail_after(30):  # the caller's deadline is usually far shorter
+            with trio.fail_after(CONNECT_TIMEOUT):
                 stream = await trio.open_tcp_stream(origin.host, origin.port)
                 if origin.scheme == "https":
                     stream = trio.SSLStream(
@@ -296,12 +426,12 @@ class Upstream:
         except BaseException as error:
             if stream is not None:  # a failed or cancelled handshake leaves a socket behind
                 await trio.aclose_forcefully(stream)
-            if isinstance(error, trio.TooSlowError):
-                raise UpstreamError(f"connecting to {origin.host} took over 30s") from None
-            if isinstance(error, (OSError, trio.BrokenResourceError, ssl.SSLError)):
-                raise UpstreamError(f"cannot connect to {origin.host}: {_reason(error)}") from None
+            if isinstance(
+                error, (trio.TooSlowError, OSError, trio.BrokenResourceError, ssl.SSLError)
+            ):
+                raise _transport_error(origin.host, "connect", error) from None
             raise
-        return _Connection(stream, origin)
+        return _Connection(stream, origin, self.max_head_bytes, self.max_headers)
 
     def _tls(self) -> ssl.SSLContext:
         if self._ssl_context is None:
@@ -325,6 +455,31 @@ class Upstream:
         finally:
             origin.slots.release()
 
+    async def sweep_idle(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Close idle connections that expired or that the server closed, every
+        `sweep_interval` seconds, until cancelled: run it in a nursery beside
+        the code that sends."""
+        task_status.started()
+        while True:
+            await trio.sleep(self.sweep_interval)
+            await self._sweep()
+
+    async def _sweep(self) -> None:
+        now = trio.current_time()
+        closing: list[_Connection] = []
+        for origin in list(self._by_address.values()):
+            kept = []
+            for connection in origin.idle:
+                if now - connection.idle_since >= self.keepalive_expiry or _dropped(connection):
+                    closing.append(connection)
+                else:
+                    kept.append(connection)
+            origin.idle[:] = kept  # in place and before any await: LIFO order stays
+        for connection in closing:
+            await connection.aclose()
+
     def idle_connections(self, base_url: str) -> int:
         return len(self.origin(base_url)[0].idle)
 
@@ -340,13 +495,15 @@ def _request_head(
     lines = [f"{method} {target} HTTP/1.1\r\nhost: {host}\r\n"]
     for name, value in headers:
         if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
-            raise UpstreamError(f"header {name!r} holds a line break; not sent")
+            raise UpstreamError(f"header {name!r} holds a line break; not sent", "invalid")
         lines.append(f"{name}: {value}\r\n")
     lines.append(f"content-length: {len(body)}\r\n\r\n")
     try:
         return "".join(lines).encode("latin-1")
     except UnicodeEncodeError:
-        raise UpstreamError("a request header holds characters outside latin-1") from None
+        raise UpstreamError(
+            "a request header holds characters outside latin-1", "invalid"
+        ) from None
 
 
 def _dropped(connection: _Connection) -> bool:
@@ -357,6 +514,21 @@ def _dropped(connection: _Connection) -> bool:
         stream = stream.transport_stream
     assert isinstance(stream, trio.SocketStream)
     return stream.socket.is_readable()
+
+
+def _transport_error(host: str, phase: str, error: BaseException) -> UpstreamError:
+    """The one place where a failure of the network or of the upstream's HTTP
+    becomes an UpstreamError, with its message and kind; `phase` is "connect",
+    "send" or "receive"."""
+    if phase == "connect":  # no connection: whatever the cause, nothing was sent
+        if isinstance(error, trio.TooSlowError):
+            return UpstreamError(f"connecting to {host} took over {CONNECT_TIMEOUT:g}s", "refused")
+        return UpstreamError(f"cannot connect to {host}: {_reason(error)}", "refused")
+    if isinstance(error, httptools.HttpParserError):
+        return UpstreamError(f"{host} sent a malformed response: {error}", "malformed")
+    if phase == "send":
+        return UpstreamError(f"cannot send to {host}: {_reason(error)}", "reset")
+    return UpstreamError(f"connection to {host} broke: {_reason(error)}", "reset")
 
 
 def _reason(error: BaseException) -> str:

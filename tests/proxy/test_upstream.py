@@ -6,13 +6,15 @@ from __future__ import annotations
 import socket
 import ssl
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import pytest
 import trio
 import trustme
 
-from byok.upstream import Upstream, UpstreamError
+from byok import upstream as upstream_module
+from byok.upstream import RECEIVE_SIZE, Upstream, UpstreamError
 
 Handler = Callable[[trio.abc.Stream, int], Awaitable[None]]
 OK = b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 12\r\n\r\n{"ok": true}'
@@ -93,8 +95,22 @@ def run(handler: Handler, scenario, tls_server: ssl.SSLContext | None = None, **
     return server
 
 
-async def post(upstream: Upstream, base: str, body: bytes = b"{}") -> tuple[int, bytes]:
-    response = await upstream.send(base, "POST", base + "/chat/completions", [], body)
+@asynccontextmanager
+async def serving(handler: Handler, **options) -> AsyncIterator[tuple[Upstream, str, Server]]:
+    """For async tests: an Upstream and a server of `handler`, both closed on the way out."""
+    server = Server(handler)
+    async with trio.open_nursery() as nursery:
+        base = await nursery.start(server.serve)
+        upstream = Upstream(**options)
+        try:
+            yield upstream, base, server
+        finally:
+            await upstream.aclose()
+            nursery.cancel_scope.cancel()
+
+
+async def post(upstream: Upstream, base: str, body: bytes = b"{}", **options) -> tuple[int, bytes]:
+    response = await upstream.send(base, "POST", base + "/chat/completions", [], body, **options)
     return response.status, await response.read()
 
 
@@ -246,12 +262,16 @@ def test_a_stale_keep_alive_connection_is_retried_once_on_a_new_one():
         await stream.send_all(OK)
         await trio.sleep(0.05)
 
+    written: list[float] = []
+
     async def scenario(upstream, base, server):
         assert await post(upstream, base) == (200, b'{"ok": true}')
         await trio.sleep(0.2)  # the server has closed it by now
-        assert await post(upstream, base) == (200, b'{"ok": true}')
+        answer = await post(upstream, base, on_written=lambda: written.append(trio.current_time()))
+        assert answer == (200, b'{"ok": true}')
 
     assert run(answer_once, scenario).connections == 2
+    assert len(written) == 2  # once per write: the first deadline restarts on the new connection
 
 
 def test_an_idle_connection_past_keepalive_expiry_is_not_used():
@@ -380,3 +400,262 @@ def test_tls_with_an_untrusted_certificate_is_refused():
             await post(upstream, base)
 
     run(keep_answering, scenario, server_context)  # the default trust store
+
+
+def test_the_default_connection_cap_leaves_room_for_thousands_of_streams():
+    assert Upstream().max_connections == 10_000
+
+
+# -- on_written: where the caller's first-byte deadline starts --
+
+
+async def test_on_written_comes_after_the_wait_for_a_slot(autojump_clock):
+    release = trio.Event()
+
+    async def slow_first(stream, n):
+        reader = Reader(stream)
+        first = True
+        while await reader.request() is not None:
+            if first:
+                await release.wait()
+                first = False
+            await stream.send_all(OK)
+
+    events: list[tuple[str, float]] = []
+
+    def note(what: str) -> Callable[[], None]:
+        return lambda: events.append((what, trio.current_time()))
+
+    async with serving(slow_first, max_connections=1) as (upstream, base, server):
+
+        async def first() -> None:
+            assert await post(upstream, base, on_written=note("first written")) == (200, OK[-12:])
+            note("first done")()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(first)
+            await trio.sleep(1)  # the first holds the only connection by now
+            nursery.start_soon(_later_release, release, 100)
+            # A first-byte deadline of 5 s, started by on_written: waiting
+            # 100 s for the slot must not count against it.
+            with trio.CancelScope() as timer:
+
+                def start_timer() -> None:
+                    note("second written")()
+                    timer.deadline = trio.current_time() + 5
+
+                assert await post(upstream, base, on_written=start_timer) == (200, OK[-12:])
+            assert not timer.cancelled_caught
+    assert [what for what, _ in events] == ["first written", "first done", "second written"]
+    assert dict(events)["second written"] >= 100
+    assert server.connections == 1
+
+
+async def _later_release(event: trio.Event, seconds: float) -> None:
+    await trio.sleep(seconds)
+    event.set()
+
+
+# -- the idle sweeper --
+
+
+async def test_the_sweeper_closes_an_expired_idle_connection_without_a_request(autojump_clock):
+    async with serving(keep_answering, keepalive_expiry=10) as (upstream, base, server):
+        assert upstream.sweep_interval == 5
+        async with trio.open_nursery() as nursery:
+            await nursery.start(upstream.sweep_idle)
+            await post(upstream, base)
+            connection = upstream.origin(base)[0].idle[-1]
+            await trio.sleep(9)  # one sweep went by: not expired, kept
+            assert upstream.idle_connections(base) == 1
+            assert server.open == 1
+            await trio.sleep(7)  # the sweep at 10 s found it expired
+            assert upstream.idle_connections(base) == 0
+            assert connection.stream.socket.fileno() == -1
+            assert server.open == 0  # the server saw it close
+            nursery.cancel_scope.cancel()
+
+
+async def test_the_sweeper_closes_a_connection_the_server_closed(autojump_clock):
+    async def answer_and_close(stream, n):
+        await Reader(stream).request()
+        await stream.send_all(OK)  # keep-alive by default; and yet it closes
+
+    async with serving(answer_and_close, keepalive_expiry=60) as (upstream, base, server):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(upstream.sweep_idle)
+            await post(upstream, base)
+            connection = upstream.origin(base)[0].idle[-1]
+            await trio.sleep(upstream.sweep_interval + 1)  # far from expiry
+            assert upstream.idle_connections(base) == 0
+            assert connection.stream.socket.fileno() == -1
+            nursery.cancel_scope.cancel()
+
+
+# -- limits on what the upstream sends --
+
+
+def _huge_head(shape: str) -> bytes:
+    if shape == "many headers":
+        line = b"x-filler-%06d: " + b"v" * 40 + b"\r\n"
+        return b"".join(line % n for n in range(2 * 1024 * 1024 // len(line)))
+    return b"x-huge: " + b"v" * (2 * 1024 * 1024) + b"\r\n"
+
+
+@pytest.mark.parametrize("shape", ["many headers", "one huge header"])
+async def test_a_response_head_over_the_limit_fails_early_and_closes(shape, monkeypatch):
+    closed = trio.Event()
+
+    async def huge_head(stream, n):
+        try:
+            await Reader(stream).request()
+            await stream.send_all(b"HTTP/1.1 200 OK\r\n" + _huge_head(shape) + b"\r\n")
+            await stream.receive_some(65536)  # until the client hangs up
+        finally:
+            closed.set()
+
+    received: list[int] = []
+    fill = upstream_module._Connection.fill
+
+    async def counting_fill(self):
+        try:
+            await fill(self)
+        finally:
+            received.append(self.received)
+
+    monkeypatch.setattr(upstream_module._Connection, "fill", counting_fill)
+    with trio.fail_after(10):
+        async with serving(huge_head) as (upstream, base, server):
+            with pytest.raises(UpstreamError) as caught:
+                await post(upstream, base)
+            assert str(caught.value) == "127.0.0.1 sent a response head over 65536 bytes"
+            assert caught.value.kind == "malformed"
+            assert max(received) <= 64 * 1024 + RECEIVE_SIZE  # read no further than that
+            assert upstream.idle_connections(base) == 0
+            await closed.wait()
+
+
+async def test_too_many_response_headers_fail():
+    async def many(stream, n):
+        await Reader(stream).request()
+        await stream.send_all(b"HTTP/1.1 200 OK\r\n" + b"a: b\r\n" * 2000 + b"\r\n")
+        await trio.sleep_forever()
+
+    with trio.fail_after(10):
+        async with serving(many) as (upstream, base, server):
+            with pytest.raises(UpstreamError, match="sent a response head over 1000 headers"):
+                await post(upstream, base)
+            assert upstream.idle_connections(base) == 0
+
+
+async def test_trailers_count_but_are_not_kept_as_headers():
+    async def with_trailer(stream, n):
+        reader = Reader(stream)
+        while await reader.request() is not None:
+            await stream.send_all(
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+                b"2\r\nok\r\n0\r\nx-trailer: 1\r\n\r\n"
+            )
+
+    async with serving(with_trailer) as (upstream, base, server):
+        response = await upstream.send(base, "POST", base + "/x", [], b"")
+        assert await response.read() == b"ok"
+        assert response.header("x-trailer") is None
+        assert upstream.idle_connections(base) == 1
+
+
+async def test_read_with_a_limit():
+    async def bodies(stream, n):
+        reader = Reader(stream)
+        while (request := await reader.request()) is not None:
+            if b"/announced" in request:
+                await stream.send_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n")
+                await stream.send_all(b"x" * 100)
+            else:  # chunked: the size is known only as it comes
+                await stream.send_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+                for _ in range(3):
+                    await stream.send_all(b"a\r\n0123456789\r\n")
+                await stream.send_all(b"0\r\n\r\n")
+
+    async def get(upstream, base, path, limit):
+        response = await upstream.send(base, "GET", base + path, [], b"")
+        return await response.read(limit)
+
+    async with serving(bodies) as (upstream, base, server):
+        assert await get(upstream, base, "/chunked", 30) == b"0123456789" * 3
+        assert await get(upstream, base, "/announced", 100) == b"x" * 100
+        assert upstream.idle_connections(base) == 1  # within the limit: reused
+        assert server.connections == 1
+        for path, limit in (("/announced", 99), ("/chunked", 25)):
+            with pytest.raises(UpstreamError) as caught:
+                await get(upstream, base, path, limit)
+            assert str(caught.value) == f"127.0.0.1 sent a body over {limit} bytes"
+            assert caught.value.kind == "malformed"
+            assert upstream.idle_connections(base) == 0  # closed, not pooled
+        assert await get(upstream, base, "/chunked", None) == b"0123456789" * 3
+        assert server.connections == 3
+
+
+# -- failures by kind --
+
+
+async def test_a_closed_port_is_refused():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # bound but not listening
+        with pytest.raises(UpstreamError, match=r"cannot connect to 127\.0\.0\.1") as caught:
+            await post(Upstream(), f"http://127.0.0.1:{port}/v1")
+    assert caught.value.kind == "refused"
+
+
+async def test_a_name_that_does_not_resolve_is_refused(monkeypatch):
+    async def unresolvable(host, port):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(trio, "open_tcp_stream", unresolvable)
+    with pytest.raises(UpstreamError, match="cannot connect to api.invalid") as caught:
+        await post(Upstream(), "https://api.invalid/v1")
+    assert caught.value.kind == "refused"
+
+
+async def test_a_server_that_accepts_and_closes_is_a_reset():
+    async def hang_up(stream, n):
+        pass
+
+    async with serving(hang_up) as (upstream, base, server):
+        with pytest.raises(UpstreamError) as caught:
+            await post(upstream, base)
+    assert caught.value.kind == "reset"
+
+
+async def test_a_reset_mid_body_is_a_reset():
+    async def reset(stream, n):
+        await Reader(stream).request()
+        await stream.send_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial")
+        sock = stream.socket  # type: ignore[attr-defined]
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    async with serving(reset) as (upstream, base, server):
+        response = await upstream.send(base, "POST", base + "/x", [], b"")
+        with pytest.raises(UpstreamError) as caught:
+            await response.read()
+    assert caught.value.kind == "reset"
+
+
+async def test_garbage_is_malformed():
+    async def garbage(stream, n):
+        await Reader(stream).request()
+        await stream.send_all(b"SMTP ready\r\n\r\n")
+
+    async with serving(garbage) as (upstream, base, server):
+        with pytest.raises(UpstreamError, match="malformed response") as caught:
+            await post(upstream, base)
+    assert caught.value.kind == "malformed"
+
+
+async def test_a_request_that_cannot_be_sent_is_invalid():
+    upstream = Upstream()
+    for base, headers in (("ftp://example.com", []), ("http://x", [("a", "b\nc")])):
+        with pytest.raises(UpstreamError) as caught:
+            await upstream.send(base, "POST", base + "/x", headers, b"")
+        assert caught.value.kind == "invalid"

@@ -1,62 +1,75 @@
-"""What an upstream answer means for the key that produced it.
+"""What an upstream attempt's result means for the key that produced it.
 
-    2xx                       success
-    429                       rate_limited, with the delay the upstream gave
-    401, 403                  blocked: the key is refused until an operator acts
-    408, 5xx, 529, no answer  error: counts toward the circuit breaker
-    other 4xx                 client_error: the request's fault; passed back
-                              to the client untouched, no key penalised, no retry
+    2xx                        success
+    429                        rate_limited, with the delay the upstream gave
+                               (None: it gave none, and backoff applies)
+    401, 403                   blocked: refused until re-validated or restored
+    408, 5xx, 529              error: counts toward the circuit breaker
+    no answer                  error: refused or reset connection, a
+                               malformed or oversized answer, a timeout, a
+                               stream that broke before it ended cleanly
+    other 4xx                  client_error: the request's fault; passed back
+                               to the client (redacted), no key penalised, no retry
 
 The delay of a 429 comes from, in order: ``retry-after-ms``, ``retry-after``
 (seconds or an HTTP date), then the providers' reset headers for whichever
 limit is exhausted (OpenAI's ``x-ratelimit-reset-*`` durations such as
-``6m0s``, Anthropic's ``anthropic-ratelimit-*-reset`` timestamps).
+``6m0s``, Anthropic's ``anthropic-ratelimit-*-reset`` timestamps).  Dates and
+timestamps are read against the wall clock, which the caller passes in.
 """
 
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from enum import Enum
 
-SUCCESS, RATE_LIMITED, BLOCKED, ERROR, CLIENT_ERROR = (
-    "success",
-    "rate_limited",
-    "blocked",
-    "error",
-    "client_error",
-)
+
+class Kind(str, Enum):
+    SUCCESS = "success"
+    RATE_LIMITED = "rate_limited"
+    BLOCKED = "blocked"
+    ERROR = "error"
+    CLIENT_ERROR = "client_error"
+
+
 MAX_DELAY = 24 * 3600.0  # a reset further away than a day is not believed
 
 
 @dataclass(frozen=True)
 class Outcome:
-    kind: str
+    kind: Kind
     retry_after: float | None = None  # seconds, for rate_limited
+    status: int | None = None  # the upstream's HTTP status; None: no HTTP answer
+    timed_out: bool = False  # something actually timed out (a reset is not a timeout)
+    detail: str = ""  # why, for the operator and the client's error message
 
-    @property
-    def retryable(self) -> bool:
-        return self.kind in (RATE_LIMITED, BLOCKED, ERROR)
 
-
-def classify(status: int, headers: Mapping[str, str], now: float | None = None) -> Outcome:
+def classify(status: int, headers: Iterable[tuple[str, str]], wall: float) -> Outcome:
+    """The outcome of an HTTP answer, from its status and headers (lower-cased
+    names, as they came); `wall` is time.time(), for the delay headers that
+    carry dates.  Only a 429's headers are read."""
     if 200 <= status < 300:
-        return Outcome(SUCCESS)
+        return Outcome(Kind.SUCCESS, status=status)
     if status == 429:
-        return Outcome(RATE_LIMITED, rate_limit_delay(headers, now))
+        return Outcome(Kind.RATE_LIMITED, rate_limit_delay(dict(headers), wall), status)
     if status in (401, 403):
-        return Outcome(BLOCKED)
+        return Outcome(Kind.BLOCKED, status=status)
     if status == 408 or status >= 500:
-        return Outcome(ERROR)
-    return Outcome(CLIENT_ERROR)
+        return Outcome(Kind.ERROR, status=status)
+    return Outcome(Kind.CLIENT_ERROR, status=status)
 
 
-def rate_limit_delay(headers: Mapping[str, str], now: float | None = None) -> float | None:
+def failure(detail: str, *, timed_out: bool = False) -> Outcome:
+    """An attempt that got no usable HTTP answer: the key's failure."""
+    return Outcome(Kind.ERROR, timed_out=timed_out, detail=detail)
+
+
+def rate_limit_delay(headers: Mapping[str, str], wall: float) -> float | None:
     """Seconds until the upstream says to come back; None if it does not say."""
-    wall = time.time() if now is None else now
     for parse in (_retry_after_ms, _retry_after, _openai_reset, _anthropic_reset):
         delay = parse(headers, wall)
         if delay is not None:
