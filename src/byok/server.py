@@ -7,9 +7,9 @@ Each connection has two tasks.  The reader receives bytes and feeds them to
 the parser, whose callbacks assemble requests (head and whole body: LLM
 requests are small and routing needs the body) into a queue; the server
 takes requests off the queue one at a time, hands each ``Request`` to the
-application, and writes the ``Response``: the head as soon as the application
-returns, a bytes body in the same write, an async iterator's chunks as they
-come (chunked encoding), with no buffering.
+application, and writes the ``Response``: a bytes body in the same write as
+the head, an async iterator's chunks as they come (chunked encoding; the head
+goes out with the first chunk), with no buffering.
 
 Because the reader always reads, it is also the disconnect watcher: when the
 client hangs up, the cancel scope of the request being served is cancelled at
@@ -419,12 +419,18 @@ class _Connection:
                     await send_all(head)
                     await send_all(body)
             else:
-                await send_all(head)
+                # the head waits for the first chunk and goes out with it: one
+                # write, and a proxy that fails before its first byte can still
+                # answer with another status
+                pending = head
                 async for chunk in body:
                     if chunk:
-                        await send_all(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
-                if chunked:
-                    await send_all(b"0\r\n\r\n")
+                        framed = b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk
+                        await send_all(pending + framed if pending else framed)
+                        pending = b""
+                end = b"0\r\n\r\n" if chunked else b""
+                if pending or end:
+                    await send_all(pending + end)
             return keep_alive
         finally:
             if aclose is not None:  # a stream's resources go back even if we never started it
