@@ -422,11 +422,15 @@ class _Connection:
                 # the head waits for the first chunk and goes out with it: one
                 # write, and a proxy that fails before its first byte can still
                 # answer with another status
+                # (an empty chunk before the first sends the head alone)
                 pending = head
                 async for chunk in body:
                     if chunk:
                         framed = b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk
                         await send_all(pending + framed if pending else framed)
+                        pending = b""
+                    elif pending:
+                        await send_all(pending)
                         pending = b""
                 end = b"0\r\n\r\n" if chunked else b""
                 if pending or end:

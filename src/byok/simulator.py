@@ -2,9 +2,11 @@
 
 The tests and ``byok demo`` run it on loopback.  Each key it accepts has a
 behaviour that can be changed while it runs: answer normally, rate-limit
-(429 with Retry-After, always or every n-th request), refuse (401), fail
-(500, or Anthropic's 529), answer slowly, hang, or drop the connection in the
-middle of a stream.  It records what it saw (key, path, model, stream) and
+(429 with its delay in any of the headers providers use, or none; always or
+every n-th request), refuse (401, 403), fail (500, or Anthropic's 529),
+answer slowly, hang, trickle, reset the connection before answering, answer a
+stream's head and then reset, drop a stream in the middle, or send a head
+too large to read.  It records what it saw (key, path, model, stream) and
 how many requests were cancelled by their client, so a test can prove that a
 disconnect reached the upstream.
 """
@@ -16,6 +18,8 @@ import itertools
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import formatdate
 from typing import Any
 
 import msgspec
@@ -29,9 +33,14 @@ SSE = [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
 
 @dataclass
 class Behaviour:
-    mode: str = "ok"  # ok | 429 | 401 | 500 | 529 | hang | drop
-    retry_after: float | None = 1.0  # for 429; None sends no Retry-After
-    every: int = 1  # with 429/500: only every n-th request fails
+    # ok | 429 | 401 | 403 | 500 | 529 | hang | reset | head_then_reset | drop
+    # | trickle | huge_headers
+    mode: str = "ok"
+    retry_after: float | None = 1.0  # for 429; None sends no delay at all
+    # where a 429's delay goes: retry-after | retry-after-ms | http-date
+    # | openai-reset (x-ratelimit-reset-requests) | anthropic-reset
+    delay_header: str = "retry-after"
+    every: int = 1  # with 429/500/529/reset/drop: only every n-th request fails
     delay: float = 0.0  # before the response head
     chunk_delay: float = 0.0  # between stream chunks
     chunks: int = 5  # words in an answer (stream chunks)
@@ -106,6 +115,11 @@ class SimulatedUpstream:
         failing = n % behaviour.every == 0
         if behaviour.mode == "hang":
             await self._wait(3600)
+        if behaviour.mode == "reset" and failing:
+            raise AbortConnection()  # no answer at all: a reset before the head
+        if behaviour.mode == "huge_headers":
+            junk = [(f"x-junk-{i}", "j" * 8000) for i in range(256)]  # 2 MB of head
+            return Response(200, [*JSON, *junk], b"{}")
         failure = _failure(dialect, behaviour, failing)
         if failure is not None:
             return failure
@@ -121,7 +135,7 @@ class SimulatedUpstream:
                 headers.append(("content-encoding", "gzip"))
                 body = gzip.compress(body)
             return Response(200, headers, body)
-        return Response(200, SSE, self._stream(answer, behaviour))
+        return Response(200, SSE, self._stream(answer, behaviour, failing))
 
     async def _listing(self, dialect: str, behaviour: Behaviour) -> Response:
         """GET .../models: the key's behaviour, on every request (`every` is
@@ -142,18 +156,30 @@ class SimulatedUpstream:
             self.cancelled += 1
             raise
 
-    async def _stream(self, answer: _Answer, behaviour: Behaviour) -> AsyncIterator[bytes]:
+    async def _stream(
+        self, answer: _Answer, behaviour: Behaviour, failing: bool
+    ) -> AsyncIterator[bytes]:
         finished = False
+        breaks = behaviour.mode in ("drop", "head_then_reset") and failing
         try:
+            if behaviour.mode == "head_then_reset" and failing:
+                yield b""  # the server sends the head now, alone
+                await trio.sleep(0.01)
+                raise AbortConnection()
+            if behaviour.mode == "trickle":
+                yield answer.events()[0]
+                while True:  # a byte now and then, never the end
+                    await trio.sleep(behaviour.chunk_delay or 1.0)
+                    yield b": still thinking\n\n"
             for n, event in enumerate(answer.events()):
-                if behaviour.mode == "drop" and n >= behaviour.drop_after:
+                if breaks and n >= behaviour.drop_after:
                     raise AbortConnection()
                 if behaviour.chunk_delay and n:
                     await trio.sleep(behaviour.chunk_delay)
                 yield event
             finished = True
         finally:
-            if not finished and behaviour.mode != "drop":
+            if not finished and not breaks:
                 self.cancelled += 1
 
 
@@ -331,14 +357,38 @@ def _failure(dialect: str, behaviour: Behaviour, failing: bool) -> Response | No
     if behaviour.mode == "429" and failing:
         headers = list(JSON)
         if behaviour.retry_after is not None:
-            headers.append(("retry-after", f"{behaviour.retry_after:g}"))
+            headers += _delay_headers(behaviour.delay_header, behaviour.retry_after)
         return Response(429, headers, _error_body(dialect, 429, "Rate limit reached"))
     if behaviour.mode == "401":
         return _error(dialect, 401, "key revoked")
+    if behaviour.mode == "403":
+        return _error(dialect, 403, "this key may not use this model")
     if behaviour.mode in ("500", "529") and failing:
         status = int(behaviour.mode)
         return _error(dialect, status, "simulated server error" if status == 500 else "Overloaded")
     return None
+
+
+def _delay_headers(where: str, seconds: float) -> list[tuple[str, str]]:
+    """A 429's delay, the way one provider or another says it."""
+    if where == "retry-after-ms":
+        return [("retry-after-ms", f"{seconds * 1000:g}")]
+    if where == "http-date":
+        return [("retry-after", formatdate(time.time() + seconds, usegmt=True))]
+    if where == "openai-reset":
+        return [
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-reset-requests", f"{seconds:g}s"),
+            ("x-ratelimit-remaining-tokens", "9000"),
+            ("x-ratelimit-reset-tokens", "1ms"),
+        ]
+    if where == "anthropic-reset":
+        when = datetime.fromtimestamp(time.time() + seconds, timezone.utc)
+        return [
+            ("anthropic-ratelimit-requests-remaining", "0"),
+            ("anthropic-ratelimit-requests-reset", when.isoformat().replace("+00:00", "Z")),
+        ]
+    return [("retry-after", f"{seconds:g}")]
 
 
 def _sse(data: dict[str, Any], event: str | None = None) -> bytes:
