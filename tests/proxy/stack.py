@@ -5,15 +5,33 @@ clients, as in real use."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import trio
 
 from byok.config import Config, from_dict
 from byok.proxy import Proxy
 from byok.server import Limits, bound_port, serve_http
 from byok.simulator import SimulatedUpstream
+
+
+class MonotonicClock(trio.abc.Clock):
+    """trio's clock on time.monotonic() itself, with no offset: the proxy hands
+    trio's time to the engine, and this test thread reads the engine without
+    a `now`, on time.monotonic(); both must be one clock."""
+
+    def start_clock(self) -> None:
+        pass
+
+    def current_time(self) -> float:
+        return time.monotonic()
+
+    def deadline_to_sleep_time(self, deadline: float) -> float:
+        return deadline - time.monotonic()
 
 
 class Stack:
@@ -47,7 +65,7 @@ class Stack:
 
     def _run(self) -> None:
         try:
-            trio.run(self._main)
+            trio.run(self._main, clock=MonotonicClock())
         except BaseException as error:  # surfaced to the test thread
             self._failed = error
             self._ready.set()
@@ -60,6 +78,7 @@ class Stack:
             self.upstream_url = f"http://127.0.0.1:{bound_port(upstream)}"
             config = from_dict(self.build(self.upstream_url), "test")
             self.proxy = Proxy(config, reloader=self._reload)
+            nursery.start_soon(self.proxy.maintain)
             try:
                 listeners = await nursery.start(serve_http, self.proxy, "127.0.0.1", 0, self.limits)
                 self.url = f"http://127.0.0.1:{bound_port(listeners)}"
@@ -76,3 +95,63 @@ class Stack:
         """The engine behind one target, to look at or steer in a test."""
         assert self.proxy is not None
         return self.proxy.router.pool(provider, model).selector
+
+
+class LiveStack:
+    """The simulated upstream and the proxy in the test's own trio run: under
+    pytest-trio's MockClock, cooldowns, backoff, windows and timeouts pass in
+    virtual time (the proxy hands trio's clock to the engine)."""
+
+    def __init__(self, build: Callable[[str], dict[str, Any]], nursery: trio.Nursery) -> None:
+        self.build = build
+        self.nursery = nursery
+        self.simulator = SimulatedUpstream()
+        self.url = ""
+        self.upstream_url = ""
+        self.proxy: Proxy
+        self.client: httpx.AsyncClient
+
+    def selector(self, provider: str, model: str) -> Any:
+        return self.proxy.router.pool(provider, model).selector
+
+    def state(self, provider: str, model: str, label: str) -> str:
+        """A key's state now, on the proxy's clock."""
+        return str(self.selector(provider, model).state(label, now=trio.current_time()))
+
+    def view(self, provider: str, model: str, label: str) -> dict[str, Any]:
+        views = self.selector(provider, model).snapshot(now=trio.current_time())
+        return next(v for v in views if v["id"] == label)
+
+
+@asynccontextmanager
+async def open_stack(
+    build: Callable[[str], dict[str, Any]],
+    secrets: dict[str, str] | None = None,
+    limits: Limits | None = None,
+) -> AsyncIterator[LiveStack]:
+    """A LiveStack serving on loopback until the block ends; `secrets` (secret
+    -> name) are the keys the simulator accepts."""
+    async with trio.open_nursery() as nursery:
+        stack = LiveStack(build, nursery)
+        for secret, name in (secrets or {}).items():
+            stack.simulator.add_key(secret, name)
+        upstream = await nursery.start(serve_http, stack.simulator, "127.0.0.1", 0)
+        stack.upstream_url = f"http://127.0.0.1:{bound_port(upstream)}"
+
+        def reload() -> Config:
+            return from_dict(stack.build(stack.upstream_url), "test")
+
+        stack.proxy = Proxy(reload(), reloader=reload)
+        listeners = await nursery.start(serve_http, stack.proxy, "127.0.0.1", 0, limits)
+        nursery.start_soon(stack.proxy.maintain)
+        stack.url = f"http://127.0.0.1:{bound_port(listeners)}"
+        client_limits = httpx.Limits(max_connections=2000, max_keepalive_connections=2000)
+        async with httpx.AsyncClient(
+            base_url=stack.url, timeout=3600, limits=client_limits
+        ) as stack.client:
+            try:
+                yield stack
+            finally:
+                nursery.cancel_scope.cancel()
+                with trio.CancelScope(shield=True):
+                    await stack.proxy.aclose()
