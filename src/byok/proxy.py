@@ -37,6 +37,7 @@ from .admin import Admin, credential, matches
 from .config import Config, Redactor, RetryPolicy
 from .gateway.outcomes import Kind, Outcome
 from .gateway.planner import ERROR_BODY_LIMIT, Attempt, GiveUp, Plan, Read, Try, Verdict, Wait
+from .gateway.revalidation import Revalidator
 from .ledger import Ledger
 from .metrics import Metrics
 from .routing import Route, Router, upstream_url
@@ -137,6 +138,7 @@ class Proxy:
         self.generation = 0
         self._reloading = trio.Lock()
         self._install(config, Router(config))
+        self.revalidator = Revalidator(lambda: (self.config, self.router))
 
     def _install(self, config: Config, router: Router) -> None:
         # one assignment each, no await in between: a request sees the old
@@ -473,8 +475,11 @@ class Proxy:
         key = f"key {label} ({pool.keys[label].fingerprint}) of {provider}"
         status = outcome.status or "no answer"
         if transition == "blocked":
-            self.metrics.cooldown(provider, label)
-            log.warning("%s blocked: the upstream answered %s (%s)", key, status, detail)
+            now = trio.current_time()
+            self.revalidator.schedule(provider, label, now)
+            due = self.revalidator.next_check(provider, label)
+            check = "never re-validated" if due is None else f"re-validated in {due - now:g}s"
+            log.warning("%s blocked: the upstream answered %s (%s); %s", key, status, detail, check)
             return
         views = pool.selector.snapshot(now=trio.current_time())
         view = next((v for v in views if v["id"] == label), None)
@@ -693,6 +698,13 @@ class Proxy:
             "removed_keys": len(before.keys() - after.keys()),
             "restart_needed": restart,
         }
+
+    async def maintain(self) -> None:
+        """Background work while serving, until cancelled: idle upstream
+        connections swept, blocked keys re-validated."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.upstream.sweep_idle)
+            nursery.start_soon(self.revalidator.run, self.upstream)
 
     async def aclose(self) -> None:
         await self.upstream.aclose()

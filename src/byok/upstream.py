@@ -274,6 +274,8 @@ class UpstreamResponse:
             async for chunk in pieces:
                 size += len(chunk)
                 if size > limit:
+                    if self._connection is not None:  # closed even if it was all in
+                        self._connection.keep_alive = False
                     raise too_large
                 parts.append(chunk)
         finally:
