@@ -20,6 +20,7 @@ scenarios, the 1,000 concurrent streams and the SDK run in real time always.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import threading
 import time
@@ -160,7 +161,7 @@ async def outage() -> None:
         while (await s.ask())[1] != "alpha":
             await trio.sleep(0.2)
         back = trio.current_time() - ended
-        gaps = [b - a for a, b in zip(hits, hits[1:])]
+        gaps = [b - a for a, b in itertools.pairwise(hits)]
         shown = ", ".join(f"{g:.1f}" for g in gaps)
         report(
             "a 60 s 5xx outage on one of two keys, 5 requests a second",
