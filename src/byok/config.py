@@ -54,17 +54,57 @@ _KEY_SHAPED = re.compile(
 
 
 class Redactor:
-    """Takes every secret of a config, and key-shaped tokens, out of a text."""
+    """Takes every secret of a config, and key-shaped tokens, out of a text
+    (``redact(text)``), a body (``redact.bytes(body)``) or header values
+    (``redact.headers(headers)``): each one becomes ``[redacted]``."""
+
+    # _KEY_SHAPED for bytes.  A secret is replaced as its UTF-8 bytes, a
+    # key-shaped token as the ASCII run the pattern matched: the bytes around
+    # either, UTF-8 or not, stay as they were.
+    _KEY_SHAPED_BYTES = re.compile(_KEY_SHAPED.pattern.encode("ascii"))
+    # What every _KEY_SHAPED match holds once lower-cased ("sk-" holds "k-",
+    # "key-" "y-", "sess-" "s-"); keep the two together.  A few substring
+    # searches rule most bodies out, where the regex takes ~25ns a byte.
+    _KEY_SHAPED_MARKS = (b"k-", b"y-", b"s-", b"aiza", b"bearer")
 
     def __init__(self, secrets: Iterable[str]) -> None:
         # longest first: a secret that contains another is replaced whole
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._secrets_utf8 = [s.encode("utf-8") for s in self._secrets]
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, "[redacted]")
         return _KEY_SHAPED.sub("[redacted]", text)
+
+    # before the method named bytes: an annotation after it would mean the method
+    def _suspect(self, data: bytes) -> bool:
+        """False when `data` surely holds no secret and no key-shaped token."""
+        if any(secret in data for secret in self._secrets_utf8):
+            return True
+        lowered = data.lower()
+        return any(mark in lowered for mark in self._KEY_SHAPED_MARKS)
+
+    def bytes(self, body: bytes) -> bytes:
+        """`body` (JSON, text, or not UTF-8 at all) with each secret and each
+        key-shaped token replaced; `body` itself when it holds none."""
+        if not self._suspect(body):
+            return body
+        out = body
+        for secret in self._secrets_utf8:
+            if secret in out:
+                out = out.replace(secret, b"[redacted]")
+        redacted, found = self._KEY_SHAPED_BYTES.subn(b"[redacted]", out)
+        return redacted if found else out
+
+    def headers(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The values of `headers` redacted (names as they are); `headers`
+        itself when no value holds anything to redact."""
+        values = "\n".join(value for _, value in headers)  # one look at them all
+        if not self._suspect(values.encode("utf-8", "surrogatepass")):
+            return headers
+        return [(name, self(value)) for name, value in headers]
 
 
 def fingerprint(secret: str) -> str:
