@@ -184,8 +184,12 @@ class Server:
     idle_timeout: float = 75.0  # a keep-alive connection with no request closes
     shutdown_grace: float = 30.0  # in-flight requests get this long on SIGINT/SIGTERM
     cooldown: float = 1.0  # engine: first backoff step
-    max_cooldown: float = 300.0
-    failure_threshold: int = 3
+    max_cooldown: float = 15.0  # a recovered key is back within this
+    failure_threshold: int = 3  # unexplained failures in a row that open the circuit
+    failure_rate: float = 0.5  # or this share of failures in the window (0: off)
+    failure_rate_window: float = 30.0
+    failure_rate_min_attempts: int = 10  # in the window, before the share is judged
+    revalidate_blocked: float = 900.0  # seconds between checks of a blocked key (0: never)
 
 
 @dataclass(frozen=True)
@@ -390,6 +394,12 @@ class _Reader:
             )
         return int(value)
 
+    def share(self, body: Mapping[str, Any], table: str, name: str, default: float) -> float:
+        value = float(self.get(body, table, name, (int, float), default))
+        if not 0 <= value <= 1:
+            raise self.fail(table, name, f"expected a share from 0 to 1 (0: off), got {value}")
+        return value
+
     def secret(self, value: Any, table: str, where: str) -> str:
         if not isinstance(value, str) or not value.strip():
             raise self.fail(table, where, "expected a key: a literal, env:NAME or file:PATH")
@@ -457,6 +467,16 @@ class _Reader:
             max_cooldown=self.seconds(body, table, "max_cooldown", defaults.max_cooldown),
             failure_threshold=self.count(
                 body, table, "failure_threshold", defaults.failure_threshold
+            ),
+            failure_rate=self.share(body, table, "failure_rate", defaults.failure_rate),
+            failure_rate_window=self.seconds(
+                body, table, "failure_rate_window", defaults.failure_rate_window
+            ),
+            failure_rate_min_attempts=self.count(
+                body, table, "failure_rate_min_attempts", defaults.failure_rate_min_attempts
+            ),
+            revalidate_blocked=self.seconds(
+                body, table, "revalidate_blocked", defaults.revalidate_blocked, allow_zero=True
             ),
         )
 

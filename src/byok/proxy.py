@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import time
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +35,7 @@ import trio
 from . import dialects, logs, usage
 from .admin import Admin, credential, matches
 from .config import Config, Redactor, RetryPolicy
+from .gateway.body import BodyError, RoutingFields, parse, with_model
 from .gateway.outcomes import Kind, Outcome
 from .gateway.planner import ERROR_BODY_LIMIT, Attempt, GiveUp, Plan, Read, Try, Verdict, Wait
 from .gateway.revalidation import Revalidator
@@ -74,13 +75,6 @@ DROP_RESPONSE_HEADERS = frozenset({"set-cookie"})
 # The upstream's own request id is worth keeping (a provider's support asks
 # for it), under another name: x-request-id is byok's, one per answer.
 RENAMED_RESPONSE_HEADERS = {"x-request-id": "x-upstream-request-id"}
-
-
-class RoutingFields(msgspec.Struct):
-    """All that routing reads from a body; msgspec skips the rest unparsed."""
-
-    model: str
-    stream: bool = False
 
 
 @dataclass
@@ -209,11 +203,9 @@ class Proxy:
                 "or 'x-api-key: <key>'",
             )
         try:
-            fields = msgspec.json.decode(request.body, type=RoutingFields)
-        except msgspec.ValidationError as error:
-            raise _Refusal(400, f"request body: {error}") from None
-        except msgspec.DecodeError as error:
-            raise _Refusal(400, f"request body is not valid JSON: {error}") from None
+            fields = parse(request.body)
+        except BodyError as error:
+            raise _Refusal(400, str(error)) from None
         routes = self.router.routes(fields.model, dialect, path)
         if routes is None:
             known = ", ".join(self.router.known_models()) or "none"
@@ -286,6 +278,11 @@ class Proxy:
         attempt ends, or the stream relay does when a stream is handed over.
         """
         route, pool = attempt.route, attempt.pool
+        try:
+            payload = with_model(ex.request.body, ex.model, route.upstream_model)
+        except BodyError as error:  # a field name that is not UTF-8: the client's to fix
+            plan.abandoned(attempt, trio.current_time())
+            return _error(ex.dialect, 400, str(error))
         if attempt.probe:
             log.info("key %s of %s is half-open: one request probes it", attempt.label, pool.name)
         handed_over = False
@@ -304,7 +301,7 @@ class Proxy:
                         self._upstream_headers(
                             ex.request, route, pool.keys[attempt.label].secret, ex.request.path
                         ),
-                        _with_model(ex.request.body, ex.model, route.upstream_model),
+                        payload,
                         on_written=written,
                     )
                 except UpstreamError as error:
@@ -353,8 +350,7 @@ class Proxy:
             return None
         verdict = plan.body(attempt, body, trio.current_time())
         if verdict is Verdict.RELAY:  # the request's own fault: the upstream's answer
-            headers = self.redact.headers(answer.headers)
-            return self._relay(ex, plan, answer.status, headers, self.redact.bytes(body))
+            return self._relay_client_error(ex, plan, answer, body)
         if verdict is not Verdict.COMMIT:
             return None
         encoding = (answer.header("content-encoding") or "").lower()
@@ -535,6 +531,34 @@ class Proxy:
         ]
         label = plan.winner.label if plan.winner else "-"
         return Response(status, out + self._byok_headers(ex, plan, label), body)
+
+    def _relay_client_error(
+        self, ex: _Exchange, plan: Plan, answer: UpstreamResponse, body: bytes
+    ) -> Response:
+        """An upstream 4xx, redacted like every other surface: an upstream may
+        echo the key it was sent.  A compressed body is inflated to be read;
+        one that cannot be is withheld rather than passed on unread."""
+        status = answer.status
+        headers = answer.headers
+        encoding = (answer.header("content-encoding") or "identity").lower()
+        if encoding != "identity":
+            try:
+                if encoding not in ("gzip", "x-gzip", "deflate"):
+                    raise zlib.error(encoding)
+                body = zlib.decompressobj(wbits=47).decompress(body, 4 * ERROR_BODY_LIMIT)
+            except zlib.error:
+                message = (
+                    f"the upstream answered {status} with a {encoding} body that byok "
+                    "cannot check for secrets, so it is withheld"
+                )
+                response = _error(ex.dialect, status, message)
+                response.headers += self._byok_headers(
+                    ex, plan, plan.winner.label if plan.winner else "-"
+                )
+                return response
+            headers = [(k, v) for k, v in headers if k != "content-encoding"]
+        headers = self.redact.headers(headers)
+        return self._relay(ex, plan, status, headers, self.redact.bytes(body))
 
     def _byok_headers(self, ex: _Exchange, plan: Plan, label: str) -> list[tuple[str, str]]:
         elapsed = time.perf_counter() - ex.started
@@ -743,28 +767,3 @@ async def _close_quietly(answer: UpstreamResponse) -> None:
         return
     with trio.CancelScope(shield=True), trio.move_on_after(1):
         await answer.aclose()
-
-
-# A JSON string token, or a bracket: enough to walk the top level of an object.
-_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\]]')
-_MODEL_VALUE = re.compile(rb'\s*:\s*("(?:[^"\\]|\\.)*")')
-
-
-def _with_model(body: bytes, requested: str, upstream: str) -> bytes:
-    """The body with its top-level "model" set to `upstream`, every other byte
-    as the client sent it (no re-serialization)."""
-    if requested == upstream:
-        return body
-    depth = 0
-    for token in _TOKEN.finditer(body):
-        text = token.group()
-        if text in (b"{", b"["):
-            depth += 1
-        elif text in (b"}", b"]"):
-            depth -= 1
-        elif depth == 1 and text == b'"model"':
-            value = _MODEL_VALUE.match(body, token.end())
-            if value:  # a key (followed by ':'), not a value that says "model"
-                start, end = value.span(1)
-                return body[:start] + msgspec.json.encode(upstream) + body[end:]
-    raise ValueError("no top-level model in the body")  # decoded fine, so unreachable

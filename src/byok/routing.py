@@ -114,6 +114,9 @@ class Router:
             cooldown=server.cooldown,
             max_cooldown=max(server.max_cooldown, server.cooldown),
             failure_threshold=server.failure_threshold,
+            failure_rate=server.failure_rate,
+            failure_rate_window=server.failure_rate_window,
+            failure_rate_min_attempts=server.failure_rate_min_attempts,
         )
         keys = {k.label: k for k in provider.keys}
         return Pool(provider, selector, keys, f"{provider.name}/{model}")
@@ -182,6 +185,13 @@ class Router:
         return min(waits) if waits else None
 
 
-def _engine(config: Config) -> tuple[float, float, int]:
+def _engine(config: Config) -> tuple[float, float, int, float, float, int]:
     server = config.server
-    return (server.cooldown, server.max_cooldown, server.failure_threshold)
+    return (
+        server.cooldown,
+        server.max_cooldown,
+        server.failure_threshold,
+        server.failure_rate,
+        server.failure_rate_window,
+        server.failure_rate_min_attempts,
+    )
