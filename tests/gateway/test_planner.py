@@ -313,7 +313,7 @@ def test_spent_attempts_answer_by_what_the_tried_keys_do(failures, status, retry
             plan.timed_out(attempt, T + 60)
         else:
             fail_with(plan, failure, [("retry-after", "2")])
-    answer = plan.next(T + 1)
+    answer = plan.next(T + 0.5)
     assert isinstance(answer, GiveUp)
     assert (answer.status, answer.retry_after) == (status, retry_after)
     assert answer.should_retry is (retry_after is not None)
@@ -321,13 +321,14 @@ def test_spent_attempts_answer_by_what_the_tried_keys_do(failures, status, retry
 
 
 def test_spent_attempts_on_opened_circuits_answer_503():
-    router = router_for(("a",), attempts=3)
-    plan = plan_for(router, attempts=3)
-    for _ in range(3):
-        fail_with(plan, 500)  # the third opens a's circuit
+    plan = plan_for(router_for(("a",)))
+    for _ in range(2):  # earlier requests' failures
+        plan.routes[0].pool.selector.report_error("a", now=T)
+    fail_with(plan, 500)  # the third in a row opens the circuit
+    assert seen(plan) == [("a", Kind.ERROR, "opened")]
     answer = plan.next(T)
     assert isinstance(answer, GiveUp)
-    assert (answer.status, answer.retry_after) == (503, 1)
+    assert (answer.status, answer.retry_after, answer.should_retry) == (503, 1, True)
 
 
 def test_the_deadline_ends_the_request_with_504():
@@ -611,3 +612,72 @@ def test_next_waits_for_running_attempts_when_no_key_is_left():
 )
 def test_error_summaries(body, summary):
     assert _summary(body) == summary
+
+
+def test_an_attempt_has_no_first_byte_time_before_its_head():
+    attempt = start(plan_for())
+    assert attempt.first_byte is None
+
+
+def test_a_plan_without_an_observer_still_reports_to_the_engine():
+    router = router_for()
+    routes = router.routes("m", "openai", PATH)
+    assert routes
+    plan = Plan(router, routes, RetryPolicy(), T)
+    fail_with(plan, 500)
+    assert router.pools[0].selector.snapshot(now=T)[0]["failures"] == 1
+
+
+def test_a_key_at_its_cap_further_down_the_order_is_passed_over():
+    data = tables()
+    data["providers"]["p"]["keys"][1]["max_inflight"] = 1
+    router = Router(from_dict(data))
+    plan = plan_for(router)
+    first = start(plan)  # its order is a, b, c
+    busy = plan_for(router)
+    busy.failed(start(busy), "reset", T)
+    assert start(busy).label == "b"  # b's one slot is taken now
+    plan.failed(first, "reset", T)
+    assert start(plan).label == "c"
+
+
+def test_a_client_error_loses_to_an_answer_already_given():
+    plan = plan_for(hedge_after=1)
+    first = start(plan)
+    second = plan.hedge(T + 1)
+    assert second is not None
+    for attempt, status in ((first, 200), (second.attempt, 400)):
+        plan.written(attempt, T + 1)
+        plan.head(attempt, status, OK, T + 2, wall=0.0)
+    assert plan.body(first, b"{}", T + 2) is Verdict.COMMIT
+    assert plan.body(second.attempt, b"{}", T + 2) is Verdict.DISCARD
+    assert seen(plan) == [("a", Kind.SUCCESS, None)]
+
+
+def test_an_empty_answer_loses_to_an_answer_already_given():
+    plan = plan_for(hedge_after=1, stream=True)
+    first = start(plan)
+    second = plan.hedge(T + 1)
+    assert second is not None
+    for attempt in (first, second.attempt):
+        plan.written(attempt, T + 1)
+        plan.head(attempt, 200, OK, T + 2, wall=0.0)
+    assert plan.first_bytes(first, T + 2)
+    assert plan.ended(second.attempt, T + 2) is False
+    assert second.attempt.phase is Phase.DONE
+    assert inflight(plan) == [1, 0, 0]  # the winner streams on
+
+
+def test_a_key_tried_twice_counts_once_in_the_answer():
+    plan = plan_for(router_for(("a",)), wait_for_cooldown=5, attempts=2)
+    fail_with(plan, 429, [("retry-after", "0.5")])
+    wait = plan.next(T)
+    assert wait == Wait(T + 0.5)
+    retry = start(plan, T + 0.5)
+    assert retry.label == "a"
+    plan.written(retry, T + 0.5)
+    plan.head(retry, 429, [("retry-after", "3")], T + 0.5, wall=0.0)
+    plan.body(retry, b"", T + 0.5)
+    answer = plan.next(T + 0.5)
+    assert isinstance(answer, GiveUp)
+    assert (answer.status, answer.retry_after) == (429, 3)

@@ -346,8 +346,9 @@ class Plan:
 
     def body(self, attempt: Attempt, body: bytes, now: float) -> Verdict:
         """The body after a head, read whole (an error body, or a 2xx answer)."""
+        self._check(attempt, Event.BODY)
         outcome = attempt.outcome
-        assert outcome is not None
+        assert outcome is not None  # the head classified it
         if outcome.kind is Kind.SUCCESS:
             self._move(attempt, Event.BODY, Phase.COMMITTED)
             if self.winner is not None:
@@ -431,11 +432,14 @@ class Plan:
 
     # ---- bookkeeping -------------------------------------------------------------------
 
-    def _move(self, attempt: Attempt, event: Event, to: Phase) -> None:
+    def _check(self, attempt: Attempt, event: Event, to: Phase | None = None) -> None:
         allowed = TRANSITIONS.get((attempt.phase, event))
-        if allowed is None or to not in allowed:
+        if allowed is None or (to is not None and to not in allowed):
             where = f"attempt {attempt.number}: {event.value} while {attempt.phase.value}"
             raise PlannerError(f"{where}: not a transition of the attempt table")
+
+    def _move(self, attempt: Attempt, event: Event, to: Phase) -> None:
+        self._check(attempt, event, to)
         attempt.phase = to
 
     def _commit(self, attempt: Attempt, event: Event) -> bool:
