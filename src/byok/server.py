@@ -373,6 +373,8 @@ class _Connection:
             try:
                 try:
                     response = await self.app(request)
+                except AbortConnection:
+                    raise  # the application drops the connection, unanswered
                 except Exception:
                     log.exception("request handler failed: %s %s", request.method, request.path)
                     response = Response(500, [("content-type", "text/plain")], b"internal error\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import pytest
@@ -118,7 +119,7 @@ CASES = [
         "reset between head and body",
         {"mode": "head_then_reset"},
         stream=True,
-        with_healthy=Expect(200, "healthy", "Hello from healthy"),
+        with_healthy=Expect(200, "healthy", "data: [DONE]"),
         alone=Expect(502, "faulty", "stream", retry_after=""),
     ),
     Case(
@@ -167,7 +168,7 @@ async def _garbage(stream: trio.SocketStream) -> None:
 
 
 async def raw_server(nursery: trio.Nursery, handler: Callable[[Any], Any]) -> int:
-    listeners = await nursery.start(trio.serve_tcp, handler, 0, "127.0.0.1")
+    listeners = await nursery.start(partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
     return int(listeners[0].socket.getsockname()[1])
 
 

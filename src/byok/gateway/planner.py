@@ -546,6 +546,11 @@ class Plan:
         message = f"{attempts} upstream attempt(s) for model {model} failed; {self._tried()}"
         wait, why = self._tried_outlook(now)
         if wait is not None:
+            if why == "rate_limited":
+                message = f"rate-limited on every key tried; {self._tried()}"
+            else:
+                message = f"every key tried is cooling down after errors; {self._tried()}"
+            message += f"; the soonest is back in {wait:.1f}s"
             return _waiting(429 if why == "rate_limited" else 503, message, wait, label)
         timed_out = all(a.outcome is not None and a.outcome.timed_out for a in failures)
         return GiveUp(504 if timed_out else 502, message, label=label)
