@@ -177,7 +177,7 @@ class Proxy:
         policy = self.router.policy(fields.model)
         exchange = _Exchange(request, dialect, fields.model, fields.stream, policy, started)
         plan = Plan(
-            self.router,
+            self._current_router,
             routes,
             policy,
             trio.current_time(),
@@ -600,6 +600,9 @@ class Proxy:
         return Response(200, list(dialects.JSON), msgspec.json.encode(body))
 
     # ---- helpers --------------------------------------------------------------
+
+    def _current_router(self) -> Router:
+        return self.router
 
     def _authorized(self, request: Request) -> bool:
         if not self._client_secrets:

@@ -64,8 +64,11 @@ def plan_for(
     router = router or router_for()
     routes = router.routes("m", "openai", PATH)
     assert routes
+    def current() -> Router:
+        return router
+
     return Plan(
-        router, routes, RetryPolicy(**policy), now, model="m", stream=stream, observer=Seen()
+        current, routes, RetryPolicy(**policy), now, model="m", stream=stream, observer=Seen()
     )
 
 
@@ -507,7 +510,7 @@ def test_a_failure_after_a_reload_reaches_the_new_pool_too():
     plan = plan_for(router)
     attempt = headed(plan, 429, [("retry-after", "30")])
     new = Router(from_dict(tables(("a", "b", "c"), strategy="round_robin")), previous=router)
-    plan.router = new
+    plan.router = lambda: new
     plan.body(attempt, b"", T)
     assert router.pool("p", "up").selector.state("a", now=T) == "cooldown"
     assert new.pool("p", "up").selector.state("a", now=T) == "cooldown"
@@ -623,7 +626,7 @@ def test_a_plan_without_an_observer_still_reports_to_the_engine():
     router = router_for()
     routes = router.routes("m", "openai", PATH)
     assert routes
-    plan = Plan(router, routes, RetryPolicy(), T)
+    plan = Plan(lambda: router, routes, RetryPolicy(), T)
     fail_with(plan, 500)
     assert router.pools[0].selector.snapshot(now=T)[0]["failures"] == 1
 

@@ -64,7 +64,8 @@ Every outcome goes to the engine here (``byok_core`` reports with ``now``):
 success with its time to first byte, 429 with the upstream's delay, 401/403
 block the key in every pool of its provider, every other failure counts
 toward the circuit.  After a config reload, the target's new pool hears of a
-failure too.  The ``observer`` callback hears of every attempt that ended with
+failure too (``router()`` gives the router in force at each report).  The
+``observer`` callback hears of every attempt that ended with
 an outcome (for metrics, the ledger and the log), with the engine's
 transition (``byok_core.TRANSITIONS``, or "blocked").
 """
@@ -204,7 +205,7 @@ def _ignore(attempt: Attempt, outcome: Outcome, transition: str | None) -> None:
 
 @dataclass
 class Plan:
-    router: Router
+    router: Callable[[], Router]  # the router in force now: a reload may swap it
     routes: list[Route]
     policy: RetryPolicy
     now: float  # when the request arrived
@@ -470,7 +471,7 @@ class Plan:
             return pool.selector.report_success(label, latency=attempt.first_byte, now=now)
         # After a reload the target may have a new pool: it hears of the
         # failure too, or the next request would walk into the same 429.
-        current = self.router.current(pool)
+        current = self.router().current(pool)
         pools = [pool]
         if current is not None and current is not pool and label in current.keys:
             pools.append(current)
@@ -484,7 +485,7 @@ class Plan:
                 change = each.selector.report_error(label, now=now)
             transition = change or transition
         if kind is Kind.BLOCKED:
-            self.router.block(pool.provider.name, label)  # refused for every model
+            self.router().block(pool.provider.name, label)  # refused for every model
             transition = "blocked"
         return transition
 
@@ -504,7 +505,7 @@ class Plan:
         best: tuple[float | None, str] = (None, "out")
         seen: set[tuple[str, str]] = set()
         for attempt in self.failures:
-            pool = self.router.current(attempt.pool) or attempt.pool
+            pool = self.router().current(attempt.pool) or attempt.pool
             if (pool.name, attempt.label) in seen or attempt.label not in pool.keys:
                 continue
             seen.add((pool.name, attempt.label))
