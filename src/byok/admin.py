@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 
 import msgspec
+import trio
 
 from .metrics import CONTENT_TYPE
 from .server import Request, Response
@@ -209,7 +210,8 @@ class Admin:
                 name = f"model {model.name}"
             else:
                 name = f"passthrough provider {pools[0].provider.name}"
-            views = [(v["id"], v) for pool in pools for v in pool.selector.snapshot()]
+            now = trio.current_time()
+            views = [(v["id"], v) for pool in pools for v in pool.selector.snapshot(now=now)]
             if not any(v["state"] in USABLE for _, v in views):
                 out = ", ".join(f"{label} {_state_text(v)}" for label, v in views)
                 why.append(f"{name}: no usable key: {out}")
@@ -249,11 +251,14 @@ class Admin:
     def _key_views(self, pool: Pool) -> list[dict[str, Any]]:
         views = []
         provider = pool.provider.name
-        for view in pool.selector.snapshot():
+        now, wall = trio.current_time(), time.time()
+        for view in pool.selector.snapshot(now=now):
             label = view["id"]
             notes = self.proxy.ledger.seen(provider, label)
             reason = notes.reason
             latency = view["latency_ewma"]
+            due = self.proxy.revalidator.next_check(provider, label)
+            blocked = view["state"] == "blocked"
             views.append(
                 {
                     "label": label,
@@ -262,6 +267,9 @@ class Admin:
                     "weight": view["weight"],
                     "state": view["state"],
                     "cooldown_remaining": round(view["cooldown_remaining"], 3),
+                    "cause": view["cause"],
+                    "backoff_level": view["backoff_level"],
+                    "revalidate_at": wall + (due - now) if blocked and due is not None else None,
                     "reason": None
                     if reason is None
                     else {"status": reason.status, "message": reason.message, "at": reason.at},
@@ -270,6 +278,10 @@ class Admin:
                     "successes": view["successes"],
                     "failures": view["failures"],
                     "rate_limits": view["rate_limits"],
+                    "window": {
+                        "attempts": view["window_attempts"],
+                        "failures": view["window_failures"],
+                    },
                     "inflight": view["inflight"],
                     "latency_ewma_ms": None if latency is None else round(latency * 1000, 2),
                     "tokens": {"input": notes.input_tokens, "output": notes.output_tokens},
@@ -310,13 +322,14 @@ class Admin:
             )
         provider = providers[0]
         states = {}
+        now = trio.current_time()
         for pool in router.each_key(provider, label):
             selector = pool.selector
             if action == "disable":
                 selector.disable(label)
-            elif action == "restore" or selector.state(label) == "disabled":
+            elif action == "restore" or selector.state(label, now=now) == "disabled":
                 selector.restore(label)  # enable undoes a disable, nothing else
-            states[pool.name] = selector.state(label)
+            states[pool.name] = selector.state(label, now=now)
         return _json(
             200, {"label": label, "provider": provider, "action": action, "states": states}
         )

@@ -668,7 +668,7 @@ class Proxy:
             name = model.name if model else "*"
             for pool in pools:
                 provider = pool.provider.name
-                for view in pool.selector.snapshot():
+                for view in pool.selector.snapshot(now=trio.current_time()):
                     yield name, provider, view["id"], view["state"]
 
     async def reload(self) -> dict[str, Any]:

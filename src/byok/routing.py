@@ -179,11 +179,6 @@ class Router:
         """The pools of a provider that hold a key with this label."""
         return [p for p in self.pools if p.provider.name == provider and label in p.keys]
 
-    def retry_after(self, routes: list[Route]) -> float | None:
-        """Seconds until the soonest key of these routes returns (None: never)."""
-        waits = [w for w in (r.pool.selector.retry_after() for r in routes) if w is not None]
-        return min(waits) if waits else None
-
 
 def _engine(config: Config) -> tuple[float, float, int, float, float, int]:
     server = config.server

@@ -111,8 +111,14 @@ def _key_row(key: Mapping[str, Any], now: float) -> list[str]:
         f"{latency:.0f}ms" if latency is not None else "-",
         _count(tokens.get("input")),
         _count(tokens.get("output")),
-        _reason(key.get("reason"), now) if state != "ready" else "",
+        _reason(key.get("reason"), now) + _next_check(key, now) if state != "ready" else "",
     ]
+
+
+def _next_check(key: Mapping[str, Any], now: float) -> str:
+    """A blocked key is asked again later: when."""
+    due = _number(key.get("revalidate_at"))
+    return "" if due is None else f"; next check in {_ago(max(due - now, 0))}"
 
 
 def _reason(reason: Any, now: float) -> str:

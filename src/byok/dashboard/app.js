@@ -177,7 +177,11 @@ function update(cells, key, at) {
   cells.deadline = key.state === "cooldown" ? at + (key.cooldown_remaining || 0) * 1000 : 0;
   showCountdown(cells, performance.now()); // at once, not at the next tick
   const reason = key.state !== "ready" && key.reason ? key.reason : null;
-  cells.reason.textContent = reason ? [reason.status ?? "no answer", reason.message].filter((x) => x !== "").join(" · ") : "";
+  const parts = reason ? [reason.status ?? "no answer", reason.message] : [];
+  if (key.state === "blocked" && key.revalidate_at) {
+    parts.push(`next check ${new Date(key.revalidate_at * 1000).toLocaleTimeString()}`);
+  }
+  cells.reason.textContent = parts.filter((x) => x !== "").join(" · ");
   cells.reason.title = reason && reason.at ? `at ${new Date(reason.at * 1000).toLocaleTimeString()}` : "";
   cells.picks.textContent = count(key.picks);
   cells.successes.textContent = count(key.successes);
