@@ -36,7 +36,8 @@ def per_call_ns(stmt: str, names: dict, repeats: int, budget: float) -> float:
 def make(cls, strategy: str, size: int):
     ids = [f"key-{i:04d}" for i in range(size)]
     weights = [1 + (i % 5) for i in range(size)]
-    return cls(ids, strategy=strategy, weights=weights, seed=1, cooldown=60), ids
+    selector = cls(ids, strategy=strategy, weights=weights, seed=1, cooldown=60, max_cooldown=60)
+    return selector, ids
 
 
 def bench_strategy(cls, strategy: str, size: int, repeats: int, budget: float) -> dict[str, float]:

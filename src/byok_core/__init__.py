@@ -12,7 +12,7 @@ environment selects their pure-Python twins (same surface, same results).
 
 import os as _os
 
-from ._args import STATES, STRATEGIES
+from ._args import STATES, STRATEGIES, TRANSITIONS
 
 __version__ = "0.1.0"
 
@@ -34,4 +34,12 @@ else:
 
         COMPILED = False
 
-__all__ = ["COMPILED", "STATES", "STRATEGIES", "HealthTable", "Selector", "__version__"]
+__all__ = [
+    "COMPILED",
+    "STATES",
+    "STRATEGIES",
+    "TRANSITIONS",
+    "HealthTable",
+    "Selector",
+    "__version__",
+]

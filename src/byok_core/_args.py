@@ -25,12 +25,21 @@ STRATEGIES = (
 
 STATES = ("ready", "cooldown", "half_open", "blocked", "disabled")
 
+# What a report_*() call changed, as it returns it (None: nothing worth telling).
+TRANSITIONS = ("ready", "cooled", "opened", "opened_by_rate", "probe_failed")
+
+# Why a cooling member cools, as snapshot()["cause"] and outlook() say it.
+CAUSES = ("rate_limited", "failing")
+
+WINDOW_BUCKETS = 10  # the failure-rate window is this many buckets of window/10
+
 MAX_WEIGHT = 1 << 32  # keeps a sum over millions of members inside int64
 NS_PER_S = 1_000_000_000
 # Times are int64 nanoseconds: a `now` up to MAX_NOW plus a delay up to
 # MAX_SECONDS stays inside int64 (9.2e18 ns).
 MAX_SECONDS = 1e8  # about three years: any cooldown, timeout or Retry-After
 MAX_NOW = 9e9  # seconds of time.monotonic(): about 285 years of uptime
+MAX_COUNT = 1 << 62  # counts (failure_threshold, ...) live in an int64 word
 
 PerMember = Union[int, Sequence[int], Mapping[str, int], None]
 
@@ -112,7 +121,26 @@ def duration_ns(value: object, name: str) -> int:
 def positive_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be an integer of at least 1, got {value!r}")
+    if value > MAX_COUNT:
+        raise ValueError(f"{name} must be an integer from 1 to 2**62, got {value!r}")
     return value
+
+
+def share(value: object, name: str) -> float:
+    """A share in [0, 1] (failure_rate: 0 turns its rule off)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a number from 0 to 1, got {value!r}")
+    return float(value)
+
+
+def window_bucket_ns(value: object, name: str) -> int:
+    """The width in ns of one of the WINDOW_BUCKETS buckets of a window."""
+    bucket = duration_ns(value, name) // WINDOW_BUCKETS
+    if bucket == 0:
+        raise ValueError(
+            f"{name} must be at least {WINDOW_BUCKETS} nanoseconds (one per bucket), got {value}"
+        )
+    return bucket
 
 
 def fraction(value: object, name: str) -> float:

@@ -14,6 +14,7 @@ cdef extern from "_platform.h" nogil:
     void byok_lock(int64_t *lock)
     void byok_unlock(int64_t *lock)
     int64_t byok_monotonic_ns()
+    void byok_cpu_relax()
     int64_t BYOK_NOW_UNSET
 
 cdef enum:
@@ -26,6 +27,30 @@ cdef enum:
     UNAVAILABLE = 0
     AVAILABLE = 1
     PROBE = 2        # half-open and its probe is free: whoever claims it tries it
+
+cdef enum:           # why a member cools: `cause`
+    CAUSE_NONE = 0
+    RATE_LIMITED = 1     # a 429
+    FAILING = 2          # errors
+
+cdef enum:           # what a report changed: 0, or 1 + its index in _args.TRANSITIONS
+    NO_CHANGE = 0
+    BECAME_READY = 1     # "ready": a half-open probe succeeded
+    COOLED = 2           # "cooled": a 429 sent a ready or half-open member cooling
+    OPENED = 3           # "opened": failure_threshold errors in a row
+    OPENED_BY_RATE = 4   # "opened_by_rate": the window's failure share
+    PROBE_FAILED = 5     # "probe_failed": an error on a half-open member
+
+cdef enum:
+    WINDOW_BUCKETS = 10  # _args.WINDOW_BUCKETS
+
+# One bucket of the failure-rate window: the reports of one epoch, that is
+# floor(now_ns / bucket_ns).  Written under the member's lock; see
+# write_bucket() in _health.pyx for the order that lock-free readers rely on.
+ctypedef struct bucket_t:
+    int64_t epoch
+    int64_t attempts
+    int64_t failures
 
 # One member's record.  Fixed size, no Python objects, every field a 64-bit
 # word read and written with atomics: an array of these can later live in
@@ -45,6 +70,9 @@ ctypedef struct member_t:
     int64_t max_inflight        # 0: no cap
     int64_t latency_ewma        # a double, bit for bit
     int64_t latency_samples
+    # Read by reports and snapshot() only, never on the pick path:
+    int64_t cause               # RATE_LIMITED or FAILING while cooling, else CAUSE_NONE
+    bucket_t window[WINDOW_BUCKETS]  # the failure-rate window, a ring by epoch
 
 
 cdef class HealthTable:
@@ -55,18 +83,24 @@ cdef class HealthTable:
     cdef int64_t probe_timeout_ns
     cdef int64_t failure_threshold
     cdef double latency_alpha
+    cdef double failure_rate        # 0: the rate rule is off
+    cdef int64_t bucket_ns          # failure_rate_window / WINDOW_BUCKETS
+    cdef int64_t min_attempts       # failure_rate_min_attempts
 
     cdef Py_ssize_t check(self, object index) except -1
-    cdef void succeed(self, Py_ssize_t i, double latency, int64_t now) noexcept nogil
-    cdef void rate_limited(self, Py_ssize_t i, int64_t delay, int64_t now) noexcept nogil
-    cdef void fail(self, Py_ssize_t i, int64_t now) noexcept nogil
-    cdef void cool(self, member_t *m, int64_t now, int64_t delay) noexcept nogil
+    # the report_*() calls return a transition code (NO_CHANGE, BECAME_READY, ...)
+    cdef int succeed(self, Py_ssize_t i, double latency, int64_t now) noexcept nogil
+    cdef int rate_limited(self, Py_ssize_t i, int64_t delay, int64_t now) noexcept nogil
+    cdef int fail(self, Py_ssize_t i, int64_t now) noexcept nogil
+    cdef int cool(self, member_t *m, int64_t now, int64_t delay, int64_t cause) noexcept nogil
+    cdef void record(self, member_t *m, int64_t now, bint failed) noexcept nogil
+    cdef bint forgives(self, member_t *m, int64_t now) noexcept nogil
     cdef void set_state(self, Py_ssize_t i, int64_t state) noexcept nogil
     cdef void copy_from(self, HealthTable source, Py_ssize_t source_index,
                         Py_ssize_t index) noexcept nogil
     cdef bint acquire_slot(self, Py_ssize_t i) noexcept nogil
     cdef bint release_slot(self, Py_ssize_t i) noexcept nogil
-    cdef int64_t wait_ns(self, int64_t now) noexcept nogil
+    cdef int64_t wait_ns(self, int64_t now, int64_t *cause) noexcept nogil
 
 
 cdef double optional_seconds(object value, str name) except? -2.0

@@ -4,26 +4,70 @@
 Theory of operation
 -------------------
 Every member is one ``member_t`` record in a flat C array.  Its state moves
-through this table; every other combination leaves it where it is:
+through this table; every other combination leaves it where it is.  The last
+column is what the report returns (see "Transitions" below):
 
-    state      event                             next state
-    ---------  --------------------------------  ------------------------------
-    ready      rate limited                      cooling (Retry-After, or backoff)
-    ready      error, failure_threshold reached  cooling (backoff): circuit opens
-    cooling    now >= until                      half-open (derived, no write)
-    half-open  probe claimed by one pick         half-open, others skip it
-    half-open  success                           ready, counters reset
-    half-open  rate limited or error             cooling, longer backoff
-    cooling    rate limited or error (late)      cooling, deadline only extended
-    any        block()  (401/403)                blocked  (disabled stays disabled)
-    any        disable()                         disabled
-    any        restore()                         ready, counters reset
+    state      event                              next state                      returns
+    ---------  ---------------------------------  ------------------------------  --------------
+    ready      429 with a delay (Retry-After)     cooling for exactly that delay  cooled
+    ready      429 without a delay                cooling (backoff), level + 1    cooled
+    ready      error, failure_threshold in a row  cooling (backoff), level + 1    opened
+    ready      error, the window's failure share  cooling (backoff), level + 1    opened_by_rate
+               reaches failure_rate (below)
+    ready      success                            ready, consecutive count 0;     None
+                                                  level 0 only if forgiven
+    cooling    now >= until                       half-open (derived, no write)   -
+    half-open  probe claimed by one pick          half-open, others skip it       -
+    half-open  success                            ready; level 0 only if forgiven ready
+    half-open  429 with a delay                   cooling for that delay          cooled
+    half-open  429 without a delay                cooling (backoff), level + 1    cooled
+    half-open  error                              cooling (backoff), level + 1    probe_failed
+    cooling    success (late)                     cooling, unchanged              None
+    cooling    429 or error (late)                cooling, deadline only extended None
+    any        block()  (401/403)                 blocked  (disabled stays disabled)
+    any        disable()                          disabled
+    any        restore()                          ready, level, window and cause cleared
 
-"Backoff" is cooldown * 2**level capped at max_cooldown; level counts the
-cooling events since the last success.  A failure that lands while the member
-already cools comes from a request sent before it cooled: it may push the
-deadline out but never shortens it and never escalates the level, so fifty
-requests that were in flight when a key died cost it one cooldown, not fifty.
+Backoff and level.  "Backoff" is cooldown * 2**level capped at max_cooldown.
+The level counts the cooling events caused by unexplained failures (errors,
+429s without a delay) since the key was last forgiven.  A 429 that names its
+delay is capacity, not health: the member cools for exactly that delay and
+its level, consecutive count and window stay as they were.  A failure that
+lands while the member already cools comes from a request sent before it
+cooled: it may push the deadline out but never shortens it and never
+escalates the level, so fifty requests that were in flight when a key died
+cost it one cooldown, not fifty.
+
+The failure-rate window.  Each member counts its recent attempts and
+failures in WINDOW_BUCKETS buckets of failure_rate_window / WINDOW_BUCKETS,
+a ring indexed by epoch = floor(now_ns / bucket_ns): a report writes into its
+epoch's bucket (emptying it first if it holds an older epoch), and the
+window is the sum over the buckets whose epoch is in (current - 10, current].
+A success counts one attempt; an error or a 429 without a delay one attempt
+and one failure; a 429 with a delay neither.  From ready, an error opens the
+circuit when the window's failures reach failure_rate * attempts and the
+window holds failure_rate_min_attempts attempts, or the key is on probation
+(level > 0: it cooled for unexplained failures and was not forgiven since),
+where the share counts without the minimum.  failure_rate = 0 turns the rule
+off.
+
+Forgiving (hysteresis).  A success clears the level only when failure_rate
+is 0, or when the window holds failure_rate_min_attempts attempts of which
+fewer than failure_rate / 2 failed.  A probe that succeeds closes the circuit
+(ready) but leaves the level: a key that fails every second request stays on
+probation, its next failure reopens the circuit for twice as long, and it
+gets few requests until it really recovers.
+
+Cause.  A cooling member records why (``cause``): RATE_LIMITED (a 429) or
+FAILING (errors).  A late report that extends the deadline sets its own cause;
+one that does not leaves the cause.  Ready, blocked and disabled members have
+none (it is cleared when the member becomes ready and not shown otherwise).
+
+Transitions.  report_success/rate_limited/error return what they changed,
+a str of byok_core.TRANSITIONS or None, taken from a module-level tuple by a
+C code (no allocation).  outlook() says when the table can serve again and
+why not now: (0.0, "available"), (seconds, cause of the soonest member), or
+(None, "out") when every member waits for an operator.
 
 Half-open is not stored: it is "cooling and the deadline has passed".  The
 probe is a deadline of its own (``probe_until``), claimed under the member's
@@ -33,11 +77,15 @@ after ``probe_timeout`` and another caller probes.
 
 Concurrency: the picking side reads ``state``, ``until``, ``probe_until``,
 ``inflight`` and ``max_inflight`` with atomic loads and takes no lock (but
-for claiming a probe, a rare event).
+for claiming a probe, a rare event); it never touches the window or the cause.
 Transitions change several fields together, so they run under the member's
 own spinlock, a word inside the record (no Python lock, nothing that could not
 live in shared memory).  Counters that pick and acquire touch (``picks``,
-``inflight``) change only by atomic read-modify-write.
+``inflight``) change only by atomic read-modify-write.  snapshot() reads the
+window without the lock: a bucket is rewritten as epoch -1, counts, epoch,
+and attempts grow before failures, so a reader that reads epoch, failures,
+attempts and the epoch again (retrying if it moved) never sees a bucket half
+reset, nor more failures than attempts.
 
 Hot reload: ``copy_member()`` carries one member's record over to another
 table (``Selector.inherit()`` does it for every id the two selectors share).
@@ -45,15 +93,21 @@ It reads the source under the source's lock into locals, lets go, then writes
 the destination under the destination's lock: never two locks at once, so no
 lock order to get wrong, and a table may copy onto itself.  ``inflight`` and
 ``max_inflight`` stay: calls in flight release on the table that counted them,
-and the cap is the new configuration's.
+and the cap is the new configuration's.  The window's buckets are mapped by
+their start time onto the destination's bucket width (the same buckets when
+the two windows are equally wide).
 """
 
 cimport cython
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
+from cpython.tuple cimport PyTuple_GET_ITEM
 
 from byok_core import _args
 
 _STATE_NAMES = ("ready", "cooldown", "blocked", "disabled")
+# by transition code and by cause code: see the enums in _health.pxd
+cdef tuple TRANSITION_NAMES = (None,) + _args.TRANSITIONS
+cdef tuple CAUSE_NAMES = (None,) + _args.CAUSES
 
 
 @cython.final
@@ -64,9 +118,10 @@ cdef class HealthTable:
     code can drive the same state machine on its own terms.
     """
 
-    def __cinit__(self, size, *, cooldown=1.0, max_cooldown=300.0,
+    def __cinit__(self, size, *, cooldown=1.0, max_cooldown=15.0,
                   failure_threshold=3, probe_timeout=30.0, latency_alpha=0.3,
-                  max_inflight=None):
+                  max_inflight=None, failure_rate=0.5, failure_rate_window=30.0,
+                  failure_rate_min_attempts=10):
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise ValueError(f"size must be an integer of 0 or more, got {size!r}")
         self.cooldown_ns = _args.duration_ns(cooldown, "cooldown")
@@ -78,6 +133,11 @@ cdef class HealthTable:
         self.probe_timeout_ns = _args.duration_ns(probe_timeout, "probe_timeout")
         self.failure_threshold = _args.positive_int(failure_threshold, "failure_threshold")
         self.latency_alpha = _args.fraction(latency_alpha, "latency_alpha")
+        self.failure_rate = _args.share(failure_rate, "failure_rate")
+        self.bucket_ns = _args.window_bucket_ns(failure_rate_window, "failure_rate_window")
+        self.min_attempts = _args.positive_int(
+            failure_rate_min_attempts, "failure_rate_min_attempts"
+        )
         if isinstance(max_inflight, dict):
             raise TypeError("max_inflight of a HealthTable is an int or a sequence, not a mapping")
         caps = _args.per_member(max_inflight, [str(i) for i in range(size)], "max_inflight", 0, 0)
@@ -99,24 +159,33 @@ cdef class HealthTable:
 
     def report_success(self, index, latency=None, now=None):
         """Record a successful call, with its latency in seconds if known
-        (clamped into [0, 1e8]; NaN counts as unknown)."""
+        (clamped into [0, 1e8]; NaN counts as unknown).  Returns "ready" if
+        it closed the circuit (a half-open probe succeeded), else None."""
         cdef Py_ssize_t i = self.check(index)
-        self.succeed(i, report_seconds(latency, "latency"), now_ns(now))
+        return transition_name(self.succeed(i, report_seconds(latency, "latency"), now_ns(now)))
 
     def report_rate_limited(self, index, retry_after=None, now=None):
-        """Record a 429: cool until now + retry_after, or for the backoff.
-        retry_after is clamped into [0, 1e8] seconds; NaN counts as not given."""
+        """Record a 429: cool until now + retry_after (clamped into [0, 1e8]
+        seconds; NaN counts as not given), or without one, for the backoff
+        as an unexplained failure.  Returns "cooled" if it sent a ready or
+        half-open member cooling, else None."""
         cdef Py_ssize_t i = self.check(index)
         cdef double delay = report_seconds(retry_after, "retry_after")
-        self.rate_limited(i, <int64_t>(delay * 1e9) if delay >= 0 else -1, now_ns(now))
+        return transition_name(
+            self.rate_limited(i, <int64_t>(delay * 1e9) if delay >= 0 else -1, now_ns(now))
+        )
 
     def report_error(self, index, now=None):
-        """Record a server error, overload, timeout or connection failure."""
-        self.fail(self.check(index), now_ns(now))
+        """Record a server error, overload, timeout or connection failure.
+        Returns "opened", "opened_by_rate" or "probe_failed" if it sent the
+        member cooling, else None."""
+        return transition_name(self.fail(self.check(index), now_ns(now)))
 
-    cdef void succeed(self, Py_ssize_t i, double latency, int64_t now) noexcept nogil:
+    cdef int succeed(self, Py_ssize_t i, double latency, int64_t now) noexcept nogil:
         cdef member_t *m = &self.members[i]
         cdef double ewma
+        cdef int result = NO_CHANGE
+        clock(&now)
         byok_lock(&m.lock)
         byok_store(&m.successes, byok_load(&m.successes) + 1)
         if latency >= 0:
@@ -126,54 +195,114 @@ cdef class HealthTable:
             else:
                 byok_store_f64(&m.latency_ewma, latency)
             byok_store(&m.latency_samples, byok_load(&m.latency_samples) + 1)
+        self.record(m, now, False)
         cdef int64_t state = byok_load(&m.state)
-        if state == READY:
+        if state == COOLING and now >= byok_load(&m.until):
+            make_ready(m)  # the probe succeeded: the circuit closes
+            result = BECAME_READY
+        elif state == READY:
             byok_store(&m.consecutive_failures, 0)
+        else:
+            byok_unlock(&m.lock)  # cooling before its deadline, blocked, disabled
+            return result
+        if byok_load(&m.level) and self.forgives(m, now):
             byok_store(&m.level, 0)
-        elif state == COOLING and clock(&now) >= byok_load(&m.until):
-            make_ready(m)
         byok_unlock(&m.lock)
+        return result
 
-    cdef void rate_limited(self, Py_ssize_t i, int64_t delay, int64_t now) noexcept nogil:
+    cdef int rate_limited(self, Py_ssize_t i, int64_t delay, int64_t now) noexcept nogil:
         cdef member_t *m = &self.members[i]
+        cdef int result = NO_CHANGE
+        clock(&now)
         byok_lock(&m.lock)
         byok_store(&m.failures, byok_load(&m.failures) + 1)
         byok_store(&m.rate_limits, byok_load(&m.rate_limits) + 1)
-        byok_store(&m.consecutive_failures, byok_load(&m.consecutive_failures) + 1)
+        if delay < 0:  # no delay given: an unexplained failure
+            byok_store(&m.consecutive_failures, byok_load(&m.consecutive_failures) + 1)
+            self.record(m, now, True)
         cdef int64_t state = byok_load(&m.state)
         if state == READY or state == COOLING:
-            self.cool(m, now, delay)
+            result = self.cool(m, now, delay, RATE_LIMITED)
         byok_unlock(&m.lock)
+        return result
 
-    cdef void fail(self, Py_ssize_t i, int64_t now) noexcept nogil:
+    cdef int fail(self, Py_ssize_t i, int64_t now) noexcept nogil:
         cdef member_t *m = &self.members[i]
+        cdef int result = NO_CHANGE
+        cdef int64_t attempts, failures
+        clock(&now)
         byok_lock(&m.lock)
         byok_store(&m.failures, byok_load(&m.failures) + 1)
-        cdef int64_t failures = byok_load(&m.consecutive_failures) + 1
-        byok_store(&m.consecutive_failures, failures)
+        cdef int64_t consecutive = byok_load(&m.consecutive_failures) + 1
+        byok_store(&m.consecutive_failures, consecutive)
+        self.record(m, now, True)
         cdef int64_t state = byok_load(&m.state)
-        if state == COOLING or (state == READY and failures >= self.failure_threshold):
-            self.cool(m, now, -1)
+        if state == READY:
+            if consecutive >= self.failure_threshold:
+                result = OPENED
+            elif self.failure_rate > 0:
+                window_totals(m, now, self.bucket_ns, &attempts, &failures)
+                if (<double>failures >= self.failure_rate * <double>attempts
+                        and (attempts >= self.min_attempts or byok_load(&m.level) > 0)):
+                    result = OPENED_BY_RATE
+            if result != NO_CHANGE:
+                self.cool(m, now, -1, FAILING)
+        elif state == COOLING:
+            if now >= byok_load(&m.until):
+                result = PROBE_FAILED
+            self.cool(m, now, -1, FAILING)
         byok_unlock(&m.lock)
+        return result
 
-    cdef void cool(self, member_t *m, int64_t now, int64_t delay) noexcept nogil:
-        # caller holds m.lock; see the theory of operation for `escalate`
-        clock(&now)
+    cdef int cool(self, member_t *m, int64_t now, int64_t delay, int64_t cause) noexcept nogil:
+        # Caller holds m.lock and resolved `now`; the member is ready or cooling.
+        # delay < 0: an unexplained failure, cool for the backoff.  Returns
+        # COOLED if the member was ready or half-open, NO_CHANGE for a late
+        # report on a cooling member (it only ever extends the deadline).
         cdef int64_t state = byok_load(&m.state)
         cdef int64_t old_until = byok_load(&m.until)
         cdef int64_t level = byok_load(&m.level)
-        cdef bint escalate = state == READY or now >= old_until
+        cdef bint fresh = state == READY or now >= old_until
+        cdef int64_t until
+        if fresh:
+            if delay < 0:
+                delay = backoff(self.cooldown_ns, self.max_cooldown_ns, level)
+                byok_store(&m.level, level + 1)
+            # the deadline and the cause before the state, for lock-free readers
+            byok_store(&m.until, now + delay)
+            byok_store(&m.probe_until, 0)
+            byok_store(&m.cause, cause)
+            byok_store(&m.state, COOLING)
+            return COOLED
         if delay < 0:
-            delay = backoff(self.cooldown_ns, self.max_cooldown_ns,
-                            level if escalate else (level - 1 if level > 0 else 0))
-        cdef int64_t until = now + delay
-        if state == COOLING and old_until > until:
-            until = old_until
-        byok_store(&m.until, until)
+            delay = backoff(self.cooldown_ns, self.max_cooldown_ns, level - 1 if level > 0 else 0)
+        until = now + delay
+        if until > old_until:
+            byok_store(&m.until, until)
+            byok_store(&m.cause, cause)
         byok_store(&m.probe_until, 0)
-        byok_store(&m.state, COOLING)
-        if escalate:
-            byok_store(&m.level, level + 1)
+        return NO_CHANGE
+
+    @cython.cdivision(True)
+    cdef void record(self, member_t *m, int64_t now, bint failed) noexcept nogil:
+        # Caller holds m.lock; now >= 0.  Attempts grow before failures.
+        cdef int64_t epoch = now // self.bucket_ns
+        cdef bucket_t *b = &m.window[epoch % WINDOW_BUCKETS]
+        if byok_load(&b.epoch) != epoch:
+            write_bucket(b, epoch, 0, 0)
+        byok_store(&b.attempts, byok_load(&b.attempts) + 1)
+        if failed:
+            byok_store(&b.failures, byok_load(&b.failures) + 1)
+
+    cdef bint forgives(self, member_t *m, int64_t now) noexcept nogil:
+        # Caller holds m.lock.  Enough attempts, and a failure share well
+        # under failure_rate: the level goes back to 0 (see the module doc).
+        cdef int64_t attempts, failures
+        if self.failure_rate == 0:
+            return True
+        window_totals(m, now, self.bucket_ns, &attempts, &failures)
+        return (attempts >= self.min_attempts
+                and <double>failures < (self.failure_rate / 2) * <double>attempts)
 
     # ---- operator actions --------------------------------------------------
 
@@ -186,7 +315,9 @@ cdef class HealthTable:
         self.set_state(self.check(index), DISABLED)
 
     def restore(self, index):
-        """Back to ready with a clean slate, whatever the state was."""
+        """Back to ready with a clean slate, whatever the state was: deadlines,
+        backoff level, consecutive count, failure-rate window and cause are
+        cleared (the lifetime counters stay)."""
         self.set_state(self.check(index), READY)
 
     cdef void set_state(self, Py_ssize_t i, int64_t state) noexcept nogil:
@@ -194,6 +325,9 @@ cdef class HealthTable:
         byok_lock(&m.lock)
         if state == READY:
             make_ready(m)
+            byok_store(&m.level, 0)
+            for k in range(WINDOW_BUCKETS):
+                write_bucket(&m.window[k], 0, 0, 0)
         elif not (state == BLOCKED and byok_load(&m.state) == DISABLED):
             byok_store(&m.state, state)
         byok_unlock(&m.lock)
@@ -203,9 +337,11 @@ cdef class HealthTable:
     def copy_member(self, source, source_index, index):
         """Make member ``index`` of this table a copy of member ``source_index``
         of ``source`` (a HealthTable of the same implementation; it may be this
-        one): state, deadlines, backoff level, counters and latency EWMA.
-        ``inflight`` and ``max_inflight`` are not copied: calls in flight
-        release on the table that counted them, and the cap stays this one's."""
+        one): state, deadlines, cause, backoff level, counters, failure-rate
+        window and latency EWMA.  ``inflight`` and ``max_inflight`` are not
+        copied: calls in flight release on the table that counted them, and the
+        cap stays this one's.  If the two windows differ in width, each bucket
+        of the source lands in the bucket of this table's where it starts."""
         if not isinstance(source, HealthTable):
             raise TypeError(
                 f"source must be a {type(self).__module__}.HealthTable, got "
@@ -215,11 +351,16 @@ cdef class HealthTable:
         cdef Py_ssize_t j = table.check(source_index)
         self.copy_from(table, j, self.check(index))
 
+    @cython.cdivision(True)
     cdef void copy_from(self, HealthTable source, Py_ssize_t source_index,
                         Py_ssize_t index) noexcept nogil:
         # one lock at a time: a snapshot of the source, then the write
         cdef member_t *src = &source.members[source_index]
         cdef member_t *dst = &self.members[index]
+        cdef bucket_t window[WINDOW_BUCKETS]
+        cdef bucket_t mapped[WINDOW_BUCKETS]
+        cdef int64_t epoch
+        cdef Py_ssize_t k, slot
         byok_lock(&src.lock)
         cdef int64_t state = byok_load(&src.state)
         cdef int64_t until = byok_load(&src.until)
@@ -232,7 +373,32 @@ cdef class HealthTable:
         cdef int64_t rate_limits = byok_load(&src.rate_limits)
         cdef int64_t latency_ewma = byok_load(&src.latency_ewma)  # the double's bits
         cdef int64_t latency_samples = byok_load(&src.latency_samples)
+        cdef int64_t cause = byok_load(&src.cause)
+        for k in range(WINDOW_BUCKETS):
+            window[k].epoch = byok_load(&src.window[k].epoch)
+            window[k].attempts = byok_load(&src.window[k].attempts)
+            window[k].failures = byok_load(&src.window[k].failures)
         byok_unlock(&src.lock)
+        # Each bucket that holds reports goes where its start time falls in
+        # this table's window; of two landing in one slot the later epoch wins
+        # and equal epochs add up (the same buckets if the widths are equal).
+        for k in range(WINDOW_BUCKETS):
+            mapped[k].epoch = 0
+            mapped[k].attempts = 0
+            mapped[k].failures = 0
+        for k in range(WINDOW_BUCKETS):
+            if window[k].attempts == 0:
+                continue
+            epoch = window[k].epoch
+            if source.bucket_ns != self.bucket_ns:
+                epoch = epoch * source.bucket_ns // self.bucket_ns
+            slot = epoch % WINDOW_BUCKETS
+            if mapped[slot].attempts and mapped[slot].epoch == epoch:
+                mapped[slot].attempts += window[k].attempts
+                mapped[slot].failures += window[k].failures
+            elif mapped[slot].attempts == 0 or mapped[slot].epoch < epoch:
+                mapped[slot] = window[k]
+                mapped[slot].epoch = epoch
         byok_lock(&dst.lock)
         # the deadlines before the state, as cool() does, for lock-free readers
         byok_store(&dst.until, until)
@@ -245,6 +411,10 @@ cdef class HealthTable:
         byok_store(&dst.rate_limits, rate_limits)
         byok_store(&dst.latency_ewma, latency_ewma)
         byok_store(&dst.latency_samples, latency_samples)
+        byok_store(&dst.cause, cause)
+        for k in range(WINDOW_BUCKETS):
+            write_bucket(&dst.window[k], mapped[k].epoch, mapped[k].attempts,
+                         mapped[k].failures)
         byok_store(&dst.state, state)
         byok_unlock(&dst.lock)
 
@@ -290,10 +460,25 @@ cdef class HealthTable:
     def retry_after(self, now=None):
         """0.0 if a member can be used now, else seconds until the soonest
         one can; None if none ever will without an operator."""
-        cdef int64_t wait = self.wait_ns(now_ns(now))
+        cdef int64_t wait = self.wait_ns(now_ns(now), NULL)
         return None if wait < 0 else wait / 1e9
 
-    cdef int64_t wait_ns(self, int64_t now) noexcept nogil:
+    def outlook(self, now=None):
+        """(0.0, "available") if a member can be used now (as retry_after()
+        counts it); else (seconds until the soonest member returns, why it
+        cools: "rate_limited" or "failing"); (None, "out") if none ever
+        will without an operator (or there are none)."""
+        cdef int64_t cause = CAUSE_NONE
+        cdef int64_t wait = self.wait_ns(now_ns(now), &cause)
+        if wait < 0:
+            return (None, "out")
+        if wait == 0:
+            return (0.0, "available")
+        return (wait / 1e9, CAUSE_NAMES[cause if cause == RATE_LIMITED else FAILING])
+
+    cdef int64_t wait_ns(self, int64_t now, int64_t *cause) noexcept nogil:
+        # 0 if a member is available now, -1 if none will return by itself,
+        # else the soonest return in ns and, if `cause` is given, its cause
         cdef int64_t best = -1
         cdef int64_t wait, state, until, probe_until
         cdef member_t *m
@@ -315,13 +500,15 @@ cdef class HealthTable:
                 wait = until - now
             if best < 0 or wait < best:
                 best = wait
+                if cause != NULL:
+                    cause[0] = byok_load(&m.cause)
         return best
 
     def snapshot(self, now=None):
-        """One dict per member: state, counters and timings."""
+        """One dict per member: state, cause, counters, window and timings."""
         cdef int64_t t = now_ns(now)
         clock(&t)
-        return [member_view(&self.members[i], t) for i in range(self.size)]
+        return [member_view(&self.members[i], t, self.bucket_ns) for i in range(self.size)]
 
     cdef Py_ssize_t check(self, object index) except -1:
         if isinstance(index, bool) or not isinstance(index, int):
@@ -352,6 +539,11 @@ cdef int reject_now(object now) except -1:
     raise _args.bad_now(now)
 
 
+cdef inline object transition_name(int code):
+    """A transition code as the str report_*() returns (None for NO_CHANGE)."""
+    return <object>PyTuple_GET_ITEM(TRANSITION_NAMES, code)
+
+
 cdef inline int64_t backoff(int64_t cooldown, int64_t cap, int64_t level) noexcept nogil:
     if level >= 63 or cooldown > (cap >> level):
         return cap
@@ -359,11 +551,50 @@ cdef inline int64_t backoff(int64_t cooldown, int64_t cap, int64_t level) noexce
 
 
 cdef inline void make_ready(member_t *m) noexcept nogil:
+    # Closing the circuit; restore() also clears the level and the window.
     byok_store(&m.until, 0)
     byok_store(&m.probe_until, 0)
-    byok_store(&m.level, 0)
     byok_store(&m.consecutive_failures, 0)
+    byok_store(&m.cause, CAUSE_NONE)
     byok_store(&m.state, READY)
+
+
+cdef inline void write_bucket(bucket_t *b, int64_t epoch, int64_t attempts,
+                              int64_t failures) noexcept nogil:
+    # Caller holds the member's lock.  Epoch -1 first: a lock-free reader
+    # that sees the epoch change under it reads the bucket again.
+    byok_store(&b.epoch, -1)
+    byok_store(&b.attempts, attempts)
+    byok_store(&b.failures, failures)
+    byok_store(&b.epoch, epoch)
+
+
+@cython.cdivision(True)
+cdef void window_totals(member_t *m, int64_t now, int64_t bucket_ns,
+                        int64_t *attempts, int64_t *failures) noexcept nogil:
+    """The window's attempts and failures at `now` (resolved, >= 0): the sum
+    over the buckets whose epoch is in (current - WINDOW_BUCKETS, current].
+    Safe without the lock (see the module doc), exact under it."""
+    cdef int64_t current = now // bucket_ns
+    cdef int64_t epoch, a, f
+    cdef bucket_t *b
+    cdef int tries
+    attempts[0] = 0
+    failures[0] = 0
+    for k in range(WINDOW_BUCKETS):
+        b = &m.window[k]
+        for tries in range(64):
+            epoch = byok_load(&b.epoch)
+            f = byok_load(&b.failures)  # failures before attempts: f <= a
+            a = byok_load(&b.attempts)
+            if epoch >= 0 and byok_load(&b.epoch) == epoch:
+                break
+            byok_cpu_relax()
+        else:
+            continue  # a writer stalled mid-reset: the bucket is being emptied
+        if current - WINDOW_BUCKETS < epoch <= current:
+            attempts[0] += a
+            failures[0] += f
 
 
 cdef str state_name(member_t *m, int64_t now):
@@ -373,12 +604,16 @@ cdef str state_name(member_t *m, int64_t now):
     return _STATE_NAMES[state]
 
 
-cdef dict member_view(member_t *m, int64_t now):
+cdef dict member_view(member_t *m, int64_t now, int64_t bucket_ns):
+    cdef int64_t attempts, failures
     name = state_name(m, now)
     samples = byok_load(&m.latency_samples)
     cap = byok_load(&m.max_inflight)
+    cooling = name == "cooldown" or name == "half_open"
+    window_totals(m, now, bucket_ns, &attempts, &failures)
     return {
         "state": name,
+        "cause": CAUSE_NAMES[byok_load(&m.cause)] if cooling else None,
         "cooldown_remaining": (byok_load(&m.until) - now) / 1e9 if name == "cooldown" else 0.0,
         "probing": name == "half_open" and byok_load(&m.probe_until) > now,
         "backoff_level": byok_load(&m.level),
@@ -387,6 +622,8 @@ cdef dict member_view(member_t *m, int64_t now):
         "successes": byok_load(&m.successes),
         "failures": byok_load(&m.failures),
         "rate_limits": byok_load(&m.rate_limits),
+        "window_attempts": attempts,
+        "window_failures": failures,
         "inflight": byok_load(&m.inflight),
         "max_inflight": cap if cap else None,
         "latency_ewma": byok_load_f64(&m.latency_ewma) if samples else None,

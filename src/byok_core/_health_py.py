@@ -16,6 +16,11 @@ from . import _args
 
 READY, COOLING, BLOCKED, DISABLED = range(4)
 UNAVAILABLE, AVAILABLE, PROBE = range(3)
+CAUSE_NONE, RATE_LIMITED, FAILING = range(3)
+NO_CHANGE, BECAME_READY, COOLED, OPENED, OPENED_BY_RATE, PROBE_FAILED = range(6)
+_TRANSITION_NAMES = (None, *_args.TRANSITIONS)  # by the codes above
+_CAUSE_NAMES = (None, *_args.CAUSES)
+BUCKETS = _args.WINDOW_BUCKETS
 _FIELDS = (
     "state",
     "until",
@@ -30,19 +35,44 @@ _FIELDS = (
     "max_inflight",
     "latency_ewma",
     "latency_samples",
+    "cause",
 )
-# What copy_member() carries over: all but the in-flight count and its cap.
+# What copy_member() carries over as it is: all but the in-flight count and
+# its cap, and the window (its three lists), which is mapped bucket by bucket.
 _COPIED = tuple(name for name in _FIELDS if name not in ("inflight", "max_inflight"))
 
 
 class _Member:
-    __slots__ = _FIELDS
+    __slots__ = (*_FIELDS, "epochs", "attempts", "failed")
 
     def __init__(self, max_inflight: int) -> None:
         for name in _FIELDS:
             setattr(self, name, 0)
         self.latency_ewma = 0.0
         self.max_inflight = max_inflight
+        # the failure-rate window: per bucket its epoch, attempts and failures
+        self.epochs = [0] * BUCKETS
+        self.attempts = [0] * BUCKETS
+        self.failed = [0] * BUCKETS
+
+    def record(self, now: int, bucket_ns: int, failed: bool) -> None:
+        epoch = now // bucket_ns
+        slot = epoch % BUCKETS
+        if self.epochs[slot] != epoch:
+            self.epochs[slot], self.attempts[slot], self.failed[slot] = epoch, 0, 0
+        self.attempts[slot] += 1
+        if failed:
+            self.failed[slot] += 1
+
+    def window(self, now: int, bucket_ns: int) -> tuple[int, int]:
+        """(attempts, failures) over the buckets of the window ending at now."""
+        current = now // bucket_ns
+        attempts = failures = 0
+        for epoch, a, f in zip(self.epochs, self.attempts, self.failed):
+            if current - BUCKETS < epoch <= current:
+                attempts += a
+                failures += f
+        return attempts, failures
 
 
 def now_ns(now: Optional[float]) -> int:
@@ -72,12 +102,15 @@ class HealthTable:
     """Health of ``size`` members, addressed by index (see ``_health.pyx``)."""
 
     __slots__ = (
+        "_bucket_ns",
         "_cooldown_ns",
+        "_failure_rate",
         "_failure_threshold",
         "_latency_alpha",
         "_lock",
         "_max_cooldown_ns",
         "_members",
+        "_min_attempts",
         "_probe_timeout_ns",
     )
 
@@ -86,11 +119,14 @@ class HealthTable:
         size: int,
         *,
         cooldown: float = 1.0,
-        max_cooldown: float = 300.0,
+        max_cooldown: float = 15.0,
         failure_threshold: int = 3,
         probe_timeout: float = 30.0,
         latency_alpha: float = 0.3,
         max_inflight: Union[int, Sequence[int], None] = None,
+        failure_rate: float = 0.5,
+        failure_rate_window: float = 30.0,
+        failure_rate_min_attempts: int = 10,
     ) -> None:
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise ValueError(f"size must be an integer of 0 or more, got {size!r}")
@@ -103,6 +139,11 @@ class HealthTable:
         self._probe_timeout_ns = _args.duration_ns(probe_timeout, "probe_timeout")
         self._failure_threshold = _args.positive_int(failure_threshold, "failure_threshold")
         self._latency_alpha = _args.fraction(latency_alpha, "latency_alpha")
+        self._failure_rate = _args.share(failure_rate, "failure_rate")
+        self._bucket_ns = _args.window_bucket_ns(failure_rate_window, "failure_rate_window")
+        self._min_attempts = _args.positive_int(
+            failure_rate_min_attempts, "failure_rate_min_attempts"
+        )
         caps = _inflight_caps(max_inflight, size)
         self._members = [_Member(cap) for cap in caps]
         self._lock = threading.Lock()
@@ -139,7 +180,7 @@ class HealthTable:
 
     def report_success(
         self, index: int, latency: Optional[float] = None, now: Optional[float] = None
-    ) -> None:
+    ) -> Optional[str]:
         m = self._members[self._check(index)]
         latency = optional_seconds(latency, "latency")
         t = now_ns(now)
@@ -151,15 +192,22 @@ class HealthTable:
                 else:
                     m.latency_ewma = latency
                 m.latency_samples += 1
-            if m.state == READY:
+            m.record(t, self._bucket_ns, False)
+            result = NO_CHANGE
+            if m.state == COOLING and t >= m.until:
+                _make_ready(m)  # the probe succeeded: the circuit closes
+                result = BECAME_READY
+            elif m.state == READY:
                 m.consecutive_failures = 0
+            else:
+                return None  # cooling before its deadline, blocked, disabled
+            if m.level and self._forgives(m, t):
                 m.level = 0
-            elif m.state == COOLING and t >= m.until:
-                _make_ready(m)
+            return _TRANSITION_NAMES[result]
 
     def report_rate_limited(
         self, index: int, retry_after: Optional[float] = None, now: Optional[float] = None
-    ) -> None:
+    ) -> Optional[str]:
         m = self._members[self._check(index)]
         seconds = optional_seconds(retry_after, "retry_after")
         delay = int(seconds * 1e9) if seconds >= 0 else -1
@@ -167,37 +215,68 @@ class HealthTable:
         with self._lock:
             m.failures += 1
             m.rate_limits += 1
-            m.consecutive_failures += 1
+            if delay < 0:  # no delay given: an unexplained failure
+                m.consecutive_failures += 1
+                m.record(t, self._bucket_ns, True)
+            result = NO_CHANGE
             if m.state in (READY, COOLING):
-                self._cool(m, t, delay)
+                result = self._cool(m, t, delay, RATE_LIMITED)
+            return _TRANSITION_NAMES[result]
 
-    def report_error(self, index: int, now: Optional[float] = None) -> None:
+    def report_error(self, index: int, now: Optional[float] = None) -> Optional[str]:
         m = self._members[self._check(index)]
         t = now_ns(now)
         with self._lock:
             m.failures += 1
             m.consecutive_failures += 1
-            if m.state == COOLING or (
-                m.state == READY and m.consecutive_failures >= self._failure_threshold
-            ):
-                self._cool(m, t, -1)
+            m.record(t, self._bucket_ns, True)
+            result = NO_CHANGE
+            if m.state == READY:
+                if m.consecutive_failures >= self._failure_threshold:
+                    result = OPENED
+                elif self._failure_rate > 0:
+                    attempts, failures = m.window(t, self._bucket_ns)
+                    if float(failures) >= self._failure_rate * float(attempts) and (
+                        attempts >= self._min_attempts or m.level > 0
+                    ):
+                        result = OPENED_BY_RATE
+                if result != NO_CHANGE:
+                    self._cool(m, t, -1, FAILING)
+            elif m.state == COOLING:
+                if t >= m.until:
+                    result = PROBE_FAILED
+                self._cool(m, t, -1, FAILING)
+            return _TRANSITION_NAMES[result]
 
-    def _cool(self, m: _Member, now: int, delay: int) -> None:
-        # From ready or half-open the backoff escalates; a failure that lands
-        # while the member already cools (a request sent before it cooled)
-        # only extends the deadline at the current level.
-        escalate = m.state == READY or now >= m.until
-        level = m.level if escalate else max(m.level - 1, 0)
+    def _cool(self, m: _Member, now: int, delay: int, cause: int) -> int:
+        # From ready or half-open the member cools (for the backoff, one
+        # level up, if no delay was given); a failure that lands while it
+        # already cools (a request sent before it cooled) only extends the
+        # deadline at the current level.
+        if m.state == READY or now >= m.until:
+            if delay < 0:
+                delay = self._backoff(m.level)
+                m.level += 1
+            m.until = now + delay
+            m.probe_until = 0
+            m.cause = cause
+            m.state = COOLING
+            return COOLED
         if delay < 0:
-            delay = self._backoff(level)
-        until = now + delay
-        if m.state == COOLING and m.until > until:
-            until = m.until
-        m.until = until
+            delay = self._backoff(max(m.level - 1, 0))
+        if now + delay > m.until:
+            m.until = now + delay
+            m.cause = cause
         m.probe_until = 0
-        m.state = COOLING
-        if escalate:
-            m.level += 1
+        return NO_CHANGE
+
+    def _forgives(self, m: _Member, now: int) -> bool:
+        if self._failure_rate == 0:
+            return True
+        attempts, failures = m.window(now, self._bucket_ns)
+        return attempts >= self._min_attempts and float(failures) < (
+            self._failure_rate / 2
+        ) * float(attempts)
 
     def _backoff(self, level: int) -> int:
         return min(self._cooldown_ns << min(level, 63), self._max_cooldown_ns)
@@ -219,15 +298,21 @@ class HealthTable:
         m = self._members[self._check(index)]
         with self._lock:
             _make_ready(m)
+            m.level = 0
+            m.epochs = [0] * BUCKETS
+            m.attempts = [0] * BUCKETS
+            m.failed = [0] * BUCKETS
 
     # ---- hot reload --------------------------------------------------------
 
     def copy_member(self, source: HealthTable, source_index: int, index: int) -> None:
         """Make member ``index`` of this table a copy of member ``source_index``
         of ``source`` (a HealthTable of the same implementation; it may be this
-        one): state, deadlines, backoff level, counters and latency EWMA.
-        ``inflight`` and ``max_inflight`` are not copied: calls in flight
-        release on the table that counted them, and the cap stays this one's."""
+        one): state, deadlines, cause, backoff level, counters, failure-rate
+        window and latency EWMA.  ``inflight`` and ``max_inflight`` are not
+        copied: calls in flight release on the table that counted them, and the
+        cap stays this one's.  If the two windows differ in width, each bucket
+        of the source lands in the bucket of this table's where it starts."""
         if not isinstance(source, HealthTable):
             raise TypeError(
                 f"source must be a {type(self).__module__}.HealthTable, got "
@@ -238,9 +323,25 @@ class HealthTable:
         # one lock at a time, as in _health.pyx: a snapshot, then the write
         with source._lock:
             values = [getattr(src, name) for name in _COPIED]
+            window = list(zip(src.epochs, src.attempts, src.failed))
+        # as in _health.pyx: each bucket with reports lands where it starts;
+        # of two in one slot the later epoch wins, equal epochs add up
+        epochs, attempts, failed = [0] * BUCKETS, [0] * BUCKETS, [0] * BUCKETS
+        for epoch, a, f in window:
+            if a == 0:
+                continue
+            if source._bucket_ns != self._bucket_ns:
+                epoch = epoch * source._bucket_ns // self._bucket_ns
+            slot = epoch % BUCKETS
+            if attempts[slot] and epochs[slot] == epoch:
+                attempts[slot] += a
+                failed[slot] += f
+            elif attempts[slot] == 0 or epochs[slot] < epoch:
+                epochs[slot], attempts[slot], failed[slot] = epoch, a, f
         with self._lock:
             for name, value in zip(_COPIED, values):
                 setattr(dst, name, value)
+            dst.epochs, dst.attempts, dst.failed = epochs, attempts, failed
 
     # ---- in-flight accounting ----------------------------------------------
 
@@ -272,25 +373,39 @@ class HealthTable:
         return _state_name(m, now_ns(now))
 
     def retry_after(self, now: Optional[float] = None) -> Optional[float]:
-        t = now_ns(now)
-        best: Optional[int] = None
+        wait, _ = self._wait(now_ns(now))
+        return None if wait < 0 else wait / 1e9
+
+    def outlook(self, now: Optional[float] = None) -> tuple[Optional[float], str]:
+        wait, cause = self._wait(now_ns(now))
+        if wait < 0:
+            return (None, "out")
+        if wait == 0:
+            return (0.0, "available")
+        return (wait / 1e9, "rate_limited" if cause == RATE_LIMITED else "failing")
+
+    def _wait(self, t: int) -> tuple[int, int]:
+        """(0, _) if a member is available, (-1, _) if none will return by
+        itself, else (ns until the soonest returns, its cause)."""
+        best, cause = -1, CAUSE_NONE
         for m in self._members:
             if m.state == READY:
-                return 0.0
+                return 0, CAUSE_NONE
             if m.state != COOLING:
                 continue
             if t >= m.until:
                 if m.probe_until <= t:
-                    return 0.0
+                    return 0, CAUSE_NONE
                 wait = m.probe_until - t
             else:
                 wait = m.until - t
-            best = wait if best is None else min(best, wait)
-        return None if best is None else best / 1e9
+            if best < 0 or wait < best:
+                best, cause = wait, m.cause
+        return best, cause
 
     def snapshot(self, now: Optional[float] = None) -> list[dict[str, Any]]:
         t = now_ns(now)
-        return [_member_view(m, t) for m in self._members]
+        return [_member_view(m, t, self._bucket_ns) for m in self._members]
 
     def _check(self, index: int) -> int:
         if isinstance(index, bool) or not isinstance(index, int):
@@ -307,11 +422,12 @@ def _inflight_caps(values: Union[int, Sequence[int], None], size: int) -> list[i
 
 
 def _make_ready(m: _Member) -> None:
+    # Closing the circuit; restore() also clears the level and the window.
     m.state = READY
     m.until = 0
     m.probe_until = 0
-    m.level = 0
     m.consecutive_failures = 0
+    m.cause = CAUSE_NONE
 
 
 def _state_name(m: _Member, now: int) -> str:
@@ -320,10 +436,12 @@ def _state_name(m: _Member, now: int) -> str:
     return ("ready", "", "blocked", "disabled")[m.state]
 
 
-def _member_view(m: _Member, now: int) -> dict[str, Any]:
+def _member_view(m: _Member, now: int, bucket_ns: int) -> dict[str, Any]:
     name = _state_name(m, now)
+    attempts, failures = m.window(now, bucket_ns)
     return {
         "state": name,
+        "cause": _CAUSE_NAMES[m.cause] if name in ("cooldown", "half_open") else None,
         "cooldown_remaining": (m.until - now) / 1e9 if name == "cooldown" else 0.0,
         "probing": name == "half_open" and m.probe_until > now,
         "backoff_level": m.level,
@@ -332,6 +450,8 @@ def _member_view(m: _Member, now: int) -> dict[str, Any]:
         "successes": m.successes,
         "failures": m.failures,
         "rate_limits": m.rate_limits,
+        "window_attempts": attempts,
+        "window_failures": failures,
         "inflight": m.inflight,
         "max_inflight": m.max_inflight or None,
         "latency_ewma": m.latency_ewma if m.latency_samples else None,

@@ -37,6 +37,13 @@ pick.  A half-open member appears only at the head, as the
 probe this caller claimed: placed further down it would be claimed and, more
 often than not, never tried.
 
+Reports go straight to the health table's C calls (see _health.pyx for the
+circuit, the failure-rate window and the backoff), and come back as the
+transition they caused: a str of byok_core.TRANSITIONS or None, from a tuple
+indexed by the table's code.  outlook() and retry_after() are the table's.
+The pick path reads only a member's state, deadlines, in-flight count and,
+for some strategies, its picks and latency: never the window or the cause.
+
 Concurrency: round robin advances its cursor with compare-and-swap; priority,
 least_*, latency and sticky read the table without any lock; smooth weighted
 round robin and the random strategies keep a few words of state (current
@@ -51,6 +58,7 @@ both, and a sticky key maps to the same member in every process.
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc
+from cpython.tuple cimport PyTuple_GET_ITEM
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.math cimport INFINITY, log
 from libc.stdint cimport int64_t, uint64_t
@@ -64,6 +72,7 @@ from byok_core._health cimport (
 from byok_core import _args
 
 STRATEGIES = _args.STRATEGIES
+cdef tuple TRANSITION_NAMES = (None,) + _args.TRANSITIONS  # by the codes in _health.pxd
 
 
 @cython.final
@@ -74,8 +83,9 @@ cdef class Selector:
     """
 
     def __cinit__(self, ids, strategy="round_robin", weights=None, cooldown=1.0,
-                  max_cooldown=300.0, failure_threshold=3, seed=None, *,
-                  max_inflight=None, probe_timeout=30.0, latency_alpha=0.3):
+                  max_cooldown=15.0, failure_threshold=3, seed=None, *,
+                  max_inflight=None, probe_timeout=30.0, latency_alpha=0.3,
+                  failure_rate=0.5, failure_rate_window=30.0, failure_rate_min_attempts=10):
         self.ids = _args.member_ids(ids)
         self.strategy_code = _args.strategy_code(strategy)
         weight_list = _args.per_member(weights, self.ids, "weights", 1, 1)
@@ -83,7 +93,9 @@ cdef class Selector:
         self.health = HealthTable(
             len(self.ids), cooldown=cooldown, max_cooldown=max_cooldown,
             failure_threshold=failure_threshold, probe_timeout=probe_timeout,
-            latency_alpha=latency_alpha, max_inflight=caps,
+            latency_alpha=latency_alpha, max_inflight=caps, failure_rate=failure_rate,
+            failure_rate_window=failure_rate_window,
+            failure_rate_min_attempts=failure_rate_min_attempts,
         )
         self.index = {member: i for i, member in enumerate(self.ids)}
         self.rng = _args.seed64(seed)
@@ -336,19 +348,27 @@ cdef class Selector:
     # ---- outcomes, operator actions, accounting ----------------------------
 
     def report_success(self, id, latency=None, now=None):
-        """A call on this member succeeded, in `latency` seconds if given."""
+        """A call on this member succeeded, in `latency` seconds if given.
+        Returns "ready" if that closed its circuit, else None."""
         cdef Py_ssize_t i = self.member(id)
-        self.health.succeed(i, report_seconds(latency, "latency"), now_ns(now))
+        return transition_name(
+            self.health.succeed(i, report_seconds(latency, "latency"), now_ns(now))
+        )
 
     def report_rate_limited(self, id, retry_after=None, now=None):
-        """The member answered 429; `retry_after` seconds if the upstream said."""
+        """The member answered 429; `retry_after` seconds if the upstream said.
+        Returns "cooled" if that sent it cooling, else None."""
         cdef Py_ssize_t i = self.member(id)
         cdef double delay = report_seconds(retry_after, "retry_after")
-        self.health.rate_limited(i, <int64_t>(delay * 1e9) if delay >= 0 else -1, now_ns(now))
+        return transition_name(self.health.rate_limited(
+            i, <int64_t>(delay * 1e9) if delay >= 0 else -1, now_ns(now)
+        ))
 
     def report_error(self, id, now=None):
-        """A server error, overload, timeout or connection failure."""
-        self.health.fail(self.member(id), now_ns(now))
+        """A server error, overload, timeout or connection failure.  Returns
+        "opened", "opened_by_rate" or "probe_failed" if that sent it cooling,
+        else None."""
+        return transition_name(self.health.fail(self.member(id), now_ns(now)))
 
     def block(self, id):
         """Out until restore(): the key was refused (401/403)."""
@@ -380,7 +400,9 @@ cdef class Selector:
         (a cooling one its deadline and backoff level, a blocked or disabled
         one stays out), its counters and its latency EWMA; calls in flight
         stay counted on ``other``, and max_inflight is this selector's.  Ids
-        only here start ready; ids only in ``other`` are dropped.  Returns the
+        only here start ready; ids only in ``other`` are dropped.  The
+        failure-rate window, the cause of a cooldown and the backoff level
+        carry over too, so a key on probation stays on probation.  Returns the
         ids carried over, in this selector's order.  ``other`` must be a
         Selector of the same implementation (compiled or pure Python)."""
         if not isinstance(other, Selector):
@@ -409,8 +431,15 @@ cdef class Selector:
         returns; None if none will without an operator (or there are none)."""
         return self.health.retry_after(now)
 
+    def outlook(self, now=None):
+        """(0.0, "available") if a member is available; else (seconds until
+        the soonest one returns, "rate_limited" or "failing": why it cools);
+        (None, "out") if none will without an operator (or there are none)."""
+        return self.health.outlook(now)
+
     def snapshot(self, now=None):
-        """One dict per member: id, state, weight, counters and timings."""
+        """One dict per member: id, state, cause, weight, counters, window
+        and timings."""
         views = self.health.snapshot(now)
         return [
             {"id": self.ids[i], "weight": self.weights[i], **views[i]}
@@ -435,6 +464,11 @@ cdef class Selector:
         if index is None:
             raise KeyError(f"no member {id!r} in this selector")
         return index
+
+
+cdef inline object transition_name(int code):
+    """A transition code as the str report_*() returns (None for NO_CHANGE)."""
+    return <object>PyTuple_GET_ITEM(TRANSITION_NAMES, code)
 
 
 cdef inline void rank_member(int strategy, uint64_t key_hash, member_t *m, uint64_t id_hash,

@@ -82,13 +82,16 @@ class Selector:
         strategy: str = "round_robin",
         weights: _args.PerMember = None,
         cooldown: float = 1.0,
-        max_cooldown: float = 300.0,
+        max_cooldown: float = 15.0,
         failure_threshold: int = 3,
         seed: Optional[int] = None,
         *,
         max_inflight: _args.PerMember = None,
         probe_timeout: float = 30.0,
         latency_alpha: float = 0.3,
+        failure_rate: float = 0.5,
+        failure_rate_window: float = 30.0,
+        failure_rate_min_attempts: int = 10,
     ) -> None:
         self._ids = _args.member_ids(ids)
         self._strategy = _args.strategy_code(strategy)
@@ -102,6 +105,9 @@ class Selector:
             probe_timeout=probe_timeout,
             latency_alpha=latency_alpha,
             max_inflight=caps,
+            failure_rate=failure_rate,
+            failure_rate_window=failure_rate_window,
+            failure_rate_min_attempts=failure_rate_min_attempts,
         )
         self._index = {member: i for i, member in enumerate(self._ids)}
         self._current = [0] * len(self._ids)
@@ -272,16 +278,16 @@ class Selector:
 
     def report_success(
         self, id: str, latency: Optional[float] = None, now: Optional[float] = None
-    ) -> None:
-        self._health.report_success(self._member(id), latency, now)
+    ) -> Optional[str]:
+        return self._health.report_success(self._member(id), latency, now)
 
     def report_rate_limited(
         self, id: str, retry_after: Optional[float] = None, now: Optional[float] = None
-    ) -> None:
-        self._health.report_rate_limited(self._member(id), retry_after, now)
+    ) -> Optional[str]:
+        return self._health.report_rate_limited(self._member(id), retry_after, now)
 
-    def report_error(self, id: str, now: Optional[float] = None) -> None:
-        self._health.report_error(self._member(id), now)
+    def report_error(self, id: str, now: Optional[float] = None) -> Optional[str]:
+        return self._health.report_error(self._member(id), now)
 
     def block(self, id: str) -> None:
         self._health.block(self._member(id))
@@ -328,6 +334,9 @@ class Selector:
 
     def retry_after(self, now: Optional[float] = None) -> Optional[float]:
         return self._health.retry_after(now)
+
+    def outlook(self, now: Optional[float] = None) -> tuple[Optional[float], str]:
+        return self._health.outlook(now)
 
     def snapshot(self, now: Optional[float] = None) -> list[dict[str, Any]]:
         views = self._health.snapshot(now)

@@ -54,11 +54,51 @@ def test_bad_weights(impl, weights, error, message):
         ({"latency_alpha": 0}, "latency_alpha must be"),
         ({"latency_alpha": 1.5}, "latency_alpha must be"),
         ({"max_inflight": -1}, "max_inflight for all members must be at least 0"),
+        ({"cooldown": 20}, r"max_cooldown \(15.0\) must be at least cooldown \(20\)"),
+        ({"failure_threshold": 2**63}, "failure_threshold must be an integer from 1 to 2"),
+        ({"failure_rate": -0.1}, "failure_rate must be a number from 0 to 1, got -0.1"),
+        ({"failure_rate": 1.5}, "failure_rate must be a number from 0 to 1"),
+        ({"failure_rate": float("nan")}, "failure_rate must be a number from 0 to 1"),
+        ({"failure_rate": "0.5"}, "failure_rate must be a number from 0 to 1"),
+        ({"failure_rate": True}, "failure_rate must be a number from 0 to 1"),
+        ({"failure_rate_window": 0}, "failure_rate_window must be a number of seconds"),
+        ({"failure_rate_window": -5}, "failure_rate_window must be a number of seconds"),
+        ({"failure_rate_window": float("inf")}, "failure_rate_window must be"),
+        ({"failure_rate_window": "30"}, "failure_rate_window must be a number of seconds"),
+        ({"failure_rate_window": 5e-9}, "failure_rate_window must be at least 10 nanoseconds"),
+        ({"failure_rate_min_attempts": 0}, "failure_rate_min_attempts must be an integer of at"),
+        ({"failure_rate_min_attempts": 2.0}, "failure_rate_min_attempts must be an integer"),
+        ({"failure_rate_min_attempts": True}, "failure_rate_min_attempts must be an integer"),
+        ({"failure_rate_min_attempts": 2**63}, "failure_rate_min_attempts must be an integer"),
     ],
 )
 def test_bad_options(impl, options, message):
     with pytest.raises((ValueError, TypeError), match=message):
         impl.Selector(["a", "b"], **options)
+    with pytest.raises((ValueError, TypeError), match=message):
+        impl.HealthTable(2, **options)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"failure_rate": 0},
+        {"failure_rate": 1},
+        {"failure_rate": 0.25, "failure_rate_window": 1e-8, "failure_rate_min_attempts": 1},
+        {"failure_rate_window": 1e8, "failure_rate_min_attempts": 2**62},
+        {"cooldown": 20, "max_cooldown": 20},
+    ],
+)
+def test_good_options_at_the_edges(impl, options):
+    sel = impl.Selector(["a"], **options)
+    sel.report_error("a", now=10.0)
+    assert sel.snapshot(now=10.0)[0]["window_failures"] == 1
+    assert len(impl.HealthTable(1, **options)) == 1
+
+
+def test_new_options_are_keyword_only(impl):
+    with pytest.raises(TypeError):
+        impl.Selector(["a"], "round_robin", None, 1.0, 15.0, 3, None, 0.5)
 
 
 def test_bad_seed(impl):

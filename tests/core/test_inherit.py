@@ -74,6 +74,55 @@ def test_a_late_failure_does_not_escalate_after_the_reload(impl):
     assert new.state("a", now=T + 1.5) == "half_open"
 
 
+def test_the_window_and_the_cause_carry_over(impl):
+    old = impl.Selector(["a", "b"])
+    for _ in range(4):
+        old.report_success("a", now=T)
+        old.report_error("a", now=T)
+    old.report_rate_limited("b", retry_after=5, now=T)
+    new, _ = reload(impl, old, ["a", "b"])
+    a = view(new, "a", T)
+    assert (a["window_attempts"], a["window_failures"]) == (8, 4)
+    assert (view(new, "b", T)["cause"], view(new, "b", T + 5)["cause"]) == ("rate_limited",) * 2
+    # the window goes on where it was: the tenth attempt opens the circuit on both
+    for sel in (old, new):
+        sel.report_success("a", now=T + 1)
+        assert sel.report_error("a", now=T + 1) == "opened_by_rate"
+        assert view(sel, "a", T + 1)["cause"] == "failing"
+
+
+def test_probation_carries_over(impl):
+    old = impl.Selector(["a"])
+    old.report_rate_limited("a", now=T)  # level 1
+    assert old.report_success("a", now=T + 1) == "ready"  # ready, still on probation
+    new, _ = reload(impl, old, ["a"])
+    assert view(new, "a", T + 1)["backoff_level"] == 1
+    for sel in (old, new):  # 2 of 3 attempts: no minimum on probation
+        assert sel.report_error("a", now=T + 1) == "opened_by_rate"
+        assert sel.state("a", now=T + 2.999) == "cooldown"
+
+
+@pytest.mark.parametrize(
+    ("width", "now", "attempts"),
+    [
+        (30, 1020.0, 3),  # the same buckets
+        (30, 1031.9, 2),
+        (60, 1020.0, 3),  # buckets of 6 s: 999 lands in [996, 1002)
+        (60, 1055.9, 3),
+        (60, 1056.0, 2),  # [996, 1002) is out
+        (3, 1020.0, 1),  # buckets of 0.3 s: only the report at 1020 is recent
+        (3, 1006.0, 0),  # all three land in one slot, which the latest (1020) keeps
+    ],
+)
+def test_the_window_lands_in_buckets_of_another_width(impl, width, now, attempts):
+    old = impl.Selector(["a"])  # 30 s: buckets of 3 s
+    for t in (999.0, 1005.0, 1020.0):
+        old.report_error("a", now=t)
+    new, _ = reload(impl, old, ["a"], failure_rate_window=width)
+    row = view(new, "a", now)
+    assert (row["window_attempts"], row["window_failures"]) == (attempts, attempts)
+
+
 @pytest.mark.parametrize("action", ["block", "disable"])
 def test_blocked_and_disabled_stay_out(impl, action):
     old = impl.Selector(["a", "b"])
@@ -128,6 +177,9 @@ def test_counters_and_latency_are_kept(impl):
         "failures",
         "rate_limits",
         "latency_ewma",
+        "cause",
+        "window_attempts",
+        "window_failures",
     )
     for id in ("a", "b"):
         before, after = view(old, id, T + 1), view(new, id, T + 1)
@@ -136,7 +188,8 @@ def test_counters_and_latency_are_kept(impl):
     assert (a["picks"], a["successes"], a["failures"], a["consecutive_failures"]) == (4, 2, 1, 1)
     assert a["latency_ewma"] == 0.5 + 0.3 * (0.1 - 0.5)
     b = view(new, "b", T)
-    assert (b["failures"], b["rate_limits"], b["consecutive_failures"]) == (2, 1, 2)
+    # the 429 named its delay: a failure and a rate limit, but not in a row
+    assert (b["failures"], b["rate_limits"], b["consecutive_failures"]) == (2, 1, 1)
 
 
 def test_latency_samples_are_kept(impl):
@@ -184,7 +237,7 @@ def test_a_new_cap_of_none_stays_none(impl):
 
 
 def test_new_ids_start_ready_and_removed_ids_are_ignored(impl):
-    old = impl.Selector(["gone", "kept"], cooldown=60)
+    old = impl.Selector(["gone", "kept"], cooldown=60, max_cooldown=60)
     old.report_rate_limited("gone", now=T)
     old.block("kept")
     new, carried = reload(impl, old, ["fresh", "kept"])
@@ -219,7 +272,7 @@ def test_an_unshared_member_is_left_alone(impl):
 def test_inheriting_overwrites_the_shared_members(impl):
     """A reload onto a selector that already served traffic takes old's record."""
     old = impl.Selector(["a"])
-    new = impl.Selector(["a"], cooldown=60)
+    new = impl.Selector(["a"], cooldown=60, max_cooldown=60)
     new.report_rate_limited("a", now=T)
     new.inherit(old)
     assert new.state("a", now=T) == "ready"
@@ -285,6 +338,21 @@ def test_copy_member_by_index(impl):
     row = table.snapshot(now=T)[0]
     assert (row["state"], row["successes"], row["latency_ewma"]) == ("ready", 1, 0.25)
     assert (row["inflight"], row["max_inflight"]) == (0, 2)
+
+
+def test_copy_member_carries_the_window_cause_and_level(impl):
+    source = impl.HealthTable(1, failure_threshold=2)
+    source.report_success(0, now=T)
+    source.report_error(0, now=T)
+    source.report_error(0, now=T)  # opened: level 1, failing
+    table = impl.HealthTable(2)
+    table.copy_member(source, 0, 1)
+    row = table.snapshot(now=T)[1]
+    assert (row["state"], row["cause"], row["backoff_level"]) == ("cooldown", "failing", 1)
+    assert (row["window_attempts"], row["window_failures"]) == (3, 2)
+    assert table.outlook(now=T) == (0.0, "available")  # member 0 is ready
+    table.block(0)
+    assert table.outlook(now=T) == (pytest.approx(1), "failing")
 
 
 def test_copy_member_within_one_table(impl):
@@ -399,15 +467,27 @@ def play(sel, program, now):
     before=st.lists(step, max_size=40),
     after=st.lists(step, max_size=20),
     new_ids=st.lists(st.sampled_from([*IDS, "n0", "n1"]), unique=True, max_size=6),
+    new_window=st.sampled_from([20.0, 7.0, 61.5]),
 )
-def test_twins_inherit_alike(before, after, new_ids):
+def test_twins_inherit_alike(before, after, new_ids, new_window):
     answers = []
     for impl in (load("compiled"), load("pure")):
-        options = {"cooldown": 0.5, "max_cooldown": 8, "failure_threshold": 2}
-        old = impl.Selector(IDS, strategy="least_used", **options)
+        options = {
+            "cooldown": 0.5,
+            "max_cooldown": 8,
+            "failure_threshold": 2,
+            "failure_rate_min_attempts": 3,
+        }
+        old = impl.Selector(IDS, strategy="least_used", failure_rate_window=20, **options)
         now = play(old, before, 50.0)
-        new = impl.Selector(new_ids, strategy="least_used", max_inflight=1, **options)
+        new = impl.Selector(
+            new_ids,
+            strategy="least_used",
+            max_inflight=1,
+            failure_rate_window=new_window,
+            **options,
+        )
         carried = new.inherit(old)
         now = play(new, [s for s in after if s[0] in ("pick", "wait") or s[1] in new_ids], now)
-        answers.append((carried, new.snapshot(now=now), new.retry_after(now=now)))
+        answers.append((carried, new.snapshot(now=now), new.outlook(now=now)))
     assert answers[0] == answers[1]

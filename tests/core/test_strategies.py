@@ -28,7 +28,7 @@ def test_round_robin_is_the_default(impl):
 
 
 def test_round_robin_skips_a_cooling_member_and_stays_even(impl):
-    sel = impl.Selector(["a", "b", "c"], cooldown=60)
+    sel = impl.Selector(["a", "b", "c"], cooldown=60, max_cooldown=60)
     sel.report_rate_limited("b", now=T)
     got = picks(sel, 6)
     assert got == ["a", "c", "a", "c", "a", "c"]
@@ -127,7 +127,9 @@ def test_weighted_random_distribution(impl):
 
 
 def test_weighted_random_skips_rate_limited(impl):
-    sel = impl.Selector(["a", "b"], strategy="weighted_random", weights=[9, 1], seed=3, cooldown=60)
+    sel = impl.Selector(
+        ["a", "b"], strategy="weighted_random", weights=[9, 1], seed=3, cooldown=60, max_cooldown=60
+    )
     sel.report_rate_limited("a", now=T)
     assert set(picks(sel, 50)) == {"b"}
 
@@ -162,7 +164,7 @@ def test_priority_fills_the_first_member(impl):
 
 
 def test_priority_falls_through_cooled_members(impl):
-    sel = impl.Selector(["a", "b", "c"], strategy="priority", cooldown=60)
+    sel = impl.Selector(["a", "b", "c"], strategy="priority", cooldown=60, max_cooldown=60)
     sel.report_rate_limited("a", now=T)
     assert sel.pick(now=T) == "b"
     sel.report_rate_limited("b", now=T)
@@ -179,7 +181,7 @@ def test_priority_order_is_definition_order_regardless_of_weight(impl):
 
 
 def test_mixed_states_leave_only_the_ready_member(impl):
-    sel = impl.Selector(["a", "b", "c", "d"], strategy="priority", cooldown=60)
+    sel = impl.Selector(["a", "b", "c", "d"], strategy="priority", cooldown=60, max_cooldown=60)
     sel.disable("a")
     sel.block("b")
     sel.report_rate_limited("c", now=T)
@@ -273,7 +275,7 @@ def test_sticky_spreads_keys_by_weight(impl):
 
 def test_sticky_moves_only_the_keys_of_a_member_that_leaves(impl):
     ids = [f"k{i}" for i in range(10)]
-    sel = impl.Selector(ids, strategy="sticky", cooldown=60)
+    sel = impl.Selector(ids, strategy="sticky", cooldown=60, max_cooldown=60)
     keys = [f"session-{n}" for n in range(5000)]
     before = {k: sel.pick(key=k, now=T) for k in keys}
     sel.report_rate_limited("k3", now=T)
@@ -334,7 +336,7 @@ def test_empty_selector_picks_none(impl, strategy):
 
 @pytest.mark.parametrize("strategy", ALL)
 def test_every_strategy_never_picks_an_unavailable_member(impl, strategy):
-    sel = impl.Selector(list("abcdef"), strategy=strategy, seed=9, cooldown=60)
+    sel = impl.Selector(list("abcdef"), strategy=strategy, seed=9, cooldown=60, max_cooldown=60)
     sel.block("a")
     sel.disable("b")
     sel.report_rate_limited("c", now=T)

@@ -64,6 +64,7 @@ def plan_for(
     router = router or router_for()
     routes = router.routes("m", "openai", PATH)
     assert routes
+
     def current() -> Router:
         return router
 
