@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import logging
 import statistics
 import threading
 import time
@@ -187,14 +188,16 @@ async def half_failing() -> None:
             failures += status != 200
 
         async with trio.open_nursery() as nursery:
-            for n in range(600):  # 20 a second for 30 s
+            for n in range(1200):  # 20 a second for 60 s
                 await trio.sleep_until(started + n / 20)
                 nursery.start_soon(one)
-        hits = s.simulator.requests_for(charlie)
+        hits = [seen.at - started for seen in s.simulator.seen if seen.key == charlie]
+        first = sum(1 for t in hits if t < 30)
         report(
-            "one of three keys failing half its requests, 20 requests a second for 30 s",
-            f"{hits} attempts reached it in 30 s ({hits * 2} a minute); "
-            f"client-visible failures: {failures}",
+            "one of three keys failing half its requests, 20 requests a second",
+            f"{first} attempts reached it in the first 30 s, {len(hits)} in the whole first "
+            f"minute ({len(hits) - first} in its second half); client-visible failures: "
+            f"{failures}",
             "at most 25 attempts a minute, zero client-visible failures",
         )
 
@@ -344,6 +347,7 @@ def main() -> None:
         "--only", default="", help="comma-separated: " + ", ".join([*SCENARIOS, "sdk"])
     )
     args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)  # byok's warnings about keys are expected here
     wanted = [n for n in args.only.split(",") if n] or [*SCENARIOS, "sdk"]
     clock = "virtual time for the timing scenarios" if args.virtual else "real time"
     print(f"byok fault scenarios ({clock}; {time.strftime('%Y-%m-%d %H:%M')})\n")

@@ -55,6 +55,7 @@ class Seen:
     model: str
     stream: bool
     headers: dict[str, str] = field(default_factory=dict)
+    at: float = 0.0  # trio's clock, when it arrived
 
 
 @dataclass
@@ -108,7 +109,8 @@ class SimulatedUpstream:
             return _error(dialect, 400, "body is not JSON")
         model = str(body.get("model", ""))
         stream = bool(body.get("stream", False))
-        self.seen.append(Seen(secret, path, model, stream, dict(request.headers)))
+        seen = Seen(secret, path, model, stream, dict(request.headers), trio.current_time())
+        self.seen.append(seen)
         n = self._count[secret] = self._count.get(secret, 0) + 1
         if behaviour.delay:
             await self._wait(behaviour.delay)

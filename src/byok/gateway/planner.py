@@ -25,6 +25,8 @@ table (``TRANSITIONS``); any other event is a bug and raises PlannerError:
     sending    failed       done       the key's failure (refused, reset, ...)
     sending    timed_out    done       byok's own wait (a connection slot): no
                                        key is blamed; only the deadline ends it
+    waiting    written      waiting    sent again on a new connection (the server
+                                       closed a reused one as it was written)
     waiting    head         reading    2xx: read the first bytes (a stream) or the
                                        whole body; else read the error body
     waiting    failed       done       the key's failure
@@ -117,6 +119,7 @@ TRANSITIONS: dict[tuple[Phase, Event], frozenset[Phase]] = {
     (_S, Event.WRITTEN): frozenset({_W}),
     (_S, Event.FAILED): frozenset({_D}),
     (_S, Event.TIMED_OUT): frozenset({_D}),
+    (_W, Event.WRITTEN): frozenset({_W}),
     (_W, Event.HEAD): frozenset({_R}),
     (_W, Event.FAILED): frozenset({_D}),
     (_W, Event.TIMED_OUT): frozenset({_D}),
