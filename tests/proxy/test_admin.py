@@ -6,11 +6,15 @@ from __future__ import annotations
 import copy
 import threading
 import time
+from typing import Any
 
 import httpx
 import pytest
+import trio
 
-from .stack import Stack
+from byok.config import from_dict
+
+from .stack import LiveStack, Stack, open_stack
 
 ADMIN_KEY = "adm-test-ADMINKEY-0001"
 CLIENT_KEY = "cli-test-CLIENTKEY-0001"
@@ -457,32 +461,39 @@ def test_tokens_are_read_from_a_gzipped_answer(stack, client):
     assert key_view(client, reply.headers["x-byok-key"])["tokens"] == {"input": 5, "output": 5}
 
 
-def test_a_key_removed_by_a_reload_can_still_fail_its_request_in_flight(stack, client):
+async def swap_while_in_flight(stack: LiveStack, build: Any) -> httpx.Response:
+    """One request whose answer is on its way while a reload swaps `build` in
+    (virtual time: the answer comes 0.5 s after the request, the swap at 0.2 s)."""
+    replies: list[httpx.Response] = []
+
+    async def request() -> None:
+        replies.append(await stack.client.post("/v1/chat/completions", json=ASK, headers=CLIENT))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(request)
+        await trio.sleep(0.2)
+        stack.build = build
+        stack.proxy.swap(from_dict(build(stack.upstream_url), "test"))
+    return replies[0]
+
+
+async def test_a_key_removed_by_a_reload_can_still_fail_its_request_in_flight(autojump_clock):
     """alpha's request is in flight when a reload removes alpha; its 401 then
     arrives: the request goes on to bravo (no 500), and nothing breaks."""
-    stack.simulator.set("sk-adm-ALPHA-0001", mode="401", delay=0.5)
 
     def without_alpha(upstream: str) -> dict:
         config = tables(upstream)
         config["providers"]["sim"]["keys"] = config["providers"]["sim"]["keys"][1:]
         return config
 
-    replies: list[httpx.Response] = []
-    waiter = threading.Thread(target=lambda: replies.append(ask(client)))
-    waiter.start()
-    time.sleep(0.2)
-    stack.build = without_alpha
-    with httpx.Client(base_url=stack.url) as admin:
-        assert admin.post("/admin/reload", headers=ADMIN).status_code == 200
-    waiter.join(10)
-    assert replies[0].status_code == 200
-    assert replies[0].headers["x-byok-key"] == "bravo"
+    async with open_stack(tables, {**SECRETS, ANTHROPIC_SECRET: "claude"}) as stack:
+        stack.simulator.set("sk-adm-ALPHA-0001", mode="401", delay=0.5)
+        reply = await swap_while_in_flight(stack, without_alpha)
+        assert reply.status_code == 200
+        assert reply.headers["x-byok-key"] == "bravo"
 
 
-def test_a_429_that_lands_after_a_reload_cools_the_key_in_the_new_pool(stack, client):
-    stack.simulator.set("sk-adm-ALPHA-0001", mode="429", retry_after=20, delay=0.5)
-    stack.simulator.add_key("sk-adm-CHARLIE-0004", "charlie")
-
+async def test_a_429_that_lands_after_a_reload_cools_the_key_in_the_new_pool(autojump_clock):
     def grown(upstream: str) -> dict:
         config = tables(upstream)
         config["providers"]["sim"]["keys"].append(
@@ -490,18 +501,16 @@ def test_a_429_that_lands_after_a_reload_cools_the_key_in_the_new_pool(stack, cl
         )
         return config
 
-    replies: list[httpx.Response] = []
-    waiter = threading.Thread(target=lambda: replies.append(ask(client)))
-    waiter.start()
-    time.sleep(0.2)
-    stack.build = grown  # alpha's pool is rebuilt: its 429 is still on the way
-    with httpx.Client(base_url=stack.url) as admin:
-        assert admin.post("/admin/reload", headers=ADMIN).status_code == 200
-    waiter.join(10)
-    assert replies[0].status_code == 200
-    alpha = key_view(client, "alpha")
-    assert alpha["state"] == "cooldown"
-    assert alpha["cooldown_remaining"] > 15
+    secrets = {**SECRETS, ANTHROPIC_SECRET: "claude", "sk-adm-CHARLIE-0004": "charlie"}
+    async with open_stack(tables, secrets) as stack:
+        stack.simulator.set("sk-adm-ALPHA-0001", mode="429", retry_after=20, delay=0.5)
+        old = stack.selector("sim", "up")
+        reply = await swap_while_in_flight(stack, grown)  # alpha's pool is rebuilt
+        assert reply.status_code == 200
+        assert stack.selector("sim", "up") is not old
+        alpha = stack.view("sim", "up", "alpha")
+        assert alpha["state"] == "cooldown"
+        assert alpha["cooldown_remaining"] == pytest.approx(20)  # from when the 429 came
 
 
 def test_passthrough_models_share_one_metrics_label():
