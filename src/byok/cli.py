@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import trio
 
@@ -122,6 +124,22 @@ def _serve(args: argparse.Namespace) -> int:
 _RELOAD_SIGNALS = (signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()
 
 
+def raise_open_files_limit() -> None:
+    """Each client connection and each upstream connection is a file
+    descriptor: a gateway with thousands of concurrent streams needs more than
+    the usual soft limit of 1024, so take what the hard limit allows."""
+    try:
+        import resource
+    except ImportError:  # Windows has no such limit
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        # if refused, keep what we have: connects beyond it fail as refused
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 async def serve(
     config: Config, host: str, port: int, reloader: Callable[[], Config] | None = None
 ) -> None:
@@ -138,9 +156,16 @@ async def serve(
     proxy = Proxy(config, reloader=reloader)
     shutdown = Shutdown()
     log = logging.getLogger("byok")
+    raise_open_files_limit()
     try:
         async with trio.open_nursery() as nursery:
-            listeners = await nursery.start(serve_http, proxy, host, port, limits, shutdown)
+
+            async def serving(*, task_status: trio.TaskStatus[Any]) -> None:
+                await serve_http(proxy, host, port, limits, shutdown, task_status=task_status)
+                nursery.cancel_scope.cancel()  # drained and done: maintain() stops too
+
+            listeners = await nursery.start(serving)
+            nursery.start_soon(proxy.maintain)
             log.info(
                 "byok %s listening on http://%s:%d (%s; models: %s)",
                 __version__,

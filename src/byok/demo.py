@@ -75,6 +75,7 @@ async def _demo(port: int, duration: float | None, traffic: bool, out: TextIO) -
             upstream = await nursery.start(serve_http, simulator, "127.0.0.1", 0)
             config = from_dict(_tables(f"http://127.0.0.1:{bound_port(upstream)}"), "demo")
             proxy = Proxy(config)
+            nursery.start_soon(proxy.maintain)
             try:
                 listeners = await nursery.start(serve_http, proxy, "127.0.0.1", port)
                 url = f"http://127.0.0.1:{bound_port(listeners)}"
