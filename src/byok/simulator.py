@@ -34,7 +34,7 @@ SSE = [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
 @dataclass
 class Behaviour:
     # ok | 429 | 401 | 403 | 500 | 529 | hang | reset | head_then_reset | drop
-    # | trickle | huge_headers
+    # | trickle | huge_headers | echo_400 (a 400 that echoes the credential)
     mode: str = "ok"
     retry_after: float | None = 1.0  # for 429; None sends no delay at all
     # where a 429's delay goes: retry-after | retry-after-ms | http-date
@@ -122,6 +122,15 @@ class SimulatedUpstream:
         if behaviour.mode == "huge_headers":
             junk = [(f"x-junk-{i}", "j" * 8000) for i in range(256)]  # 2 MB of head
             return Response(200, [*JSON, *junk], b"{}")
+        if behaviour.mode == "echo_400":
+            # as careless servers do: the credential comes back in the error
+            credential = request.header("authorization") or request.header("x-api-key")
+            body = _error_body(dialect, 400, f"bad request sent with {credential}")
+            headers = [*JSON, ("x-debug-auth", credential)]
+            if behaviour.gzip and "gzip" in request.header("accept-encoding"):
+                headers.append(("content-encoding", "gzip"))
+                body = gzip.compress(body)
+            return Response(400, headers, body)
         failure = _failure(dialect, behaviour, failing)
         if failure is not None:
             return failure
