@@ -7,6 +7,7 @@ depends on how busy the machine is."""
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -411,3 +412,60 @@ async def test_waiting_for_a_connection_is_never_a_keys_fault(autojump_clock: An
         assert all(body.rstrip().endswith("data: [DONE]") for body in results)
         for label in ("faulty", "healthy"):
             assert stack.view("sim", "up", label)["failures"] == 0
+
+
+async def test_every_state_change_of_a_key_is_one_log_line(
+    caplog: Any, autojump_clock: Any
+) -> None:
+    caplog.set_level(logging.INFO, logger="byok.proxy")
+
+    def tables(upstream: str) -> dict[str, Any]:
+        data = one_key(strategy="priority")(upstream)
+        data["server"]["revalidate_blocked"] = 10
+        return data
+
+    async with open_stack(tables, SECRETS) as stack:
+
+        def lines(fragment: str) -> list[str]:
+            return [r.getMessage() for r in caplog.records if fragment in r.getMessage()]
+
+        stack.simulator.set(FAULTY, mode="429", retry_after=2)
+        await read(stack, False)
+        assert len(lines("cooling for 2.0s: rate-limited, the upstream asked for 2s")) == 1
+        stack.simulator.set(FAULTY)
+        await trio.sleep(2)
+        await read(stack, False)
+        assert len(lines("is half-open: one request probes it")) == 1
+        assert len(lines("the probe succeeded, back to ready")) == 1
+        stack.simulator.set(FAULTY, mode="500")
+        for _ in range(3):
+            await read(stack, False)
+        assert len(lines("circuit opened after 3 failures in a row")) == 1
+        await trio.sleep(1)
+        await read(stack, False)
+        assert len(lines("probe failed (500 simulated server error); out for 2.0s")) == 1
+        stack.simulator.set(FAULTY, mode="401")
+        await trio.sleep(2)
+        await read(stack, False)
+        assert (
+            len(lines("blocked: the upstream answered 401 (key revoked); re-validated in 10s")) == 1
+        )
+        stack.simulator.set(FAULTY)
+        await trio.sleep(10.5)
+        assert len(lines("re-validated: the models listing answered 200; back to ready")) == 1
+        text = "\n".join(r.getMessage() for r in caplog.records)
+        assert FAULTY not in text
+        assert "fp-" in text  # keys are named by label and fingerprint
+
+
+async def test_a_failure_share_opening_the_circuit_says_so(
+    caplog: Any, autojump_clock: Any
+) -> None:
+    caplog.set_level(logging.WARNING, logger="byok.proxy")
+    async with open_stack(one_key(), SECRETS) as stack:
+        stack.simulator.set(FAULTY, mode="500", every=2)
+        for _ in range(30):
+            await read(stack, False)
+        opened = [r.getMessage() for r in caplog.records if "circuit opened:" in r.getMessage()]
+        assert opened
+        assert "recent attempts failed" in opened[0]
