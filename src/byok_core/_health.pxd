@@ -92,6 +92,7 @@ cdef class HealthTable:
     cdef int succeed(self, Py_ssize_t i, double latency, int64_t now) noexcept nogil
     cdef int rate_limited(self, Py_ssize_t i, int64_t delay, int64_t now) noexcept nogil
     cdef int fail(self, Py_ssize_t i, int64_t now) noexcept nogil
+    cdef void abandon(self, Py_ssize_t i, int64_t now) noexcept nogil
     cdef int cool(self, member_t *m, int64_t now, int64_t delay, int64_t cause) noexcept nogil
     cdef void record(self, member_t *m, int64_t now, bint failed) noexcept nogil
     cdef bint forgives(self, member_t *m, int64_t now) noexcept nogil

@@ -52,8 +52,10 @@ where the share counts without the minimum.  failure_rate = 0 turns the rule
 off.
 
 Forgiving (hysteresis).  A success clears the level only when failure_rate
-is 0, or when the window holds failure_rate_min_attempts attempts of which
-fewer than failure_rate / 2 failed.  A probe that succeeds closes the circuit
+is 0, when the window holds no failure at all (a quiet key is forgiven once
+failure_rate_window has passed without one), or when it holds
+failure_rate_min_attempts attempts of which fewer than failure_rate / 2
+failed.  A probe that succeeds closes the circuit
 (ready) but leaves the level: a key that fails every second request stays on
 probation, its next failure reopens the circuit for twice as long, and it
 gets few requests until it really recovers.
@@ -73,7 +75,8 @@ Half-open is not stored: it is "cooling and the deadline has passed".  The
 probe is a deadline of its own (``probe_until``), claimed under the member's
 lock after checking again that the member is still half-open and unclaimed,
 so exactly one caller gets it; if that caller never reports, the claim lapses
-after ``probe_timeout`` and another caller probes.
+after ``probe_timeout`` and another caller probes (report_abandoned() frees it
+at once, for a caller that gave up on its probe).
 
 Concurrency: the picking side reads ``state``, ``until``, ``probe_until``,
 ``inflight`` and ``max_inflight`` with atomic loads and takes no lock (but
@@ -254,6 +257,20 @@ cdef class HealthTable:
         byok_unlock(&m.lock)
         return result
 
+    def report_abandoned(self, index, now=None):
+        """The attempt that claimed this member's half-open probe ended without
+        a verdict (its client left, another attempt won): the probe is free
+        again at once, instead of after probe_timeout.  Counts nothing."""
+        self.abandon(self.check(index), now_ns(now))
+
+    cdef void abandon(self, Py_ssize_t i, int64_t now) noexcept nogil:
+        cdef member_t *m = &self.members[i]
+        clock(&now)
+        byok_lock(&m.lock)
+        if byok_load(&m.state) == COOLING and now >= byok_load(&m.until):
+            byok_store(&m.probe_until, 0)
+        byok_unlock(&m.lock)
+
     cdef int cool(self, member_t *m, int64_t now, int64_t delay, int64_t cause) noexcept nogil:
         # Caller holds m.lock and resolved `now`; the member is ready or cooling.
         # delay < 0: an unexplained failure, cool for the backoff.  Returns
@@ -295,14 +312,16 @@ cdef class HealthTable:
             byok_store(&b.failures, byok_load(&b.failures) + 1)
 
     cdef bint forgives(self, member_t *m, int64_t now) noexcept nogil:
-        # Caller holds m.lock.  Enough attempts, and a failure share well
-        # under failure_rate: the level goes back to 0 (see the module doc).
+        # Caller holds m.lock.  A window without failures, or enough attempts
+        # with a failure share well under failure_rate: the level goes back
+        # to 0 (see the module doc).
         cdef int64_t attempts, failures
         if self.failure_rate == 0:
             return True
         window_totals(m, now, self.bucket_ns, &attempts, &failures)
-        return (attempts >= self.min_attempts
-                and <double>failures < (self.failure_rate / 2) * <double>attempts)
+        return failures == 0 or (
+            attempts >= self.min_attempts
+            and <double>failures < (self.failure_rate / 2) * <double>attempts)
 
     # ---- operator actions --------------------------------------------------
 

@@ -274,9 +274,17 @@ class HealthTable:
         if self._failure_rate == 0:
             return True
         attempts, failures = m.window(now, self._bucket_ns)
-        return attempts >= self._min_attempts and float(failures) < (
-            self._failure_rate / 2
-        ) * float(attempts)
+        return failures == 0 or (
+            attempts >= self._min_attempts
+            and float(failures) < (self._failure_rate / 2) * float(attempts)
+        )
+
+    def report_abandoned(self, index: int, now: Optional[float] = None) -> None:
+        m = self._members[self._check(index)]
+        t = now_ns(now)
+        with self._lock:
+            if m.state == COOLING and t >= m.until:
+                m.probe_until = 0
 
     def _backoff(self, level: int) -> int:
         return min(self._cooldown_ns << min(level, 63), self._max_cooldown_ns)

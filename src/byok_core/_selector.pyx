@@ -370,6 +370,11 @@ cdef class Selector:
         else None."""
         return transition_name(self.health.fail(self.member(id), now_ns(now)))
 
+    def report_abandoned(self, id, now=None):
+        """The attempt that claimed this member's half-open probe gave up
+        without a verdict: the probe is free again at once.  Counts nothing."""
+        self.health.abandon(self.member(id), now_ns(now))
+
     def block(self, id):
         """Out until restore(): the key was refused (401/403)."""
         self.health.set_state(self.member(id), BLOCKED)

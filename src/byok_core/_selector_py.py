@@ -289,6 +289,9 @@ class Selector:
     def report_error(self, id: str, now: Optional[float] = None) -> Optional[str]:
         return self._health.report_error(self._member(id), now)
 
+    def report_abandoned(self, id: str, now: Optional[float] = None) -> None:
+        self._health.report_abandoned(self._member(id), now)
+
     def block(self, id: str) -> None:
         self._health.block(self._member(id))
 

@@ -669,3 +669,37 @@ def test_transitions_are_exported():
     import byok_core
 
     assert byok_core.TRANSITIONS == ("ready", "cooled", "opened", "opened_by_rate", "probe_failed")
+
+
+def test_an_abandoned_probe_is_free_again_at_once(impl):
+    sel = make(impl, ids=["a"], cooldown=1)
+    sel.report_rate_limited("a", retry_after=1, now=T)
+    assert sel.pick(now=T + 1) == "a"  # the probe
+    assert sel.pick(now=T + 1) is None  # claimed: nobody else probes
+    assert sel.report_abandoned("a", now=T + 1) is None
+    assert sel.pick(now=T + 1) == "a"  # free again, not after probe_timeout
+    view = sel.snapshot(now=T + 1)[0]
+    assert (view["failures"], view["successes"], view["state"]) == (1, 0, "half_open")
+
+
+def test_abandoning_outside_a_probe_changes_nothing(impl):
+    sel = make(impl, ids=["a", "b"], cooldown=1)
+    before = sel.snapshot(now=T)
+    sel.report_abandoned("a", now=T)  # ready
+    sel.report_rate_limited("b", retry_after=5, now=T)
+    sel.report_abandoned("b", now=T + 1)  # cooling, its deadline ahead
+    after = sel.snapshot(now=T + 1)
+    assert after[0] == {**before[0], "picks": 0}
+    assert after[1]["state"] == "cooldown"
+    assert after[1]["cooldown_remaining"] == pytest.approx(4)
+
+
+def test_a_quiet_key_is_forgiven_once_its_window_holds_no_failure(impl):
+    sel = make(impl, ids=["a"], cooldown=1, failure_threshold=1)
+    assert sel.report_error("a", now=T) == "opened"
+    assert sel.report_success("a", now=T + 1) == "ready"  # the probe
+    assert sel.snapshot(now=T + 1)[0]["backoff_level"] == 1  # the failure is in the window
+    sel.report_success("a", now=T + 20)
+    assert sel.snapshot(now=T + 20)[0]["backoff_level"] == 1
+    sel.report_success("a", now=T + 31)  # one request a while later: the window is clean
+    assert sel.snapshot(now=T + 31)[0]["backoff_level"] == 0
