@@ -236,40 +236,57 @@ class Proxy:
     async def _race(self, ex: _Exchange, plan: Plan, first: Attempt) -> Response | None:
         """Attempts that may overlap: a second key races the first when the
         first has no head after hedge_after; a failure starts the next key at
-        once.  The first answer wins; the others are cancelled (no key blamed)."""
+        once.  The first answer wins; the others are cancelled (no key blamed).
+        An answer that is not returned (it lost, or the client left) is closed
+        here, so that its key's slot and its connection go back."""
         send, receive = trio.open_memory_channel[Response | None](math.inf)
+        won: Response | None = None
 
         async def run(attempt: Attempt) -> None:
             send.send_nowait(await self._attempt(ex, plan, attempt))
 
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(run, first)
-            running = 1
-            while running:
-                hedge_at = plan.hedge_at()
-                with trio.move_on_at(math.inf if hedge_at is None else hedge_at):
-                    response = await receive.receive()
-                    running -= 1
-                    if response is not None:
-                        nursery.cancel_scope.cancel()
-                        return response
-                    if not running:
-                        return None  # the caller asks the plan what now
-                    step = plan.next(trio.current_time())
-                    if isinstance(step, Try):
-                        nursery.start_soon(run, step.attempt)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(run, first)
+                running = 1
+                while running:
+                    hedge_at = plan.hedge_at()
+                    with trio.move_on_at(math.inf if hedge_at is None else hedge_at):
+                        response = await receive.receive()
+                        running -= 1
+                        if response is not None:
+                            won = response
+                            nursery.cancel_scope.cancel()
+                            break
+                        if not running or plan.winner is not None:
+                            continue  # nothing runs, or the winner's answer is on its way
+                        step = plan.next(trio.current_time())
+                        if isinstance(step, Try):
+                            nursery.start_soon(run, step.attempt)
+                            running += 1
+                        continue
+                    hedge = plan.hedge(trio.current_time())
+                    if hedge is not None:
+                        log.info(
+                            "hedging: no answer yet from %s, racing %s",
+                            _key_name(plan.running[0]),
+                            _key_name(hedge.attempt),
+                        )
+                        nursery.start_soon(run, hedge.attempt)
                         running += 1
-                    continue
-                hedge = plan.hedge(trio.current_time())
-                if hedge is not None:
-                    log.info(
-                        "hedging: no answer from key %s yet, racing %s",
-                        first.label,
-                        hedge.attempt.label,
-                    )
-                    nursery.start_soon(run, hedge.attempt)
-                    running += 1
-        return None
+        except BaseException:
+            if won is not None:
+                await _discard(won)
+            raise
+        finally:
+            while True:  # answers that arrived but will never be returned
+                try:
+                    left = receive.receive_nowait()
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+                if left is not None and left is not won:
+                    await _discard(left)
+        return won
 
     async def _attempt(self, ex: _Exchange, plan: Plan, attempt: Attempt) -> Response | None:
         """One try on one key: a Response ends the request, None asks the plan again.
@@ -284,11 +301,15 @@ class Proxy:
             plan.abandoned(attempt, trio.current_time())
             return _error(ex.dialect, 400, str(error))
         if attempt.probe:
-            log.info("key %s of %s is half-open: one request probes it", attempt.label, pool.name)
+            log.info("%s is half-open: one request probes it", _key_name(attempt))
         handed_over = False
         started = trio.current_time()
         try:
+            # until a connection slot is free: only the request's deadline
             with trio.CancelScope(deadline=plan.deadline) as timer:
+
+                def connecting() -> None:
+                    timer.deadline = plan.slot_taken(attempt, trio.current_time())
 
                 def written() -> None:
                     timer.deadline = plan.written(attempt, trio.current_time())
@@ -302,10 +323,12 @@ class Proxy:
                             ex.request, route, pool.keys[attempt.label].secret, ex.request.path
                         ),
                         payload,
+                        on_connecting=connecting,
                         on_written=written,
                     )
                 except UpstreamError as error:
-                    plan.failed(attempt, str(error), trio.current_time())
+                    local = error.kind in ("local", "invalid")  # not the upstream's doing
+                    plan.failed(attempt, str(error), trio.current_time(), local=local)
                     return None
             now = trio.current_time()
             ex.upstream_seconds += now - started
@@ -408,6 +431,7 @@ class Proxy:
         async def chunks() -> AsyncIterator[bytes]:
             yield first
             while True:
+                broke = None
                 # the scope covers the wait for a chunk only: a generator
                 # must not yield inside a cancel scope (trio's rule)
                 with trio.CancelScope(
@@ -419,19 +443,13 @@ class Proxy:
                         plan.ended(attempt, trio.current_time())
                         return
                     except UpstreamError as error:
-                        reason = self.redact(str(error))
-                        plan.failed(attempt, f"stream broke: {reason}", trio.current_time())
-                        log.warning("stream on key %s broke off: %s", attempt.label, reason)
-                        yield dialects.stream_error_event(
-                            dialect, f"upstream stream failed: {reason}"
-                        )
-                        return
+                        broke = self.redact(str(error))
+                        plan.failed(attempt, f"stream broke: {broke}", trio.current_time())
                 if timer.cancelled_caught:
-                    plan.timed_out(attempt, trio.current_time())
-                    outcome = attempt.outcome
-                    reason = outcome.detail if outcome else "timed out"
-                    log.warning("stream on key %s stopped: %s", attempt.label, reason)
-                    yield dialects.stream_error_event(dialect, f"upstream stream failed: {reason}")
+                    broke = plan.timed_out(attempt, trio.current_time())
+                if broke is not None:
+                    log.warning("stream on %s ended early: %s", _key_name(attempt), broke)
+                    yield dialects.stream_error_event(dialect, f"upstream stream failed: {broke}")
                     return
                 counted.feed(chunk)
                 yield chunk
@@ -454,10 +472,12 @@ class Proxy:
         self.metrics.attempt(provider, label, outcome.kind.value)
         if outcome.kind is Kind.SUCCESS or outcome.kind is Kind.CLIENT_ERROR:
             if transition == "ready":
-                log.info("key %s of %s: the probe succeeded, back to ready", label, provider)
+                log.info("%s: the probe succeeded, back to ready", _key_name(attempt))
             return
         detail = self.redact(outcome.detail)
         self.ledger.failed(provider, label, outcome.status, detail)
+        if transition == "blocked":
+            self.revalidator.schedule(provider, label, trio.current_time())
         if transition is not None:
             self._log_transition(attempt, outcome, transition, detail)
 
@@ -468,11 +488,11 @@ class Proxy:
         pool = attempt.pool
         provider = pool.provider.name
         label = attempt.label
-        key = f"key {label} ({pool.keys[label].fingerprint}) of {provider}"
+        key = _key_name(attempt)
         status = outcome.status or "no answer"
         if transition == "blocked":
+            self.metrics.cooldown(provider, label)
             now = trio.current_time()
-            self.revalidator.schedule(provider, label, now)
             due = self.revalidator.next_check(provider, label)
             check = "never re-validated" if due is None else f"re-validated in {due - now:g}s"
             log.warning("%s blocked: the upstream answered %s (%s); %s", key, status, detail, check)
@@ -536,29 +556,29 @@ class Proxy:
         self, ex: _Exchange, plan: Plan, answer: UpstreamResponse, body: bytes
     ) -> Response:
         """An upstream 4xx, redacted like every other surface: an upstream may
-        echo the key it was sent.  A compressed body is inflated to be read;
-        one that cannot be is withheld rather than passed on unread."""
+        echo the key it was sent.  The secrets are those of the config the
+        request began with, and the attempt's own key (a reload may have
+        removed it since).  A compressed body is inflated to be read; one that
+        cannot be read whole is withheld rather than passed on unread."""
         status = answer.status
         headers = answer.headers
         encoding = (answer.header("content-encoding") or "identity").lower()
         if encoding != "identity":
-            try:
-                if encoding not in ("gzip", "x-gzip", "deflate"):
-                    raise zlib.error(encoding)
-                body = zlib.decompressobj(wbits=47).decompress(body, 4 * ERROR_BODY_LIMIT)
-            except zlib.error:
+            inflated = _inflate(body, encoding, 4 * ERROR_BODY_LIMIT)
+            if inflated is None:
                 message = (
                     f"the upstream answered {status} with a {encoding} body that byok "
                     "cannot check for secrets, so it is withheld"
                 )
-                response = _error(ex.dialect, status, message)
-                response.headers += self._byok_headers(
-                    ex, plan, plan.winner.label if plan.winner else "-"
-                )
-                return response
+                error = dialects.error_body(ex.dialect, status, message)
+                return self._relay(ex, plan, status, list(dialects.JSON), error)
+            body = inflated
             headers = [(k, v) for k, v in headers if k != "content-encoding"]
-        headers = self.redact.headers(headers)
-        return self._relay(ex, plan, status, headers, self.redact.bytes(body))
+        winner = plan.winner
+        assert winner is not None  # this attempt: the relay is its verdict
+        own = Redactor([winner.pool.keys[winner.label].secret])
+        headers = own.headers(plan.redact.headers(headers))
+        return self._relay(ex, plan, status, headers, own.bytes(plan.redact.bytes(body)))
 
     def _byok_headers(self, ex: _Exchange, plan: Plan, label: str) -> list[tuple[str, str]]:
         elapsed = time.perf_counter() - ex.started
@@ -735,6 +755,32 @@ class Proxy:
 
     async def aclose(self) -> None:
         await self.upstream.aclose()
+
+
+def _key_name(attempt: Attempt) -> str:
+    """How logs name a key: label, fingerprint and provider, never the secret."""
+    pool = attempt.pool
+    return f"key {attempt.label} ({pool.keys[attempt.label].fingerprint}) of {pool.provider.name}"
+
+
+def _inflate(body: bytes, encoding: str, limit: int) -> bytes | None:
+    """A gzip or deflate body inflated whole, or None (another encoding, a
+    corrupt body, or more than `limit` bytes once inflated)."""
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        return None
+    inflater = zlib.decompressobj(wbits=47)  # gzip or zlib, by the header
+    try:
+        data = inflater.decompress(body, limit)
+    except zlib.error:
+        return None
+    return data if inflater.eof and not inflater.unconsumed_tail else None
+
+
+async def _discard(response: Response) -> None:
+    """Close an answer that will not be sent: its stream gives its key back."""
+    if isinstance(response.body, StreamBody):
+        with trio.CancelScope(shield=True):
+            await response.body.aclose()
 
 
 def _error(dialect: str, status: int, message: str) -> Response:

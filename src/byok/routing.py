@@ -164,11 +164,14 @@ class Router:
                     routes.append(Route(pool, target.model))
         return routes
 
-    def block(self, provider: str, label: str) -> None:
+    def block(self, provider: str, label: str, secret: str | None = None) -> None:
         """The key was refused: out of every pool of its provider that has it
-        (a reload may have removed it while a request on it was in flight)."""
+        (a reload may have removed it while a request on it was in flight).
+        With `secret`, only where the label still names that secret: a key
+        rotated by a reload is a new key, and the old one's refusal is not its."""
         for pool in self.each_key(provider, label):
-            pool.selector.block(label)
+            if secret is None or pool.keys[label].secret == secret:
+                pool.selector.block(label)
 
     def current(self, pool: Pool) -> Pool | None:
         """The pool that serves `pool`'s target now: itself, or its successor

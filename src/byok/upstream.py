@@ -43,8 +43,9 @@ in use.  Network and protocol failures of every kind become ``UpstreamError``
 here, at the edge, with a message that names the host and never a secret,
 and a ``kind``: "refused" (no connection: refused, unreachable, DNS, TLS,
 connect limit), "reset" (the connection broke or closed before or while
-answering), "malformed" (not HTTP, or over a limit), or "invalid" (the
-request itself cannot be sent; nothing went out).
+answering), "malformed" (not HTTP, or over a limit), "invalid" (the
+request itself cannot be sent; nothing went out) or "local" (this process
+ran out of file descriptors or memory).
 
 Why our own client: on the proxy's hot path it costs a fraction of httpx's,
 httpx2's or httpcore's (the figures are in docs/upstream-client.md, from
@@ -54,6 +55,7 @@ everything off that path.
 
 from __future__ import annotations
 
+import errno
 import ssl
 from collections.abc import AsyncGenerator, Callable
 from typing import Literal
@@ -65,7 +67,7 @@ import trio
 RECEIVE_SIZE = 65536
 CONNECT_TIMEOUT = 30.0  # the one limit of this module's own: the caller's is usually far shorter
 
-Kind = Literal["refused", "reset", "malformed", "invalid"]
+Kind = Literal["refused", "reset", "malformed", "invalid", "local"]
 
 
 class UpstreamError(Exception):
@@ -75,7 +77,9 @@ class UpstreamError(Exception):
     TLS handshake, connect limit), "reset" (the connection broke or was closed
     before or while answering), "malformed" (a response that is not HTTP, or
     a head or body over its limit), "invalid" (the request cannot be sent as
-    given; nothing went out).  Timeouts are the caller's and never appear here.
+    given; nothing went out), "local" (this process ran out of file
+    descriptors or memory: no fault of the upstream's).  Timeouts are the
+    caller's and never appear here.
     """
 
     def __init__(self, message: str, kind: Kind = "reset") -> None:
@@ -353,14 +357,17 @@ class Upstream:
         headers: list[tuple[str, str]],
         body: bytes,
         *,
+        on_connecting: Callable[[], None] | None = None,
         on_written: Callable[[], None] | None = None,
     ) -> UpstreamResponse:
         """Send and return once the response head is in; the body streams later.
 
         `url` starts with `base_url`; `headers` carry no host or content-length.
-        `on_written()` is called as soon as the request has been handed to the
-        socket (again if the keep-alive race sends it once more): where a
-        first-byte deadline starts, after any wait for a slot or a connect.
+        `on_connecting()` is called once a connection slot is ours: the wait
+        before it is the pool's, not the upstream's.  `on_written()` is called
+        as soon as the request has been handed to the socket (again if the
+        keep-alive race sends it once more): where a first-byte deadline starts,
+        after any wait for a slot or a connect.
         """
         origin, path_start = self.origin(base_url)
         head = _request_head(method, url[path_start:] or "/", origin.host_header, headers, body)
@@ -371,6 +378,8 @@ class Upstream:
             await origin.slots.acquire()
         connection: _Connection | None = None
         try:
+            if on_connecting is not None:
+                on_connecting()
             while True:
                 connection = await self._connection(origin)
                 try:
@@ -522,6 +531,9 @@ def _transport_error(host: str, phase: str, error: BaseException) -> UpstreamErr
     """The one place where a failure of the network or of the upstream's HTTP
     becomes an UpstreamError, with its message and kind; `phase` is "connect",
     "send" or "receive"."""
+    if isinstance(error, OSError) and error.errno in _LOCAL_ERRNOS:
+        # this process ran out of something: not the upstream's fault
+        return UpstreamError(f"cannot reach {host}: {_reason(error)}", "local")
     if phase == "connect":  # no connection: whatever the cause, nothing was sent
         if isinstance(error, trio.TooSlowError):
             return UpstreamError(f"connecting to {host} took over {CONNECT_TIMEOUT:g}s", "refused")
@@ -531,6 +543,13 @@ def _transport_error(host: str, phase: str, error: BaseException) -> UpstreamErr
     if phase == "send":
         return UpstreamError(f"cannot send to {host}: {_reason(error)}", "reset")
     return UpstreamError(f"connection to {host} broke: {_reason(error)}", "reset")
+
+
+_LOCAL_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ("EMFILE", "ENFILE", "ENOBUFS", "ENOMEM")
+    if hasattr(errno, name)
+)
 
 
 def _reason(error: BaseException) -> str:

@@ -84,9 +84,15 @@ def start(plan: Plan, now: float = T) -> Attempt:
     return step.attempt
 
 
-def headed(plan: Plan, status: int = 200, headers: Any = OK, now: float = T) -> Attempt:
+def sent(plan: Plan, now: float = T) -> Attempt:
     attempt = start(plan, now)
+    plan.slot_taken(attempt, now)
     plan.written(attempt, now)
+    return attempt
+
+
+def headed(plan: Plan, status: int = 200, headers: Any = OK, now: float = T) -> Attempt:
+    attempt = sent(plan, now)
     plan.head(attempt, status, headers, now, wall=0.0)
     return attempt
 
@@ -111,7 +117,10 @@ def inflight(plan: Plan) -> list[int]:
 def to_phase(plan: Plan, phase: Phase, read: Read = Read.FIRST_BYTES) -> Attempt:
     """A fresh attempt brought to `phase` by legal events."""
     attempt = start(plan)
-    if phase is Phase.SENDING:
+    if phase is Phase.QUEUED:
+        return attempt
+    plan.slot_taken(attempt, T)
+    if phase is Phase.CONNECTING:
         return attempt
     plan.written(attempt, T)
     if phase is Phase.WAITING:
@@ -128,7 +137,9 @@ def to_phase(plan: Plan, phase: Phase, read: Read = Read.FIRST_BYTES) -> Attempt
 
 
 def fire(plan: Plan, attempt: Attempt, event: Event) -> None:
-    if event is Event.WRITTEN:
+    if event is Event.SLOT_TAKEN:
+        plan.slot_taken(attempt, T)
+    elif event is Event.WRITTEN:
         plan.written(attempt, T)
     elif event is Event.HEAD:
         plan.head(attempt, 200, OK, T, wall=0.0)
@@ -172,7 +183,7 @@ def test_every_event_in_every_phase_follows_the_table(phase, event):
 
 def test_the_table_names_every_phase_but_done():
     phases = {phase for phase, _ in TRANSITIONS}
-    assert phases == {Phase.SENDING, Phase.WAITING, Phase.READING, Phase.COMMITTED}
+    assert phases == set(Phase) - {Phase.DONE}
 
 
 # ---- which key, and when to stop -----------------------------------------------------
@@ -313,6 +324,7 @@ def test_spent_attempts_answer_by_what_the_tried_keys_do(failures, status, retry
             plan.failed(start(plan), "connection reset", T)
         elif failure == "timeout":
             attempt = start(plan)
+            plan.slot_taken(attempt, T)
             plan.written(attempt, T)
             plan.timed_out(attempt, T + 60)
         else:
@@ -338,6 +350,7 @@ def test_spent_attempts_on_opened_circuits_answer_503():
 def test_the_deadline_ends_the_request_with_504():
     plan = plan_for(deadline=10)
     attempt = start(plan)
+    plan.slot_taken(attempt, T)
     plan.written(attempt, T)
     assert plan.next(T + 10) is None  # an attempt still runs: wait for it
     plan.timed_out(attempt, T + 10)
@@ -423,6 +436,7 @@ def test_an_empty_2xx_stream_commits_and_succeeds():
 def test_a_whole_body_commits_and_reports_its_first_byte_latency():
     plan = plan_for()
     attempt = start(plan)
+    plan.slot_taken(attempt, T)
     plan.written(attempt, T)
     assert plan.head(attempt, 200, OK, T + 0.25, wall=0.0) == (Read.BODY, T + 600)
     assert plan.body(attempt, b"{}", T + 0.3) is Verdict.COMMIT
@@ -465,31 +479,50 @@ def test_waiting_for_a_connection_never_blames_the_key():
     plan.timed_out(attempt, T + 5)  # still sending: byok's own wait
     assert seen(plan) == []
     assert plan.routes[0].pool.selector.snapshot(now=T)[0]["failures"] == 0
-    assert plan.next(T + 5) == GiveUp(504, "deadline of 5s passed")
+    answer = plan.next(T + 5)
+    assert isinstance(answer, GiveUp)
+    assert (answer.status, answer.retry_after) == (504, None)
+    assert answer.message.startswith("deadline of 5s passed")
 
 
 @pytest.mark.parametrize(
-    ("phase", "read", "when", "detail"),
+    ("phase", "read", "when", "detail", "blamed"),
     [
-        (Phase.WAITING, None, T + 60, "no response head within 60s"),
-        (Phase.READING, Read.FIRST_BYTES, T + 60, "no first byte within 60s"),
-        (Phase.READING, Read.BODY, T + 599, "the body did not arrive in time"),
-        (Phase.READING, Read.BODY, T + 600, "attempt_timeout of 600s reached"),
-        (Phase.COMMITTED, None, T + 200, "the stream went silent for 120s"),
+        (Phase.QUEUED, None, T + 900, "deadline of 900s passed", False),
+        (Phase.CONNECTING, None, T + 60, "could not connect and send within 60s", True),
+        (Phase.WAITING, None, T + 60, "no response head within 60s", True),
+        (Phase.READING, Read.FIRST_BYTES, T + 60, "no first byte within 60s", True),
+        (Phase.READING, Read.BODY, T + 600, "the body did not arrive within 600s", True),
+        (Phase.COMMITTED, None, T + 200, "the stream went silent for 120s", True),
+        # byok's own caps on a stream that still flows: no fault of the key's
+        (Phase.COMMITTED, None, T + 600, "attempt_timeout of 600s reached", False),
     ],
 )
-def test_timeouts_say_what_did_not_arrive(phase, read, when, detail):
+def test_timeouts_say_what_did_not_arrive(phase, read, when, detail, blamed):
     plan = plan_for(attempts=1)
     attempt = to_phase(plan, phase, read or Read.FIRST_BYTES)
-    plan.timed_out(attempt, when)
+    assert plan.timed_out(attempt, when) == detail
     assert attempt.outcome is not None
     assert attempt.outcome.timed_out
     assert attempt.outcome.detail == detail
+    assert attempt.blamed is blamed
+    assert (seen(plan) != []) is blamed
+
+
+def test_the_requests_deadline_never_blames_a_key():
+    router = router_for()
+    plan = plan_for(router, deadline=10)
+    plan.failed(start(plan), "reset", T)  # a wasted 9 s on a, say
+    attempt = sent(plan, T + 9)
+    assert plan.timed_out(attempt, T + 10) == "deadline of 10s passed"
+    assert not attempt.blamed  # b had 1 s of its 60: not its fault
+    assert router.pools[0].selector.snapshot(now=T)[1]["failures"] == 0
 
 
 def test_the_deadlines_the_plan_gives():
     plan = plan_for(first_byte_timeout=5, attempt_timeout=30, stream_idle_timeout=7, deadline=100)
     attempt = start(plan, T + 1)
+    assert plan.slot_taken(attempt, T + 1.5) == T + 6.5  # connect and write in time too
     assert plan.written(attempt, T + 2) == T + 7  # first_byte_timeout from the write
     assert attempt.ends_by == T + 32
     plan.stream = True
@@ -502,6 +535,7 @@ def test_the_deadlines_the_plan_gives():
 def test_an_error_head_reads_a_bounded_error_body():
     plan = plan_for()
     attempt = start(plan)
+    plan.slot_taken(attempt, T)
     plan.written(attempt, T)
     assert plan.head(attempt, 503, OK, T, wall=0.0) == (Read.ERROR_BODY, T + 600)
 
@@ -519,7 +553,7 @@ def test_a_failure_after_a_reload_reaches_the_new_pool_too():
 
 def test_abandoned_attempts_report_nothing_and_give_the_key_back():
     router = router_for()
-    for phase in (Phase.SENDING, Phase.WAITING, Phase.READING, Phase.COMMITTED):
+    for phase in (Phase.QUEUED, Phase.WAITING, Phase.READING, Phase.COMMITTED):
         plan = plan_for(router)
         attempt = to_phase(plan, phase)
         plan.abandoned(attempt, T)
@@ -542,9 +576,11 @@ def test_a_hedge_is_due_after_hedge_after_without_a_head():
     assert isinstance(second, Try)
     assert second.attempt.label == "b"
     assert plan.hedge_at() is None  # two race: no third
+    plan.slot_taken(first, T)
     plan.written(first, T)
     plan.head(first, 200, OK, T + 3, wall=0.0)
     assert plan.body(first, b"{}", T + 3) is Verdict.COMMIT
+    plan.slot_taken(second.attempt, T + 2)
     plan.written(second.attempt, T + 2)
     plan.head(second.attempt, 200, OK, T + 3, wall=0.0)
     assert plan.body(second.attempt, b"{}", T + 3) is Verdict.DISCARD
@@ -554,6 +590,7 @@ def test_a_hedge_is_due_after_hedge_after_without_a_head():
 def test_no_hedge_once_the_head_is_in_or_without_hedging():
     plan = plan_for(hedge_after=1)
     attempt = start(plan)
+    plan.slot_taken(attempt, T)
     plan.written(attempt, T)
     plan.head(attempt, 200, OK, T + 0.5, wall=0.0)
     assert plan.hedge_at() is None
@@ -570,9 +607,11 @@ def test_a_failure_while_racing_starts_the_next_key_at_once():
     third = plan.next(T + 2.1)
     assert isinstance(third, Try)
     assert third.attempt.label == "c"
+    plan.slot_taken(second.attempt, T + 2)
     plan.written(second.attempt, T + 2)
     plan.head(second.attempt, 200, OK, T + 3, wall=0.0)
     assert plan.first_bytes(second.attempt, T + 3)
+    plan.slot_taken(third.attempt, T + 2.1)
     plan.written(third.attempt, T + 2.1)
     plan.head(third.attempt, 200, OK, T + 3, wall=0.0)
     assert plan.first_bytes(third.attempt, T + 3) is False  # lost: it is over
@@ -651,6 +690,7 @@ def test_a_client_error_loses_to_an_answer_already_given():
     second = plan.hedge(T + 1)
     assert second is not None
     for attempt, status in ((first, 200), (second.attempt, 400)):
+        plan.slot_taken(attempt, T + 1)
         plan.written(attempt, T + 1)
         plan.head(attempt, status, OK, T + 2, wall=0.0)
     assert plan.body(first, b"{}", T + 2) is Verdict.COMMIT
@@ -664,6 +704,7 @@ def test_an_empty_answer_loses_to_an_answer_already_given():
     second = plan.hedge(T + 1)
     assert second is not None
     for attempt in (first, second.attempt):
+        plan.slot_taken(attempt, T + 1)
         plan.written(attempt, T + 1)
         plan.head(attempt, 200, OK, T + 2, wall=0.0)
     assert plan.first_bytes(first, T + 2)
@@ -679,9 +720,134 @@ def test_a_key_tried_twice_counts_once_in_the_answer():
     assert wait == Wait(T + 0.5)
     retry = start(plan, T + 0.5)
     assert retry.label == "a"
+    plan.slot_taken(retry, T + 0.5)
     plan.written(retry, T + 0.5)
     plan.head(retry, 429, [("retry-after", "3")], T + 0.5, wall=0.0)
     plan.body(retry, b"", T + 0.5)
     answer = plan.next(T + 0.5)
     assert isinstance(answer, GiveUp)
     assert (answer.status, answer.retry_after) == (429, 3)
+
+
+# ---- what the review found -------------------------------------------------------------
+
+
+def test_a_hedge_that_cannot_start_is_not_due_again():
+    plan = plan_for(router_for(("a",)), hedge_after=1)
+    start(plan)
+    assert plan.hedge_at() == T + 1
+    assert plan.hedge(T + 1) is None  # no other key
+    assert plan.hedge_at() is None  # so the proxy does not wake for it again
+
+
+def test_wait_for_cooldown_is_the_requests_whole_patience():
+    data = tables(("a",))
+    data["providers"]["p"]["keys"][0]["max_inflight"] = 1
+    router = Router(from_dict(data))
+    start(plan_for(router))  # a's one slot is taken, for good
+    plan = plan_for(router, wait_for_cooldown=1)
+    assert plan.next(T) == Wait(T + 0.05)
+    assert plan.next(T + 0.95) == Wait(T + 1.0)
+    answer = plan.next(T + 1.0)  # a further wait would pass the patience
+    assert isinstance(answer, GiveUp)
+    assert answer.status == 429
+
+
+def test_keys_exhausted_with_an_untried_key_cooling_answer_when_it_returns():
+    plan = plan_for(router_for(("a", "b")))
+    plan.routes[0].pool.selector.report_rate_limited("b", retry_after=3, now=T)
+    fail_with(plan, 500)  # a fails once and stays ready
+    answer = plan.next(T)  # no key left to try, one attempt of four used
+    assert isinstance(answer, GiveUp)
+    assert (answer.status, answer.retry_after, answer.should_retry) == (429, 3, True)
+    assert "key a: 500" in answer.message
+
+
+def test_a_rotated_key_is_not_blamed_for_its_old_secret():
+    router = router_for(("a", "b"))
+    plan = plan_for(router)
+    attempt = headed(plan, 401)
+    rotated = tables(("a", "b"))
+    rotated["providers"]["p"]["keys"][0]["key"] = "sk-a-NEW-secret"
+    new = Router(from_dict(rotated), previous=router)
+    plan.router = lambda: new
+    assert plan.body(attempt, b"", T) is Verdict.RETRY
+    assert router.pool("p", "up").selector.state("a", now=T) == "blocked"  # the old secret
+    assert new.pool("p", "up").selector.state("a", now=T) == "ready"  # the new one
+
+
+def test_attempts_after_a_reload_take_keys_from_the_new_pool():
+    router = router_for(("a", "b"))
+    plan = plan_for(router)
+    plan.failed(start(plan), "reset", T)  # a's order came from the old pool
+    fewer = Router(from_dict(tables(("b",), strategy="round_robin")), previous=router)
+    plan.router = lambda: fewer
+    plan._order = None  # the next route's order is made anew (as after a Wait)
+    assert start(plan).pool is fewer.pool("p", "up")
+
+
+def test_a_target_removed_by_a_reload_is_skipped():
+    router = router_for(("a",))
+    plan = plan_for(router)
+    data = tables(("a",))
+    data["models"]["m"]["targets"] = ["p/elsewhere"]
+    plan.router = lambda: Router(from_dict(data), previous=router)
+    answer = plan.next(T)
+    assert answer == GiveUp(503, "every key for model 'm' is blocked or disabled")
+
+
+def probing(router: Router) -> Plan:
+    router.pools[0].selector.report_rate_limited("a", retry_after=1, now=T)
+    plan = plan_for(router, now=T + 1)
+    return plan
+
+
+def test_a_probe_that_ends_without_a_verdict_is_handed_back():
+    router = router_for(("a",))
+    plan = probing(router)
+    attempt = start(plan, T + 1)
+    assert attempt.probe
+    plan.abandoned(attempt, T + 1)  # the client left
+    again = plan_for(router, now=T + 1)
+    assert start(again, T + 1).label == "a"  # probed again at once, not in 30 s
+
+
+def test_a_probe_answered_with_a_client_error_proves_the_key():
+    router = router_for(("a",))
+    plan = probing(router)
+    attempt = headed(plan, 400, now=T + 1)
+    assert attempt.probe
+    assert plan.body(attempt, b"{}", T + 1) is Verdict.RELAY
+    assert router.pools[0].selector.state("a", now=T + 1) == "ready"
+
+
+def test_byoks_own_failures_blame_no_key():
+    plan = plan_for(router_for(("a",)))
+    attempt = start(plan)
+    plan.slot_taken(attempt, T)
+    plan.failed(attempt, "cannot reach 127.0.0.1: Too many open files", T, local=True)
+    assert seen(plan) == []
+    assert plan.routes[0].pool.selector.snapshot(now=T)[0]["failures"] == 0
+    answer = plan.next(T)
+    assert isinstance(answer, GiveUp)
+    assert (answer.status, answer.retry_after) == (503, 1)
+    assert "byok could not reach the upstream" in answer.message
+
+
+def test_a_second_401_is_not_a_second_state_change():
+    router = router_for()
+    plans = [plan_for(router), plan_for(router)]
+    attempts = [headed(plans[0], 401), headed(plans[1], 401)]  # both in flight on a
+    assert [a.label for a in attempts] == ["a", "a"]
+    for plan, attempt in zip(plans, attempts):
+        plan.body(attempt, b"", T)
+    assert seen(plans[0]) == [("a", Kind.BLOCKED, "blocked")]
+    assert seen(plans[1]) == [("a", Kind.BLOCKED, None)]  # already blocked: no new line
+
+
+def test_a_key_whose_own_clock_ran_out_with_the_deadline_is_blamed():
+    plan = plan_for(deadline=60, first_byte_timeout=60)
+    attempt = sent(plan)
+    assert plan.timed_out(attempt, T + 60) == "no response head within 60s"
+    assert attempt.blamed
+    assert plan.deadline_passed

@@ -19,33 +19,36 @@ trio clock, which it also hands to the engine) and the deadlines it returns
 are the proxy's to enforce with cancel scopes.  An attempt moves through this
 table (``TRANSITIONS``); any other event is a bug and raises PlannerError:
 
-    phase      event        next       what the plan does
-    ---------  -----------  ---------  -------------------------------------------
-    sending    written      waiting    first_byte_timeout starts now, not before
-    sending    failed       done       the key's failure (refused, reset, ...)
-    sending    timed_out    done       byok's own wait (a connection slot): no
-                                       key is blamed; only the deadline ends it
-    waiting    written      waiting    sent again on a new connection (the server
-                                       closed a reused one as it was written)
-    waiting    head         reading    2xx: read the first bytes (a stream) or the
-                                       whole body; else read the error body
-    waiting    failed       done       the key's failure
-    waiting    timed_out    done       the key's failure: no head in time
-    reading    body         done       an error body: the failure is reported,
-                                       or a client error is relayed
-    reading    body         committed  a whole 2xx body: the answer goes out
-    reading    first_bytes  committed  the client's head goes out with these bytes
-    reading    ended        committed  a 2xx with an empty body
-    reading    failed       done       the key's failure, retried unseen (nothing
-                                       reached the client yet)
-    reading    timed_out    done       the same, for silence
-    committed  ended        done       success: reported only now, so that a stream
-                                       counts as a success only when it ends cleanly
-    committed  failed       done       the key's failure; the stream ends with an
-                                       error event in the endpoint's dialect
-    committed  timed_out    done       the same, for silence
-    any        abandoned    done       nothing reported: the client left, another
-                                       attempt won the race, the request ended
+    phase       event        next        what the plan does
+    ----------  -----------  ----------  ------------------------------------------
+    queued      slot_taken   connecting  byok's own wait for a connection is over;
+                                         connect and write within first_byte_timeout
+    queued      timed_out    done        only the request's deadline ends byok's own
+                                         wait: no key is blamed
+    connecting  written      waiting     first_byte_timeout starts now, not before
+    waiting     written      waiting     sent again on a new connection (the server
+                                         closed a reused one as it was written)
+    waiting     head         reading     2xx: read the first bytes (a stream) or the
+                                         whole body; else read the error body
+    reading     body         done        an error body: the failure is reported,
+                                         or a client error is relayed
+    reading     body         committed   a whole 2xx body: the answer goes out
+    reading     first_bytes  committed   the client's head goes out with these bytes
+    reading     ended        committed   a 2xx with an empty body
+    committed   ended        done        success: reported only now, so that a stream
+                                         counts as a success only when it ends cleanly
+    any         failed       done        the key's failure (refused, reset, malformed,
+                                         too large, broken); before commit it is
+                                         retried unseen, after it the stream ends with
+                                         an error event; a failure of byok's own
+                                         (local: no file descriptors) blames no key
+    any         timed_out    done        the key's failure if its own clock ran out
+                                         (connect, head, first byte, body, a silent
+                                         stream); none if the request's deadline or
+                                         attempt_timeout cut a flowing stream short
+    any         abandoned    done        nothing reported: the client left, another
+                                         attempt won the race, the request ended; a
+                                         probe it held is freed at once
 
 What the client gets when no attempt succeeds (``GiveUp``):
 
@@ -53,9 +56,11 @@ What the client gets when no attempt succeeds (``GiveUp``):
     no attempt made, every key cooling, the soonest for errors        503 + Retry-After
     no attempt made, every key blocked or disabled                    503
     no attempt made, every usable key at its max_inflight             429 + Retry-After: 1
-    attempts spent, a tried key cools: as above, by the soonest one   429/503 + Retry-After
-    attempts spent, no tried key cools, every failure timed out       504
-    attempts spent, no tried key cools, otherwise                     502
+    attempts failed, a key of the request's routes cools: as above,   429/503 + Retry-After
+      by the soonest one
+    attempts failed, no key cools, every failure timed out            504
+    attempts failed, no key cools, only byok's own failures           503 + Retry-After: 1
+    attempts failed, no key cools, otherwise                          502
     the request's deadline passed                                     504
 
 ``should_retry`` (``x-should-retry``) is true when a Retry-After of 60 s or
@@ -65,11 +70,13 @@ false, so that their retries do not multiply byok's.
 Every outcome goes to the engine here (``byok_core`` reports with ``now``):
 success with its time to first byte, 429 with the upstream's delay, 401/403
 block the key in every pool of its provider, every other failure counts
-toward the circuit.  After a config reload, the target's new pool hears of a
-failure too (``router()`` gives the router in force at each report).  The
-``observer`` callback hears of every attempt that ended with
-an outcome (for metrics, the ledger and the log), with the engine's
-transition (``byok_core.TRANSITIONS``, or "blocked").
+toward the circuit; a probe that ended without a verdict is handed back.
+``router()`` gives the router in force now: after a config reload, new
+attempts order keys in the target's new pool, and a failure reaches the new
+pool too, unless the label now names another secret (a rotated key starts
+clean).  The ``observer`` callback hears of every outcome reported against
+a key (for metrics, the ledger and the log), with the engine's transition
+(``byok_core.TRANSITIONS``, or "blocked").
 """
 
 from __future__ import annotations
@@ -81,7 +88,7 @@ from enum import Enum
 
 import msgspec
 
-from ..config import RetryPolicy
+from ..config import Redactor, RetryPolicy
 from ..routing import Pool, Route, Router
 from .outcomes import Kind, Outcome, classify, failure
 
@@ -95,7 +102,8 @@ class PlannerError(Exception):
 
 
 class Phase(str, Enum):
-    SENDING = "sending"  # waiting for a connection, writing the request
+    QUEUED = "queued"  # waiting for a connection slot: byok's own wait
+    CONNECTING = "connecting"  # connecting and writing the request
     WAITING = "waiting"  # written: the first_byte_timeout runs
     READING = "reading"  # the head is in: reading first bytes, a body or an error body
     COMMITTED = "committed"  # the answer went to the client
@@ -103,6 +111,7 @@ class Phase(str, Enum):
 
 
 class Event(str, Enum):
+    SLOT_TAKEN = "slot_taken"
     WRITTEN = "written"
     HEAD = "head"
     FIRST_BYTES = "first_bytes"
@@ -113,25 +122,22 @@ class Event(str, Enum):
     ABANDONED = "abandoned"
 
 
-_S, _W, _R, _C, _D = Phase
+_Q, _N, _W, _R, _C, _D = Phase
 # (phase, event) -> the phases it may lead to; the handler picks among them.
 TRANSITIONS: dict[tuple[Phase, Event], frozenset[Phase]] = {
-    (_S, Event.WRITTEN): frozenset({_W}),
-    (_S, Event.FAILED): frozenset({_D}),
-    (_S, Event.TIMED_OUT): frozenset({_D}),
+    (_Q, Event.SLOT_TAKEN): frozenset({_N}),
+    (_N, Event.WRITTEN): frozenset({_W}),
     (_W, Event.WRITTEN): frozenset({_W}),
     (_W, Event.HEAD): frozenset({_R}),
-    (_W, Event.FAILED): frozenset({_D}),
-    (_W, Event.TIMED_OUT): frozenset({_D}),
     (_R, Event.BODY): frozenset({_D, _C}),
     (_R, Event.FIRST_BYTES): frozenset({_C}),
     (_R, Event.ENDED): frozenset({_C}),
-    (_R, Event.FAILED): frozenset({_D}),
-    (_R, Event.TIMED_OUT): frozenset({_D}),
     (_C, Event.ENDED): frozenset({_D}),
-    (_C, Event.FAILED): frozenset({_D}),
-    (_C, Event.TIMED_OUT): frozenset({_D}),
-    **{(phase, Event.ABANDONED): frozenset({_D}) for phase in (_S, _W, _R, _C)},
+    **{
+        (phase, event): frozenset({_D})
+        for phase in (_Q, _N, _W, _R, _C)
+        for event in (Event.FAILED, Event.TIMED_OUT, Event.ABANDONED)
+    },
 }
 
 
@@ -158,12 +164,15 @@ class Attempt:
     route: Route
     label: str
     started: float
-    phase: Phase = Phase.SENDING
+    phase: Phase = Phase.QUEUED
+    connect_by: float = math.inf  # slot taken: connect and write by then
     written: float | None = None
     headed: float | None = None
     ends_by: float = math.inf  # attempt_timeout, from the write
     status: int | None = None
-    outcome: Outcome | None = None
+    outcome: Outcome | None = None  # how it ended (None: abandoned)
+    blamed: bool = False  # its outcome was reported against the key
+    local: bool = False  # it failed for a reason of byok's own
     read: Read | None = None
     probe: bool = False  # the key was half-open: this attempt is its one probe
 
@@ -215,17 +224,19 @@ class Plan:
     model: str = ""  # the public model name, for messages
     stream: bool = False
     observer: Observer = _ignore
-    redact: Callable[[str], str] = str
+    redact: Redactor = field(default_factory=lambda: Redactor(()))  # the request's config's
     attempts: list[Attempt] = field(default_factory=list)
     winner: Attempt | None = None
     deadline_passed: bool = False
 
     def __post_init__(self) -> None:
         self.deadline = self.now + self.policy.deadline
+        self._patience_until = self.now + self.policy.wait_for_cooldown
         self._route_index = 0
         self._order: list[str] | None = None
         self._position = 0
         self._probe = False
+        self._no_hedge = False  # a hedge was due and no key or attempt was left
 
     # ---- what to do next ----------------------------------------------------------
 
@@ -235,8 +246,8 @@ class Plan:
 
     @property
     def failures(self) -> list[Attempt]:
-        done = [a for a in self.attempts if a.phase is Phase.DONE and a.outcome is not None]
-        return [a for a in done if a.outcome is not None and a.outcome.kind is not Kind.SUCCESS]
+        """Attempts that ended in a failure, whether a key was blamed or not."""
+        return [a for a in self.attempts if a.phase is Phase.DONE and _failed(a.outcome)]
 
     def next(self, now: float) -> Step:
         """The next step, when no attempt is running or one has just failed."""
@@ -252,15 +263,10 @@ class Plan:
         if self.running:
             return None
         wait, _ = self._outlook(now)
-        patience = self.policy.wait_for_cooldown
-        if (
-            patience > 0
-            and len(self.attempts) < self.policy.attempts
-            and wait is not None
-            and wait <= patience
-        ):
+        if len(self.attempts) < self.policy.attempts and wait is not None:
             until = now + max(wait, WAIT_POLL)
-            if until < self.deadline:
+            # wait_for_cooldown is the request's whole patience, not each wait's
+            if until <= self._patience_until and until < self.deadline:
                 self._route_index, self._order = 0, None  # keys came back: orders anew
                 return Wait(until)
         return self._give_up(now)
@@ -269,30 +275,41 @@ class Plan:
         """When a second attempt should race the one in flight, if it has no head by then."""
         after = self.policy.hedge_after
         running = self.running
-        if after is None or self.winner is not None or len(running) != 1:
+        if after is None or self._no_hedge or self.winner is not None or len(running) != 1:
             return None
         first = running[0]
-        if first.phase not in (Phase.SENDING, Phase.WAITING):
+        if first.phase not in (Phase.QUEUED, Phase.CONNECTING, Phase.WAITING):
             return None
         return first.started + after
 
     def hedge(self, now: float) -> Try | None:
-        """The racing attempt, if one is due and a key and an attempt are left."""
+        """The racing attempt, if one is due and a key and an attempt are left;
+        once none is, no hedge is due again for this request."""
         due = self.hedge_at()
-        if due is None or now < due or now >= self.deadline:
+        if due is None or now < due:
             return None
-        if len(self.attempts) >= self.policy.attempts:
+        found = None
+        if len(self.attempts) < self.policy.attempts and now < self.deadline:
+            found = self._candidate(now)
+        if found is None:
+            self._no_hedge = True
             return None
-        found = self._candidate(now)
-        return None if found is None else Try(self._start(*found, now))
+        return Try(self._start(*found, now))
 
     def _candidate(self, now: float) -> tuple[Route, str] | None:
         """The next key in failover order, acquired; None when none is left."""
         while self._route_index < len(self.routes):
             route = self.routes[self._route_index]
-            selector = route.pool.selector
             if self._order is None:
-                self._order, self._position = selector.order(now=now), 0
+                # a reload may have given the target a new pool: order keys there
+                current = self.router().current(route.pool)
+                if current is None:  # the target is gone
+                    self._route_index += 1
+                    continue
+                if current is not route.pool:
+                    route = self.routes[self._route_index] = Route(current, route.upstream_model)
+                self._order, self._position = route.pool.selector.order(now=now), 0
+            selector = route.pool.selector
             while self._position < len(self._order):
                 label = self._order[self._position]
                 self._position += 1
@@ -315,6 +332,13 @@ class Plan:
         return attempt
 
     # ---- what happened to an attempt ------------------------------------------------
+
+    def slot_taken(self, attempt: Attempt, now: float) -> float:
+        """byok's own wait for a connection is over: returns the deadline for
+        connecting and writing the request (first_byte_timeout from now)."""
+        self._move(attempt, Event.SLOT_TAKEN, Phase.CONNECTING)
+        attempt.connect_by = min(now + self.policy.first_byte_timeout, self.deadline)
+        return attempt.connect_by
 
     def written(self, attempt: Attempt, now: float) -> float:
         """The request went out: returns the deadline for its response head."""
@@ -397,34 +421,50 @@ class Plan:
         """Until when the next chunk of a committed stream may take."""
         return min(now + self.policy.stream_idle_timeout, attempt.ends_by)
 
-    def failed(self, attempt: Attempt, detail: str, now: float) -> None:
-        """The key failed this attempt: refused, reset, malformed, too large, broken."""
+    def failed(self, attempt: Attempt, detail: str, now: float, *, local: bool = False) -> None:
+        """The attempt failed: refused, reset, malformed, too large, broken;
+        `local` when the cause is byok's own (no file descriptor left), which
+        blames no key."""
         self._move(attempt, Event.FAILED, Phase.DONE)
-        self._finish(attempt, failure(detail), now)
+        attempt.local = local
+        self._finish(attempt, failure(detail), now, blame=not local)
 
-    def timed_out(self, attempt: Attempt, now: float) -> None:
-        """The attempt's deadline passed (the one this plan gave for its phase)."""
-        phase = attempt.phase
+    def timed_out(self, attempt: Attempt, now: float) -> str:
+        """A deadline this plan gave for the attempt's phase passed: returns
+        what did not arrive in time.  The key is blamed only when its own
+        clock ran out, not when the request's deadline or byok's own wait did."""
+        phase, read = attempt.phase, attempt.read
         self._move(attempt, Event.TIMED_OUT, Phase.DONE)
+        policy = self.policy
+        written = attempt.written if attempt.written is not None else math.inf
+        if phase is Phase.QUEUED:
+            own, detail = False, "no connection became free in time"
+        elif phase is Phase.CONNECTING:
+            own = now >= attempt.connect_by
+            detail = f"could not connect and send within {policy.first_byte_timeout:g}s"
+        elif phase is Phase.WAITING:
+            own = now >= written + policy.first_byte_timeout
+            detail = f"no response head within {policy.first_byte_timeout:g}s"
+        elif phase is Phase.COMMITTED:
+            # silence is the stream's fault; the cap on a flowing stream is ours
+            own = now < attempt.ends_by
+            detail = (
+                f"the stream went silent for {policy.stream_idle_timeout:g}s"
+                if own
+                else f"attempt_timeout of {policy.attempt_timeout:g}s reached"
+            )
+        elif read is Read.FIRST_BYTES:
+            own = now >= written + policy.first_byte_timeout
+            detail = f"no first byte within {policy.first_byte_timeout:g}s"
+        else:
+            own = now >= written + policy.attempt_timeout
+            detail = f"the body did not arrive within {policy.attempt_timeout:g}s"
         if now >= self.deadline:
             self.deadline_passed = True
-        if phase is Phase.SENDING:
-            # byok's own wait for a connection: never the key's fault
-            self._finish(attempt, None, now)
-            return
-        if phase is Phase.WAITING:
-            detail = f"no response head within {self.policy.first_byte_timeout:g}s"
-        elif phase is Phase.COMMITTED:
-            detail = f"the stream went silent for {self.policy.stream_idle_timeout:g}s"
-        elif attempt.read is Read.FIRST_BYTES:
-            detail = f"no first byte within {self.policy.first_byte_timeout:g}s"
-        else:
-            detail = "the body did not arrive in time"
-        if now >= attempt.ends_by and phase is not Phase.WAITING:
-            detail = f"attempt_timeout of {self.policy.attempt_timeout:g}s reached"
-        if self.deadline_passed:
-            detail = f"deadline of {self.policy.deadline:g}s passed"
-        self._finish(attempt, failure(detail, timed_out=True), now)
+            if not own:
+                detail = f"deadline of {policy.deadline:g}s passed"
+        self._finish(attempt, failure(detail, timed_out=True), now, blame=own)
+        return detail
 
     def abandoned(self, attempt: Attempt, now: float) -> None:
         """The attempt stopped for a reason of byok's or the client's: nothing
@@ -453,15 +493,27 @@ class Plan:
         self.winner = attempt
         return True
 
-    def _finish(self, attempt: Attempt, outcome: Outcome | None, now: float) -> None:
+    def _finish(
+        self, attempt: Attempt, outcome: Outcome | None, now: float, *, blame: bool = True
+    ) -> None:
         """Report the outcome to the engine and the observer, give the slot back."""
-        pool = attempt.pool
-        label = attempt.label
+        pool, label = attempt.pool, attempt.label
         attempt.phase = Phase.DONE
-        attempt.outcome = outcome  # None: abandoned, no verdict on the key
-        if outcome is not None:
+        attempt.outcome = outcome  # None: abandoned
+        attempt.blamed = blame and outcome is not None
+        if attempt.blamed:
+            assert outcome is not None
             transition = self._report(pool, label, outcome, attempt, now)
             self.observer(attempt, outcome, transition)
+        if attempt.probe and not (
+            attempt.blamed and outcome and outcome.kind is not Kind.CLIENT_ERROR
+        ):
+            # a probe that ended without a verdict on the key: the next pick
+            # probes at once (a client error proves the key works)
+            if outcome is not None and outcome.kind is Kind.CLIENT_ERROR:
+                pool.selector.report_success(label, now=now)
+            else:
+                pool.selector.report_abandoned(label, now=now)
         pool.selector.release(label)
 
     def _report(
@@ -473,47 +525,61 @@ class Plan:
         if kind is Kind.SUCCESS:
             return pool.selector.report_success(label, latency=attempt.first_byte, now=now)
         # After a reload the target may have a new pool: it hears of the
-        # failure too, or the next request would walk into the same 429.
-        current = self.router().current(pool)
+        # failure too, or the next request would walk into the same 429; but
+        # not if the label names another secret now (a rotated key is new).
+        router = self.router()
+        secret = pool.keys[label].secret
+        current = router.current(pool)
         pools = [pool]
-        if current is not None and current is not pool and label in current.keys:
-            pools.append(current)
+        if current is not None and current is not pool:
+            key = current.keys.get(label)
+            if key is not None and key.secret == secret:
+                pools.append(current)
+        if kind is Kind.BLOCKED:
+            was_blocked = pools[-1].selector.state(label, now=now) == "blocked"
+            for each in pools:
+                each.selector.report_error(label, now=now)  # in the key's history too
+                each.selector.block(label)
+            router.block(pool.provider.name, label, secret)  # refused for every model
+            return None if was_blocked else "blocked"
         transition = None
         for each in pools:
             if kind is Kind.RATE_LIMITED:
                 change = each.selector.report_rate_limited(
                     label, retry_after=outcome.retry_after, now=now
                 )
-            else:  # a refusal counts in the key's history too
+            else:
                 change = each.selector.report_error(label, now=now)
             transition = change or transition
-        if kind is Kind.BLOCKED:
-            self.router().block(pool.provider.name, label)  # refused for every model
-            transition = "blocked"
         return transition
 
     # ---- giving up ---------------------------------------------------------------------
 
+    def _pools(self) -> list[Pool]:
+        """The pools of the request's routes, as they are now (after a reload)."""
+        router = self.router()
+        pools = []
+        for route in self.routes:
+            pool = router.current(route.pool)
+            if pool is not None and pool not in pools:
+                pools.append(pool)
+        return pools
+
     def _outlook(self, now: float) -> tuple[float | None, str]:
         """The soonest return over every route: (seconds, why), as byok_core's outlook()."""
         best: tuple[float | None, str] = (None, "out")
-        for route in self.routes:
-            wait, why = route.pool.selector.outlook(now=now)
+        for pool in self._pools():
+            wait, why = pool.selector.outlook(now=now)
             if wait is not None and (best[0] is None or wait < best[0]):
                 best = (wait, why)
         return best
 
-    def _tried_outlook(self, now: float) -> tuple[float | None, str]:
-        """The soonest return among the keys this request tried that now cool."""
+    def _soonest_cooling(self, now: float) -> tuple[float | None, str]:
+        """The soonest return among the keys that cool now (tried or not), and why."""
         best: tuple[float | None, str] = (None, "out")
-        seen: set[tuple[str, str]] = set()
-        for attempt in self.failures:
-            pool = self.router().current(attempt.pool) or attempt.pool
-            if (pool.name, attempt.label) in seen or attempt.label not in pool.keys:
-                continue
-            seen.add((pool.name, attempt.label))
+        for pool in self._pools():
             for view in pool.selector.snapshot(now=now):
-                if view["id"] != attempt.label or view["state"] not in ("cooldown", "half_open"):
+                if view["state"] not in ("cooldown", "half_open"):
                     continue
                 wait = float(view["cooldown_remaining"])
                 if best[0] is None or wait < best[0]:
@@ -546,16 +612,19 @@ class Plan:
                 wait,
                 label,
             )
-        attempts = len([a for a in self.attempts if a.outcome is not None])
-        message = f"{attempts} upstream attempt(s) for model {model} failed; {self._tried()}"
-        wait, why = self._tried_outlook(now)
+        tried = self._tried()
+        wait, why = self._soonest_cooling(now)
         if wait is not None:
             if why == "rate_limited":
-                message = f"rate-limited on every key tried; {self._tried()}"
+                message = f"rate-limited; {tried}"
             else:
-                message = f"every key tried is cooling down after errors; {self._tried()}"
-            message += f"; the soonest is back in {wait:.1f}s"
+                message = f"keys are cooling down after errors; {tried}"
+            message += f"; the soonest key is back in {wait:.1f}s"
             return _waiting(429 if why == "rate_limited" else 503, message, wait, label)
+        ended = len(failures)
+        message = f"{ended} upstream attempt(s) for model {model} failed; {tried}"
+        if all(a.local for a in failures):
+            return _waiting(503, f"byok could not reach the upstream: {tried}", 1.0, label)
         timed_out = all(a.outcome is not None and a.outcome.timed_out for a in failures)
         return GiveUp(504 if timed_out else 502, message, label=label)
 
@@ -567,6 +636,10 @@ class Plan:
             status = outcome.status or "no answer"
             parts.append(f"key {attempt.label}: {status} ({self.redact(outcome.detail)})")
         return "; ".join(parts)
+
+
+def _failed(outcome: Outcome | None) -> bool:
+    return outcome is not None and outcome.kind is not Kind.SUCCESS
 
 
 def _waiting(status: int, message: str, wait: float, label: str) -> GiveUp:
