@@ -3,6 +3,7 @@
     python benchmarks/bench_proxy.py                  # direct, floor, byok
     python benchmarks/bench_proxy.py --with-litellm   # and LiteLLM (installed on first use)
     python benchmarks/bench_proxy.py --duration 3     # a quick look
+    python benchmarks/bench_proxy.py --baseline HEAD~3 --rounds 6 --only byok
 
 Needs Debian's nginx (nginx-light will do), libnginx-mod-http-echo and wrk:
     apt-get install nginx-light libnginx-mod-http-echo wrk
@@ -22,6 +23,23 @@ it is not what limits the proxies.  The slow-stream cases (250 and 1,000
 concurrent streams, 20 chunks 20 ms apart) measure how late chunks arrive: a
 stream's time less the nominal 380 ms is the delay of its last chunk, and the
 direct row shows how much of that the upstream and wrk add on their own.
+
+--baseline REV adds byok at a git revision of this repository as one more
+target, "byok@<short hash>": the revision is exported (git archive) into
+CACHE/baseline/<full hash>/src and installed into a venv beside it, made once
+per hash with this interpreter and the versions of the dependencies installed
+here (pip freeze as constraints), then reused.  It is started as byok is, with
+the same config.  --only always keeps byok and the baseline.
+
+--rounds N (default 1) starts every target once at the start (all on core 0;
+the idle ones cost nothing) and, case by case, runs the targets' wrk runs
+interleaved round by round (A B A B ...), so that the machine's noise falls on
+every target alike.  CPU per request is still taken over exactly one wrk run of
+one target.  The table then holds the medians over the rounds, followed by each
+round's req/s and CPU ms/request and, with --baseline, per case the ratio of
+byok's median CPU per request to the baseline's and in how many rounds byok
+was the cheaper of the two.  --baseline alone implies this mode with one
+round; without either option each target runs alone in turn, as before.
 """
 
 from __future__ import annotations
@@ -32,6 +50,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -221,9 +240,72 @@ class Target:
     port: int
     env: dict[str, str] | None = None
     direct: bool = False  # wrk talks to nginx itself
+    cwd: Path | None = None  # a baseline runs outside this tree, so `-m byok` finds its own
 
 
-def _targets(nginx_port: int, workdir: Path, with_litellm: bool) -> list[Target]:
+def _baseline(rev: str) -> tuple[str, Path]:
+    """byok at REV, a revision of this repository: its name and the python of its venv.
+
+    Exported and installed once per commit under CACHE/baseline/<full hash>, with this
+    interpreter and the dependency versions installed here, then reused.
+    """
+    repo = HERE.parent
+
+    def git(*arguments: str) -> str:
+        run = subprocess.run(
+            ["git", "-C", str(repo), *arguments], capture_output=True, text=True, check=False
+        )
+        if run.returncode:
+            raise SystemExit(f"--baseline {rev}: git {arguments[0]}: {run.stderr.strip()}")
+        return run.stdout.strip()
+
+    full = git("rev-parse", "--verify", "--end-of-options", f"{rev}^{{commit}}")
+    name = f"byok@{git('rev-parse', '--short', full)}"
+    home = CACHE / "baseline" / full
+    python = home / "venv" / "bin" / "python"
+    done = home / "installed"
+    if done.exists() and python.exists():
+        return name, python
+    print(f"building {name} into {home} (once per commit)...", flush=True)
+    shutil.rmtree(home, ignore_errors=True)
+    source = home / "src"
+    source.mkdir(parents=True)
+    archive = subprocess.Popen(["git", "-C", str(repo), "archive", full], stdout=subprocess.PIPE)
+    assert archive.stdout is not None
+    untar = subprocess.run(["tar", "-x", "-C", str(source)], stdin=archive.stdout, check=False)
+    archive.stdout.close()
+    if archive.wait() or untar.returncode:
+        raise SystemExit(f"--baseline {rev}: git archive {full} | tar -x failed")
+    # the same versions of trio, httptools, msgspec... as the byok measured beside it
+    freeze = subprocess.run(
+        [sys.executable, "-m", "pip", "freeze"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    pins = [x for x in freeze if "==" in x and not x.lower().startswith(("byok", "-e", "#"))]
+    (home / "constraints.txt").write_text("\n".join(pins) + "\n")
+    subprocess.run([sys.executable, "-m", "venv", str(home / "venv")], check=True)
+    subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "-c",
+            str(home / "constraints.txt"),
+            str(source),
+        ],
+        check=True,
+    )
+    done.write_text(full + "\n")
+    return name, python
+
+
+def _targets(
+    nginx_port: int,
+    workdir: Path,
+    with_litellm: bool,
+    baseline: tuple[str, Path] | None = None,
+) -> list[Target]:
     upstream = f"http://127.0.0.1:{nginx_port}"
     targets = [
         Target("direct (nginx)", [], nginx_port, direct=True),
@@ -277,6 +359,25 @@ def _targets(nginx_port: int, workdir: Path, with_litellm: bool) -> list[Target]
                 ],
                 nginx_port + 3,
                 env,
+            )
+        )
+    if baseline:
+        name, python = baseline
+        targets.append(
+            Target(
+                name,
+                [
+                    str(python),
+                    "-m",
+                    "byok",
+                    "serve",
+                    "--config",
+                    str(workdir / "byok.toml"),
+                    "--port",
+                    str(nginx_port + 4),
+                ],
+                nginx_port + 4,
+                cwd=python.parent.parent.parent,
             )
         )
     return targets
@@ -427,9 +528,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per case")
     parser.add_argument("--with-litellm", action="store_true")
-    parser.add_argument("--only", help="run only targets whose name contains this")
-    parser.add_argument("--port", type=int, default=18000, help="first of four ports")
+    parser.add_argument(
+        "--only", help="run only targets whose name contains this (byok and a baseline stay)"
+    )
+    parser.add_argument("--port", type=int, default=18000, help="first of five ports")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run byok at this git revision (a cached venv per commit), as byok@<hash>",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="start all targets at once and interleave their runs of each case over N rounds",
+    )
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     for tool in ("nginx", "wrk", "taskset"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             raise SystemExit(
@@ -437,6 +553,7 @@ def main() -> None:
             )
     if not Path(ECHO_MODULE).exists():
         raise SystemExit("nginx's echo module is missing: apt-get install libnginx-mod-http-echo")
+    baseline = _baseline(args.baseline) if args.baseline else None
 
     workdir = Path(tempfile.mkdtemp(prefix="byok-bench-"))
     (workdir / "nginx.conf").write_text(_nginx_conf(args.port, workdir))
@@ -454,59 +571,188 @@ def main() -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    results: dict[str, dict[str, Figures]] = {}
-    extras: dict[str, tuple[float | None, float | None]] = {}  # startup s, RSS MiB
     try:
-        targets = _targets(args.port, workdir, args.with_litellm)
+        targets = _targets(args.port, workdir, args.with_litellm, baseline)
         _wait_for_200(targets[0], time.perf_counter(), limit=10)
-        for target in targets:
-            if args.only and args.only not in target.name and not target.direct:
-                continue
-            results[target.name] = {}
-            process = None
-            startup = None
-            if target.command:
-                log = open(workdir / f"{target.name.split()[0]}.log", "w")  # noqa: SIM115
-                env = {**os.environ, **(target.env or {})}
-                started = time.perf_counter()
-                process = subprocess.Popen(
-                    ["taskset", "-c", PROXY_CORE, *target.command],
-                    stdout=log,
-                    stderr=log,
-                    env=env,
-                )
-                startup = _wait_for_200(target, started)
-            pid = process.pid if process else None
-            for case in CASES:
-                if target.name == "LiteLLM" and not case.litellm:
-                    continue
-                figures = _wrk(target, case, args.duration, workdir, pid)
-                results[target.name][case.name] = figures
-                cpu = f"{figures.cpu_ms:.3f} ms CPU/req" if figures.cpu_ms else ""
-                print(
-                    f"{target.name:24} {case.name:18} {figures.rps:9,.0f}/s  p50 "
-                    f"{figures.p50:7.2f}  p99 {figures.p99:7.2f} ms  errors {figures.errors}  "
-                    f"{cpu}",
-                    flush=True,
-                )
-                time.sleep(1)
-            extras[target.name] = (startup, _rss_mib(pid) if pid else None)
-            if process:
-                process.terminate()
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+        targets = [
+            t
+            for t in targets
+            if not args.only
+            or args.only in t.name
+            or t.direct
+            or (baseline is not None and t.name.startswith("byok"))
+        ]
+        if baseline is None and args.rounds == 1:
+            results, extras = _run_one_by_one(targets, args.duration, workdir)
+            runs = None
+        else:
+            runs, extras = _run_interleaved(targets, args.duration, workdir, args.rounds)
+            results = {
+                name: {case: _median(each) for case, each in cases.items()}
+                for name, cases in runs.items()
+            }
     finally:
         nginx.terminate()
         nginx.wait(5)
-    _report(results, extras, args.duration)
+    _report(results, extras, args.duration, args.rounds if runs else None)
+    if runs:
+        _report_rounds(runs, baseline[0] if baseline else None)
+
+
+def _start(target: Target, workdir: Path) -> tuple[subprocess.Popen[bytes] | None, float | None]:
+    """Start a target's process on the proxy core; its startup time to the first 200."""
+    if not target.command:
+        return None, None
+    log = open(workdir / f"{target.name.split()[0]}.log", "w")  # noqa: SIM115
+    env = {**os.environ, **(target.env or {})}
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        ["taskset", "-c", PROXY_CORE, *target.command],
+        stdout=log,
+        stderr=log,
+        env=env,
+        cwd=target.cwd,
+    )
+    try:
+        return process, _wait_for_200(target, started)
+    except BaseException:
+        _stop(process)
+        raise
+
+
+def _stop(process: subprocess.Popen[bytes] | None) -> None:
+    if process is None:
+        return
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _cases(target: Target) -> list[Case]:
+    return [c for c in CASES if c.litellm or target.name != "LiteLLM"]
+
+
+def _print_run(target: Target, case: Case, figures: Figures, note: str = "") -> None:
+    cpu = f"{figures.cpu_ms:.3f} ms CPU/req" if figures.cpu_ms else ""
+    print(
+        f"{note}{target.name:24} {case.name:18} {figures.rps:9,.0f}/s  p50 "
+        f"{figures.p50:7.2f}  p99 {figures.p99:7.2f} ms  errors {figures.errors}  {cpu}",
+        flush=True,
+    )
+
+
+def _run_one_by_one(
+    targets: list[Target], duration: float, workdir: Path
+) -> tuple[dict[str, dict[str, Figures]], dict[str, tuple[float | None, float | None]]]:
+    """Each target alone in turn: started, every case, stopped."""
+    results: dict[str, dict[str, Figures]] = {}
+    extras: dict[str, tuple[float | None, float | None]] = {}  # startup s, RSS MiB
+    for target in targets:
+        results[target.name] = {}
+        process, startup = _start(target, workdir)
+        try:
+            pid = process.pid if process else None
+            for case in _cases(target):
+                figures = _wrk(target, case, duration, workdir, pid)
+                results[target.name][case.name] = figures
+                _print_run(target, case, figures)
+                time.sleep(1)
+            extras[target.name] = (startup, _rss_mib(pid) if pid else None)
+        finally:
+            _stop(process)
+    return results, extras
+
+
+def _run_interleaved(
+    targets: list[Target], duration: float, workdir: Path, rounds: int
+) -> tuple[dict[str, dict[str, list[Figures]]], dict[str, tuple[float | None, float | None]]]:
+    """Every target started once; per case, round after round, one run of each target."""
+    runs: dict[str, dict[str, list[Figures]]] = {t.name: {} for t in targets}
+    started: list[tuple[Target, subprocess.Popen[bytes] | None, float | None]] = []
+    try:
+        for target in targets:
+            started.append((target, *_start(target, workdir)))
+        for case in CASES:
+            for n in range(rounds):
+                for target, process, _ in started:
+                    if case not in _cases(target):
+                        continue
+                    figures = _wrk(target, case, duration, workdir, process and process.pid)
+                    runs[target.name].setdefault(case.name, []).append(figures)
+                    _print_run(target, case, figures, f"round {n + 1}/{rounds}  ")
+                    time.sleep(1)
+        extras = {t.name: (startup, _rss_mib(p.pid) if p else None) for t, p, startup in started}
+    finally:
+        for _, process, _ in started:
+            _stop(process)
+    return runs, extras
+
+
+def _median(runs: list[Figures]) -> Figures:
+    cpu = [f.cpu_ms for f in runs if f.cpu_ms is not None]
+    return Figures(
+        rps=statistics.median(f.rps for f in runs),
+        p50=statistics.median(f.p50 for f in runs),
+        p90=statistics.median(f.p90 for f in runs),
+        p99=statistics.median(f.p99 for f in runs),
+        errors=sum(f.errors for f in runs),
+        cpu_ms=statistics.median(cpu) if cpu else None,
+    )
+
+
+def _report_rounds(runs: dict[str, dict[str, list[Figures]]], baseline: str | None) -> None:
+    print()
+    print("Each round, in the order run:")
+    print()
+    print("| target | case | req/s each round | CPU ms/req each round |")
+    print("|---|---|---|---|")
+    for name, cases in runs.items():
+        for case, each in cases.items():
+            rps = ", ".join(f"{f.rps:,.0f}" for f in each)
+            cpu = ", ".join(f"{f.cpu_ms:.3f}" if f.cpu_ms is not None else "-" for f in each)
+            print(f"| {name} | {case} | {rps} | {cpu} |")
+    if baseline is None or "byok" not in runs or baseline not in runs:
+        return
+    print()
+    print(
+        f"byok / {baseline}, medians over the rounds; CPU ratio > 1: byok costs more. "
+        "'cheaper': rounds in which byok used less CPU per request than the baseline "
+        "run right after it."
+    )
+    print()
+    print(
+        f"| case | byok req/s | {baseline} req/s | req/s ratio | byok CPU ms/req "
+        f"| {baseline} CPU ms/req | CPU ratio | per-round CPU ratios | byok cheaper |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---|---:|")
+    for case, new in runs["byok"].items():
+        old = runs[baseline].get(case)
+        if not old:
+            continue
+        a, b = _median(new), _median(old)
+        pairs = [
+            (x.cpu_ms, y.cpu_ms)
+            for x, y in zip(new, old)
+            if x.cpu_ms is not None and y.cpu_ms  # both measured
+        ]
+        if a.cpu_ms is None or not b.cpu_ms or not pairs:
+            continue
+        ratios = ", ".join(f"{x / y:.3f}" for x, y in pairs)
+        cheaper = sum(x < y for x, y in pairs)
+        print(
+            f"| {case} | {a.rps:,.0f} | {b.rps:,.0f} | {a.rps / b.rps:.3f} | {a.cpu_ms:.3f} "
+            f"| {b.cpu_ms:.3f} | {a.cpu_ms / b.cpu_ms:.3f} | {ratios} | {cheaper}/{len(pairs)} |"
+        )
 
 
 def _report(
     results: dict[str, dict[str, Figures]],
     extras: dict[str, tuple[float | None, float | None]],
     duration: float,
+    rounds: int | None = None,
 ) -> None:
     print()
     print(
@@ -514,6 +760,12 @@ def _report(
         f"{_cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}; "
         f"proxies on core {PROXY_CORE}, nginx and wrk on core {LOAD_CORE}; "
         f"{duration:g} s per case"
+        + (
+            f"; {rounds} interleaved round{'s' if rounds > 1 else ''}, medians "
+            "(errors summed over the rounds)"
+            if rounds
+            else ""
+        )
     )
     print()
     print("| target | case | req/s | p50 ms | p90 ms | p99 ms | CPU ms/req | errors |")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hmac
 import html
+import logging
 import secrets
 import time
 from importlib import resources
@@ -38,6 +39,8 @@ from .server import Request, Response
 if TYPE_CHECKING:
     from .proxy import Proxy
     from .routing import Pool
+
+log = logging.getLogger("byok.proxy")
 
 SESSION_COOKIE = "byok_session"
 SESSION_SECONDS = 12 * 3600
@@ -330,6 +333,17 @@ class Admin:
             elif action == "restore" or selector.state(label, now=now) == "disabled":
                 selector.restore(label)  # enable undoes a disable, nothing else
             states[pool.name] = selector.state(label, now=now)
+        fingerprint = next(
+            k.fingerprint for k in router.config.providers[provider].keys if k.label == label
+        )
+        log.warning(
+            "key %s (%s) of %s: %s by an operator; now %s",
+            label,
+            fingerprint,
+            provider,
+            {"disable": "disabled", "enable": "enabled", "restore": "restored"}[action],
+            ", ".join(f"{state} in {pool}" for pool, state in states.items()),
+        )
         return _json(
             200, {"label": label, "provider": provider, "action": action, "states": states}
         )

@@ -33,6 +33,7 @@ from .upstream import Upstream, UpstreamError
 VERDICTS = ("valid", "invalid", "rate-limited", "unreachable", "error")
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_CONCURRENCY = 16
+LISTING_LIMIT = 4 * 1024 * 1024  # bytes of a models listing read
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,9 @@ async def check_key(upstream: Upstream, provider: Provider, key: Key, timeout: f
             )
         status, latency = response.status, (trio.current_time() - started) * 1000
         try:
-            await response.read()  # to the end, so the connection can serve the next probe
+            # to the end, so the connection can serve the next probe (bounded:
+            # a listing is small, and nothing unbounded is held in memory)
+            await response.read(limit=LISTING_LIMIT)
         except UpstreamError:
             pass  # the status is in; the body does not matter
         finally:

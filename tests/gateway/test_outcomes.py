@@ -31,7 +31,8 @@ WALL = 1_767_225_600.0  # 2026-01-01T00:00:00Z
         (502, Kind.ERROR),
         (503, Kind.ERROR),
         (529, Kind.ERROR),
-        (301, Kind.CLIENT_ERROR),  # a redirect is not followed: the request's problem
+        (301, Kind.ERROR),  # a redirect is not followed: the upstream is misconfigured
+        (307, Kind.ERROR),
     ],
 )
 def test_classify_by_status(status, kind):

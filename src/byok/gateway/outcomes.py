@@ -4,7 +4,9 @@
     429                        rate_limited, with the delay the upstream gave
                                (None: it gave none, and backoff applies)
     401, 403                   blocked: refused until re-validated or restored
-    408, 5xx, 529              error: counts toward the circuit breaker
+    408, 5xx, 529, 3xx         error: counts toward the circuit breaker (byok
+                               follows no redirect: an API that sends one is
+                               misconfigured or failing)
     no answer                  error: refused or reset connection, a
                                malformed or oversized answer, a timeout, a
                                stream that broke before it ended cleanly
@@ -58,7 +60,7 @@ def classify(status: int, headers: Iterable[tuple[str, str]], wall: float) -> Ou
         return Outcome(Kind.RATE_LIMITED, rate_limit_delay(dict(headers), wall), status)
     if status in (401, 403):
         return Outcome(Kind.BLOCKED, status=status)
-    if status == 408 or status >= 500:
+    if status == 408 or status >= 500 or status < 400:
         return Outcome(Kind.ERROR, status=status)
     return Outcome(Kind.CLIENT_ERROR, status=status)
 
