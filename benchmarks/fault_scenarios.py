@@ -21,8 +21,14 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import logging
+import os
+import socket
 import statistics
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -40,6 +46,7 @@ from byok.upstream import Upstream, UpstreamError
 
 KEYS = {"sk-scenario-alpha-000": "alpha", "sk-scenario-bravo-000": "bravo"}
 KEYS3 = {**KEYS, "sk-scenario-charlie-0": "charlie"}
+ADMIN_KEY = "adm-scenario-0123456789"
 ASK = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 
 
@@ -234,35 +241,114 @@ async def streams() -> None:
 
 
 async def many_streams(count: int = 1000, seconds: float = 10.0) -> None:
-    async def scenario(s: Running) -> None:
-        for secret in KEYS:
-            s.simulator.set(secret, chunks=11, chunk_delay=seconds / 10)
-        done: list[float] = []
-        bad = 0
-        started = trio.current_time()
-
-        async def one() -> None:
-            nonlocal bad
-            status, _, body = await s.ask(stream=True)
-            if status == 200 and body.rstrip().endswith(b"data: [DONE]"):
-                done.append(trio.current_time() - started)
-            else:
-                bad += 1
-
-        async with trio.open_nursery() as nursery:
-            for _ in range(count):
-                nursery.start_soon(one)
-        failures = sum(s.view(label)["failures"] for label in KEYS.values())
-        report(
-            f"{count:,} concurrent {seconds:g} s streams over two healthy keys "
-            "(first_byte_timeout 5 s)",
-            f"{len(done)} complete, the last after {max(done, default=0):.1f}s "
-            f"(median {statistics.median(done or [0]):.1f}s); {bad} failed; "
-            f"key failures recorded: {failures}",
-            f"all complete within {seconds + 2:g} s, zero key failures",
+    """The proxy in a process of its own (`byok serve`, as users run it), the
+    simulator and the clients in this one."""
+    simulator = SimulatedUpstream()
+    for secret, name in KEYS.items():
+        # 9 words, a last event and [DONE]: 11 events, 10 gaps
+        simulator.add_key(secret, name, chunks=9, chunk_delay=seconds / 10)
+    async with trio.open_nursery() as nursery:
+        upstream = await nursery.start(serve_http, simulator, "127.0.0.1", 0)
+        port = _free_port()
+        config = _toml(
+            tables(
+                f"http://127.0.0.1:{bound_port(upstream)}",
+                KEYS,
+                strategy="round_robin",
+                first_byte_timeout=5,
+            ),
+            port,
         )
+        with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as file:
+            file.write(config)
+        proxy = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "byok", "serve", "--config", file.name],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        client = Upstream()
+        try:
+            for _ in range(200):  # up within 20 s
+                try:
+                    await (await client.send(url, "GET", f"{url}/health", [], b"")).read()
+                    break
+                except UpstreamError:
+                    await trio.sleep(0.1)
+            done: list[float] = []
+            bad = 0
+            started = trio.current_time()
 
-    await running(KEYS, scenario, strategy="round_robin", first_byte_timeout=5)
+            async def one() -> None:
+                nonlocal bad
+                body = msgspec.json.encode({**ASK, "stream": True})
+                try:
+                    answer = await client.send(url, "POST", f"{url}/v1/chat/completions", [], body)
+                    data = await answer.read()
+                except UpstreamError:
+                    bad += 1
+                    return
+                if answer.status == 200 and data.rstrip().endswith(b"data: [DONE]"):
+                    done.append(trio.current_time() - started)
+                else:
+                    bad += 1
+
+            async with trio.open_nursery() as streams:
+                for _ in range(count):
+                    streams.start_soon(one)
+            admin = [("authorization", f"Bearer {ADMIN_KEY}")]
+            keys = msgspec.json.decode(
+                await (await client.send(url, "GET", f"{url}/admin/keys", admin, b"")).read()
+            )
+        finally:
+            proxy.terminate()
+            await proxy.wait()
+            await client.aclose()
+            os.unlink(file.name)
+            nursery.cancel_scope.cancel()
+    failures = _key_failures(keys)
+    report(
+        f"{count:,} concurrent {seconds:g} s streams over two healthy keys "
+        "(byok serve in its own process, first_byte_timeout 5 s)",
+        f"{len(done)} complete, the last after {max(done, default=0):.1f}s "
+        f"(median {statistics.median(done or [0]):.1f}s); {bad} failed; "
+        f"key failures recorded: {failures}",
+        f"all complete within {seconds + 2:g} s, zero key failures",
+    )
+
+
+def _key_failures(keys: Any) -> int | str:
+    if "models" not in keys:
+        return f"? ({keys})"
+    return sum(
+        key["failures"]
+        for model in keys["models"]
+        for target in model["targets"]
+        for key in target["keys"]
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _toml(data: dict[str, Any], port: int) -> str:
+    """The few shapes of tables() as TOML (no writer in the standard library)."""
+    lines = [f'[server]\nport = {port}\nadmin_keys = ["{ADMIN_KEY}"]\n']
+    for name, provider in data["providers"].items():
+        keys = ", ".join(
+            f'{{ key = "{k["key"]}", label = "{k["label"]}" }}' for k in provider["keys"]
+        )
+        lines.append(
+            f'[providers.{name}]\nkind = "{provider["kind"]}"\n'
+            f'base_url = "{provider["base_url"]}"\nkeys = [{keys}]\n'
+        )
+    for name, model in data["models"].items():
+        fields = "\n".join(f"{k} = {json.dumps(v)}" for k, v in model.items())
+        lines.append(f'[models."{name}"]\n{fields}\n')
+    return "\n".join(lines)
 
 
 def sdk_waits_for_the_keys() -> None:
