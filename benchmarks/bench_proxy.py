@@ -37,9 +37,11 @@ interleaved round by round (A B A B ...), so that the machine's noise falls on
 every target alike.  CPU per request is still taken over exactly one wrk run of
 one target.  The table then holds the medians over the rounds, followed by each
 round's req/s and CPU ms/request and, with --baseline, per case the ratio of
-byok's median CPU per request to the baseline's and in how many rounds byok
-was the cheaper of the two.  --baseline alone implies this mode with one
-round; without either option each target runs alone in turn, as before.
+byok's median CPU per request to the baseline's, the median of the per-round
+ratios (each byok run against the baseline run right after it) and in how many
+rounds byok was the cheaper of the two.  --baseline alone implies this mode
+with one round; without either option each target runs alone in turn, as
+before.
 """
 
 from __future__ import annotations
@@ -718,16 +720,17 @@ def _report_rounds(runs: dict[str, dict[str, list[Figures]]], baseline: str | No
         return
     print()
     print(
-        f"byok / {baseline}, medians over the rounds; CPU ratio > 1: byok costs more. "
-        "'cheaper': rounds in which byok used less CPU per request than the baseline "
-        "run right after it."
+        f"byok / {baseline}: 'CPU ratio' is byok's median CPU per request over the "
+        "baseline's (> 1: byok costs more); 'paired' is the median of the per-round "
+        "ratios, each byok run against the baseline run right after it; 'byok cheaper': "
+        "rounds in which byok used less CPU per request."
     )
     print()
     print(
         f"| case | byok req/s | {baseline} req/s | req/s ratio | byok CPU ms/req "
-        f"| {baseline} CPU ms/req | CPU ratio | per-round CPU ratios | byok cheaper |"
+        f"| {baseline} CPU ms/req | CPU ratio | paired | per-round CPU ratios | byok cheaper |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for case, new in runs["byok"].items():
         old = runs[baseline].get(case)
         if not old:
@@ -740,11 +743,13 @@ def _report_rounds(runs: dict[str, dict[str, list[Figures]]], baseline: str | No
         ]
         if a.cpu_ms is None or not b.cpu_ms or not pairs:
             continue
-        ratios = ", ".join(f"{x / y:.3f}" for x, y in pairs)
-        cheaper = sum(x < y for x, y in pairs)
+        ratios = [x / y for x, y in pairs]
+        each = ", ".join(f"{r:.3f}" for r in ratios)
+        cheaper = sum(r < 1 for r in ratios)
         print(
             f"| {case} | {a.rps:,.0f} | {b.rps:,.0f} | {a.rps / b.rps:.3f} | {a.cpu_ms:.3f} "
-            f"| {b.cpu_ms:.3f} | {a.cpu_ms / b.cpu_ms:.3f} | {ratios} | {cheaper}/{len(pairs)} |"
+            f"| {b.cpu_ms:.3f} | {a.cpu_ms / b.cpu_ms:.3f} | {statistics.median(ratios):.3f} "
+            f"| {each} | {cheaper}/{len(pairs)} |"
         )
 
 
