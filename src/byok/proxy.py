@@ -304,14 +304,26 @@ class Proxy:
             log.info("%s is half-open: one request probes it", _key_name(attempt))
         handed_over = False
         started = trio.current_time()
+        queued = False
         try:
-            # until a connection slot is free: only the request's deadline
-            with trio.CancelScope(deadline=plan.deadline) as timer:
+            # One scope, its deadline moved as the attempt goes: first the
+            # connect (as if a connection slot were free, the common case)...
+            with trio.CancelScope(deadline=plan.connect_deadline(started)) as timer:
+
+                def waiting_for_a_slot() -> None:
+                    # ...byok's own wait for a slot: only the request's deadline...
+                    nonlocal queued
+                    queued = True
+                    timer.deadline = plan.deadline
 
                 def connecting() -> None:
-                    timer.deadline = plan.slot_taken(attempt, trio.current_time())
+                    if queued:
+                        timer.deadline = plan.slot_taken(attempt, trio.current_time())
+                    else:
+                        plan.slot_taken(attempt, started)  # the scope's deadline already
 
                 def written() -> None:
+                    # ...then the head, first_byte_timeout from the write
                     timer.deadline = plan.written(attempt, trio.current_time())
 
                 try:
@@ -323,6 +335,7 @@ class Proxy:
                             ex.request, route, pool.keys[attempt.label].secret, ex.request.path
                         ),
                         payload,
+                        on_queued=waiting_for_a_slot,
                         on_connecting=connecting,
                         on_written=written,
                     )

@@ -262,29 +262,40 @@ class UpstreamResponse:
 
     async def read(self, limit: int | None = None) -> bytes:
         """The whole body; over `limit` bytes (undecoded) is an UpstreamError,
-        and the connection closes."""
-        if limit is None:
-            parts = [chunk async for chunk in self.chunks()]
-            return parts[0] if len(parts) == 1 else b"".join(parts)
-        too_large = UpstreamError(f"{self.host} sent a body over {limit} bytes", "malformed")
-        length = self.header("content-length")
-        if length is not None and length.strip().isdigit() and int(length) > limit:
-            await self.aclose()  # announced: refused before a byte of it is read
-            raise too_large
-        parts = []
+        and the connection closes.  (A loop of its own rather than chunks():
+        this is the hot path of every answer read whole.)"""
+        connection = self._connection
+        if connection is None:
+            return b""
+        if limit is not None:
+            length = self.header("content-length")
+            if length is not None and length.strip().isdigit() and int(length) > limit:
+                await self.aclose()  # announced: refused before a byte of it is read
+                raise self._too_large(limit)
+        parts: list[bytes] = []
         size = 0
-        pieces = self.chunks()
         try:
-            async for chunk in pieces:
-                size += len(chunk)
-                if size > limit:
-                    if self._connection is not None:  # closed even if it was all in
-                        self._connection.keep_alive = False
-                    raise too_large
-                parts.append(chunk)
-        finally:
-            await pieces.aclose()  # cut short: the connection closes
+            while True:
+                body = connection.body
+                if body:
+                    for piece in body:
+                        size += len(piece)
+                    parts += body
+                    body.clear()
+                    if limit is not None and size > limit:
+                        connection.keep_alive = False  # closed even if it was all in
+                        raise self._too_large(limit)
+                if connection.complete:
+                    break
+                await connection.fill()
+        except BaseException:
+            await self.aclose()  # broken, too large or cancelled: the connection closes
+            raise
+        await self.aclose()  # read to the end: the connection goes back to the pool
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _too_large(self, limit: int) -> UpstreamError:
+        return UpstreamError(f"{self.host} sent a body over {limit} bytes", "malformed")
 
     @property
     def closed(self) -> bool:
@@ -357,14 +368,16 @@ class Upstream:
         headers: list[tuple[str, str]],
         body: bytes,
         *,
+        on_queued: Callable[[], None] | None = None,
         on_connecting: Callable[[], None] | None = None,
         on_written: Callable[[], None] | None = None,
     ) -> UpstreamResponse:
         """Send and return once the response head is in; the body streams later.
 
         `url` starts with `base_url`; `headers` carry no host or content-length.
-        `on_connecting()` is called once a connection slot is ours: the wait
-        before it is the pool's, not the upstream's.  `on_written()` is called
+        `on_queued()` is called only when no connection slot is free and the
+        request must wait for one (the pool's wait, not the upstream's), and
+        `on_connecting()` once a slot is ours.  `on_written()` is called
         as soon as the request has been handed to the socket (again if the
         keep-alive race sends it once more): where a first-byte deadline starts,
         after any wait for a slot or a connect.
@@ -375,6 +388,8 @@ class Upstream:
         try:
             origin.slots.acquire_nowait()
         except trio.WouldBlock:
+            if on_queued is not None:
+                on_queued()
             await origin.slots.acquire()
         connection: _Connection | None = None
         try:

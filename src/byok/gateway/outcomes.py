@@ -54,8 +54,9 @@ def classify(status: int, headers: Iterable[tuple[str, str]], wall: float) -> Ou
     """The outcome of an HTTP answer, from its status and headers (lower-cased
     names, as they came); `wall` is time.time(), for the delay headers that
     carry dates.  Only a 429's headers are read."""
-    if 200 <= status < 300:
-        return Outcome(Kind.SUCCESS, status=status)
+    found = _SUCCESSES.get(status)
+    if found is not None:  # the common case, shared (an Outcome is frozen)
+        return found
     if status == 429:
         return Outcome(Kind.RATE_LIMITED, rate_limit_delay(dict(headers), wall), status)
     if status in (401, 403):
@@ -63,6 +64,9 @@ def classify(status: int, headers: Iterable[tuple[str, str]], wall: float) -> Ou
     if status == 408 or status >= 500 or status < 400:
         return Outcome(Kind.ERROR, status=status)
     return Outcome(Kind.CLIENT_ERROR, status=status)
+
+
+_SUCCESSES = {status: Outcome(Kind.SUCCESS, status=status) for status in range(200, 300)}
 
 
 def failure(detail: str, *, timed_out: bool = False) -> Outcome:

@@ -85,6 +85,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import NoReturn
 
 import msgspec
 
@@ -123,6 +124,7 @@ class Event(str, Enum):
 
 
 _Q, _N, _W, _R, _C, _D = Phase
+_SUCCESS = Kind.SUCCESS
 # (phase, event) -> the phases it may lead to; the handler picks among them.
 TRANSITIONS: dict[tuple[Phase, Event], frozenset[Phase]] = {
     (_Q, Event.SLOT_TAKEN): frozenset({_N}),
@@ -158,7 +160,7 @@ class Verdict(str, Enum):
     DISCARD = "discard"  # another attempt already won
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Attempt:
     number: int  # 1-based, in the order started
     route: Route
@@ -188,17 +190,17 @@ class Attempt:
         return self.headed - self.written
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Try:
     attempt: Attempt
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Wait:
     until: float
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class GiveUp:
     status: int
     message: str
@@ -333,16 +335,29 @@ class Plan:
 
     # ---- what happened to an attempt ------------------------------------------------
 
+    # The methods below check the attempt's phase by identity, inline: they run
+    # on every request, and the table's own lookup (tuples of enums) would cost
+    # more than all the rest.  tests/gateway/test_planner.py holds them to it.
+
+    def connect_deadline(self, now: float) -> float:
+        """When an attempt whose connection slot is free at `now` must have
+        connected and written its request (what slot_taken(attempt, now) gives)."""
+        return min(now + self.policy.first_byte_timeout, self.deadline)
+
     def slot_taken(self, attempt: Attempt, now: float) -> float:
         """byok's own wait for a connection is over: returns the deadline for
         connecting and writing the request (first_byte_timeout from now)."""
-        self._move(attempt, Event.SLOT_TAKEN, Phase.CONNECTING)
-        attempt.connect_by = min(now + self.policy.first_byte_timeout, self.deadline)
+        if attempt.phase is not _Q:
+            self._refuse(attempt, Event.SLOT_TAKEN)
+        attempt.phase = _N
+        attempt.connect_by = self.connect_deadline(now)
         return attempt.connect_by
 
     def written(self, attempt: Attempt, now: float) -> float:
         """The request went out: returns the deadline for its response head."""
-        self._move(attempt, Event.WRITTEN, Phase.WAITING)
+        if attempt.phase is not _N and attempt.phase is not _W:
+            self._refuse(attempt, Event.WRITTEN)
+        attempt.phase = _W
         attempt.written = now
         attempt.ends_by = min(now + self.policy.attempt_timeout, self.deadline)
         return min(now + self.policy.first_byte_timeout, attempt.ends_by)
@@ -356,12 +371,14 @@ class Plan:
         wall: float,
     ) -> tuple[Read, float]:
         """The response head is in: what to read next, and by when."""
-        self._move(attempt, Event.HEAD, Phase.READING)
+        if attempt.phase is not _W:
+            self._refuse(attempt, Event.HEAD)
+        attempt.phase = _R
         attempt.headed = now
         attempt.status = status
         outcome = classify(status, headers, wall)
         attempt.outcome = outcome
-        if outcome.kind is Kind.SUCCESS:
+        if outcome.kind is _SUCCESS:
             if self.stream:
                 assert attempt.written is not None
                 first = min(attempt.written + self.policy.first_byte_timeout, attempt.ends_by)
@@ -374,18 +391,19 @@ class Plan:
 
     def body(self, attempt: Attempt, body: bytes, now: float) -> Verdict:
         """The body after a head, read whole (an error body, or a 2xx answer)."""
-        self._check(attempt, Event.BODY)
+        if attempt.phase is not _R:
+            self._refuse(attempt, Event.BODY)
         outcome = attempt.outcome
         assert outcome is not None  # the head classified it
-        if outcome.kind is Kind.SUCCESS:
-            self._move(attempt, Event.BODY, Phase.COMMITTED)
+        if outcome.kind is _SUCCESS:
+            attempt.phase = _C
             if self.winner is not None:
                 self._finish(attempt, None, now)
                 return Verdict.DISCARD
             self.winner = attempt
             self._finish(attempt, outcome, now)
             return Verdict.COMMIT
-        self._move(attempt, Event.BODY, Phase.DONE)
+        attempt.phase = _D
         detail = _summary(body)
         outcome = Outcome(outcome.kind, outcome.retry_after, outcome.status, detail=detail)
         if outcome.kind is Kind.CLIENT_ERROR:
@@ -410,10 +428,11 @@ class Plan:
     def ended(self, attempt: Attempt, now: float) -> bool:
         """The body ended cleanly: a committed stream's success, or an empty
         2xx that commits and ends at once (False if another attempt won)."""
-        if attempt.phase is Phase.READING and not self._commit(attempt, Event.ENDED):
+        if attempt.phase is _R and not self._commit(attempt, Event.ENDED):
             self._finish(attempt, None, now)
             return False
-        self._move(attempt, Event.ENDED, Phase.DONE)
+        if attempt.phase is not _C:
+            self._refuse(attempt, Event.ENDED)
         self._finish(attempt, attempt.outcome, now)
         return True
 
@@ -476,18 +495,21 @@ class Plan:
 
     # ---- bookkeeping -------------------------------------------------------------------
 
-    def _check(self, attempt: Attempt, event: Event, to: Phase | None = None) -> None:
-        allowed = TRANSITIONS.get((attempt.phase, event))
-        if allowed is None or (to is not None and to not in allowed):
-            where = f"attempt {attempt.number}: {event.value} while {attempt.phase.value}"
-            raise PlannerError(f"{where}: not a transition of the attempt table")
+    def _refuse(self, attempt: Attempt, event: Event) -> NoReturn:
+        where = f"attempt {attempt.number}: {event.value} while {attempt.phase.value}"
+        raise PlannerError(f"{where}: not a transition of the attempt table")
 
     def _move(self, attempt: Attempt, event: Event, to: Phase) -> None:
-        self._check(attempt, event, to)
+        """The general (slower) check, for the events that end an attempt."""
+        allowed = TRANSITIONS.get((attempt.phase, event))
+        if allowed is None or to not in allowed:
+            self._refuse(attempt, event)
         attempt.phase = to
 
     def _commit(self, attempt: Attempt, event: Event) -> bool:
-        self._move(attempt, event, Phase.COMMITTED)
+        if attempt.phase is not _R:
+            self._refuse(attempt, event)
+        attempt.phase = _C
         if self.winner is not None:
             return False
         self.winner = attempt
