@@ -545,7 +545,17 @@ def main() -> None:
         default=1,
         help="start all targets at once and interleave their runs of each case over N rounds",
     )
+    parser.add_argument(
+        "--cases",
+        help="comma-separated case names to run (e.g. 'c16,stream c16'); default: all",
+    )
     args = parser.parse_args()
+    if args.cases:
+        wanted = [name.strip() for name in args.cases.split(",")]
+        unknown = [name for name in wanted if name not in {c.name for c in CASES}]
+        if unknown:
+            parser.error(f"no case {unknown[0]!r}; cases: {', '.join(c.name for c in CASES)}")
+        CASES[:] = [c for c in CASES if c.name in wanted]
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     for tool in ("nginx", "wrk", "taskset"):

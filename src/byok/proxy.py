@@ -37,7 +37,17 @@ from .admin import Admin, credential, matches
 from .config import Config, Redactor, RetryPolicy
 from .gateway.body import BodyError, RoutingFields, parse, with_model
 from .gateway.outcomes import Kind, Outcome
-from .gateway.planner import ERROR_BODY_LIMIT, Attempt, GiveUp, Plan, Read, Try, Verdict, Wait
+from .gateway.planner import (
+    ERROR_BODY_LIMIT,
+    Attempt,
+    GiveUp,
+    Phase,
+    Plan,
+    Read,
+    Try,
+    Verdict,
+    Wait,
+)
 from .gateway.revalidation import Revalidator
 from .ledger import Ledger
 from .metrics import Metrics
@@ -217,13 +227,15 @@ class Proxy:
     # ---- the attempts: the plan decides, this code does the I/O -----------------
 
     async def _forward(self, ex: _Exchange, plan: Plan) -> Response:
+        now = plan.now  # the first step is taken at once
         while True:
-            step = plan.next(trio.current_time())
+            step = plan.next(now)
             if isinstance(step, GiveUp):
                 return self._give_up(ex, plan, step)
             if isinstance(step, Wait):
                 # the soonest key is back within wait_for_cooldown
                 await trio.sleep_until(step.until)
+                now = trio.current_time()
                 continue
             assert isinstance(step, Try)  # nothing runs between attempts here
             if ex.policy.hedge_after is None:
@@ -232,6 +244,7 @@ class Proxy:
                 response = await self._race(ex, plan, step.attempt)
             if response is not None:
                 return response
+            now = trio.current_time()
 
     async def _race(self, ex: _Exchange, plan: Plan, first: Attempt) -> Response | None:
         """Attempts that may overlap: a second key races the first when the
@@ -356,8 +369,8 @@ class Proxy:
                 return response
             return await self._whole(ex, plan, attempt, answer, read, until)
         finally:
-            if not handed_over:
-                plan.abandoned(attempt, trio.current_time())  # a no-op once it ended
+            if not handed_over and attempt.phase is not Phase.DONE:
+                plan.abandoned(attempt, trio.current_time())  # cancelled, or a bug
 
     async def _whole(
         self,
@@ -370,7 +383,7 @@ class Proxy:
     ) -> Response | None:
         """A body read whole: a 2xx answer, or an error body (bounded)."""
         limit = ERROR_BODY_LIMIT if read is Read.ERROR_BODY else self.max_response_bytes
-        reading = trio.current_time()
+        reading = now = trio.current_time()
         try:
             with trio.CancelScope(deadline=until) as timer:
                 try:
@@ -379,12 +392,13 @@ class Proxy:
                     plan.failed(attempt, str(error), trio.current_time())
                     return None
         finally:
-            ex.upstream_seconds += trio.current_time() - reading
+            now = trio.current_time()
+            ex.upstream_seconds += now - reading
             await _close_quietly(answer)
         if timer.cancelled_caught:
-            plan.timed_out(attempt, trio.current_time())
+            plan.timed_out(attempt, now)
             return None
-        verdict = plan.body(attempt, body, trio.current_time())
+        verdict = plan.body(attempt, body, now)
         if verdict is Verdict.RELAY:  # the request's own fault: the upstream's answer
             return self._relay_client_error(ex, plan, answer, body)
         if verdict is not Verdict.COMMIT:
@@ -482,7 +496,7 @@ class Proxy:
         """An attempt ended with a verdict on its key: metrics, ledger, log."""
         provider = attempt.pool.provider.name
         label = attempt.label
-        self.metrics.attempt(provider, label, outcome.kind.value)
+        self.metrics.attempt(provider, label, outcome.kind._value_)
         if outcome.kind is Kind.SUCCESS or outcome.kind is Kind.CLIENT_ERROR:
             if transition == "ready":
                 log.info("%s: the probe succeeded, back to ready", _key_name(attempt))

@@ -127,7 +127,7 @@ class _Connection:
         self.keep_alive = False
         self.framed = False  # content-length or chunked: the body has a known end
         self.received = 0  # bytes of this response so far
-        self.head_bytes = 0  # of status lines, headers and trailers parsed so far
+        self.head_bytes = 0  # of trailers parsed so far
         self.header_count = 0
         self.progressed = False  # the parser handed something out during this feed
         self.quiet = 0  # bytes fed since the parser last handed anything out
@@ -145,19 +145,18 @@ class _Connection:
             "malformed",
         )
 
-    def on_status(self, reason: bytes) -> None:
-        self._counted(len(reason) + 15)  # "HTTP/1.1 200 " and the line break
-
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._counted(len(name) + len(value) + 4)  # ": " and the line break
+        # The head's size is bounded in fill() by the bytes received before it
+        # ends (no count per header on the hot path); trailers are counted here.
         self.header_count += 1
         if self.header_count > self.max_headers:
             raise UpstreamError(
                 f"{self.origin.host} sent a response head over {self.max_headers} headers",
                 "malformed",
             )
-        if self.headed:
-            return  # a trailer (after a chunked body): counted, not kept
+        if self.headed:  # a trailer (after a chunked body): counted, not kept
+            self._counted(len(name) + len(value) + 4)  # ": " and the line break
+            return
         key = name.decode("latin-1").lower()
         if key == "content-length" or key == "transfer-encoding":
             self.framed = True
