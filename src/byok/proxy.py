@@ -92,6 +92,7 @@ class _Exchange:
     """One client request on its way through the attempts."""
 
     request: Request
+    path: str
     dialect: str
     model: str
     stream: bool
@@ -185,7 +186,7 @@ class Proxy:
             self.ledger.answered(refusal.status)
             return _error(dialect, refusal.status, str(refusal))
         policy = self.router.policy(fields.model)
-        exchange = _Exchange(request, dialect, fields.model, fields.stream, policy, started)
+        exchange = _Exchange(request, path, dialect, fields.model, fields.stream, policy, started)
         plan = Plan(
             self._current_router,
             routes,
@@ -343,9 +344,9 @@ class Proxy:
                     answer = await self.upstream.send(
                         pool.provider.base_url,
                         "POST",
-                        upstream_url(pool.provider, ex.request.path),
+                        upstream_url(pool.provider, ex.path),
                         self._upstream_headers(
-                            ex.request, route, pool.keys[attempt.label].secret, ex.request.path
+                            ex.request, route, pool.keys[attempt.label].secret, ex.path
                         ),
                         payload,
                         on_queued=waiting_for_a_slot,
@@ -673,7 +674,7 @@ class Proxy:
     def _log(self, ex: _Exchange, plan: Plan, response: Response) -> None:
         """The request's one log line, its metrics and its place in the rates."""
         key = next((v for k, v in response.headers if k == "x-byok-key"), "-")
-        path = ex.request.path
+        path = ex.path
         status = response.status
         # a passthrough model is whatever name a client sent: one label for all
         model = ex.model if ex.model in self.config.models else "*"

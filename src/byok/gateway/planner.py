@@ -177,10 +177,10 @@ class Attempt:
     local: bool = False  # it failed for a reason of byok's own
     read: Read | None = None
     probe: bool = False  # the key was half-open: this attempt is its one probe
+    pool: Pool = field(init=False)
 
-    @property
-    def pool(self) -> Pool:
-        return self.route.pool
+    def __post_init__(self) -> None:
+        self.pool = self.route.pool  # read on every report: an attribute, not a property
 
     @property
     def first_byte(self) -> float | None:
