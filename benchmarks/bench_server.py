@@ -35,7 +35,7 @@ wrk.headers["content-type"] = "application/json"
 def serve_byok(port: int) -> None:
     import trio
 
-    from byok.server import Request, Response, serve_http
+    from byok.http.server import Request, Response, serve_http
 
     async def app(request: Request) -> Response:
         return Response(200, [("content-type", "application/json")], REPLY)

@@ -1,5 +1,5 @@
 """The upstream HTTP client on the proxy's hot path: httpx, httpx2, httpcore and
-byok's own (byok.upstream), on trio, over plain TCP and over TLS.
+byok's own (byok.http.upstream), on trio, over plain TCP and over TLS.
 
     python benchmarks/bench_upstream_client.py [--requests 3000] [--concurrency 16]
 
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import trio
 
-from byok.upstream import Upstream
+from byok.http.upstream import Upstream
 
 BODY = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello."}]}'
 HEADERS = [("authorization", "Bearer sk-bench"), ("content-type", "application/json")]
@@ -98,7 +98,7 @@ async def _clients(tls: ssl.SSLContext, concurrency: int) -> dict[str, tuple[Sen
         assert response.status == 200, response.status
         await response.read()
 
-    clients["byok.upstream"] = (send_byok, upstream)
+    clients["byok.http.upstream"] = (send_byok, upstream)
     return clients
 
 

@@ -39,10 +39,10 @@ import trio
 import trio.testing
 
 from byok.config import from_dict
+from byok.http.server import bound_port, serve_http
+from byok.http.upstream import Upstream, UpstreamError
 from byok.proxy import Proxy
-from byok.server import bound_port, serve_http
 from byok.simulator import SimulatedUpstream
-from byok.upstream import Upstream, UpstreamError
 
 KEYS = {"sk-scenario-alpha-000": "alpha", "sk-scenario-bravo-000": "bravo"}
 KEYS3 = {**KEYS, "sk-scenario-charlie-0": "charlie"}

@@ -33,8 +33,8 @@ from urllib.parse import parse_qs, unquote
 import msgspec
 import trio
 
+from .http.server import Request, Response
 from .metrics import CONTENT_TYPE
-from .server import Request, Response
 
 if TYPE_CHECKING:
     from .proxy import Proxy

@@ -14,8 +14,8 @@ import trio
 
 from . import __version__, demo, logs, tour
 from .config import Config, ConfigError, from_environment, load
+from .http.server import Limits, Shutdown, bound_port, serve_http
 from .proxy import Proxy, ReloadError
-from .server import Limits, Shutdown, bound_port, serve_http
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,8 +18,8 @@ import httpx2 as httpx
 import trio
 
 from .config import from_dict
+from .http.server import bound_port, serve_http
 from .proxy import Proxy
-from .server import bound_port, serve_http
 from .simulator import SimulatedUpstream
 from .status import format_table
 

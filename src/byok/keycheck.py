@@ -26,9 +26,9 @@ import trio
 
 from . import __version__
 from .config import Config, Key, Provider, from_environment, load
+from .http.upstream import Upstream, UpstreamError
 from .routing import upstream_url
 from .status import columns
-from .upstream import Upstream, UpstreamError
 
 VERDICTS = ("valid", "invalid", "rate-limited", "unreachable", "error")
 DEFAULT_TIMEOUT = 10.0

@@ -49,11 +49,11 @@ from .gateway.planner import (
     Wait,
 )
 from .gateway.revalidation import Revalidator
+from .http.server import Request, Response
+from .http.upstream import Upstream, UpstreamError, UpstreamResponse
 from .ledger import Ledger
 from .metrics import Metrics
 from .routing import Route, Router, upstream_url
-from .server import Request, Response
-from .upstream import Upstream, UpstreamError, UpstreamResponse
 
 log = logging.getLogger("byok.proxy")
 

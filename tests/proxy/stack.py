@@ -14,8 +14,8 @@ import httpx
 import trio
 
 from byok.config import Config, from_dict
+from byok.http.server import Limits, bound_port, serve_http
 from byok.proxy import Proxy
-from byok.server import Limits, bound_port, serve_http
 from byok.simulator import SimulatedUpstream
 
 

@@ -15,8 +15,8 @@ import pytest
 import trio
 
 from byok.config import fingerprint
+from byok.http.server import bound_port, serve_http
 from byok.keycheck import Progress
-from byok.server import bound_port, serve_http
 from byok.simulator import SimulatedUpstream
 from byok.status import format_table
 

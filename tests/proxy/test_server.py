@@ -9,7 +9,7 @@ import httpx
 import pytest
 import trio
 
-from byok.server import Limits
+from byok.http.server import Limits
 
 from .stack import Stack, open_stack
 

@@ -1,4 +1,4 @@
-"""byok's own upstream client (byok.upstream) against raw servers on loopback
+"""byok's own upstream client (byok.http.upstream) against raw servers on loopback
 that misbehave on purpose: the connection-pool edge cases it owns."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 import trio
 import trustme
 
-from byok import upstream as upstream_module
-from byok.upstream import RECEIVE_SIZE, Upstream, UpstreamError
+from byok.http import upstream as upstream_module
+from byok.http.upstream import RECEIVE_SIZE, Upstream, UpstreamError
 
 Handler = Callable[[trio.abc.Stream, int], Awaitable[None]]
 OK = b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 12\r\n\r\n{"ok": true}'

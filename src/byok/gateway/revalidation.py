@@ -24,9 +24,9 @@ from collections.abc import Callable
 import trio
 
 from ..config import Config
+from ..http.upstream import Upstream
 from ..keycheck import check_key
 from ..routing import Router
-from ..upstream import Upstream
 
 log = logging.getLogger("byok.proxy")
 

@@ -43,7 +43,7 @@ from typing import Union
 import httptools
 import trio
 
-log = logging.getLogger("byok.server")
+log = logging.getLogger("byok.http.server")
 
 Body = Union[bytes, AsyncIterator[bytes]]
 RECEIVE_SIZE = 65536
