@@ -37,8 +37,8 @@ from .http.server import Request, Response
 from .metrics import CONTENT_TYPE
 
 if TYPE_CHECKING:
+    from .gateway.routing import Pool
     from .proxy import Proxy
-    from .routing import Pool
 
 log = logging.getLogger("byok.proxy")
 

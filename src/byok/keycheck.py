@@ -26,8 +26,8 @@ import trio
 
 from . import __version__
 from .config import Config, Key, Provider, from_environment, load
+from .gateway.routing import upstream_url
 from .http.upstream import Upstream, UpstreamError
-from .routing import upstream_url
 from .status import columns
 
 VERDICTS = ("valid", "invalid", "rate-limited", "unreachable", "error")

@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 A request is checked (endpoint, client key, JSON body with a model) and
-routed (routing.py: the model's targets, then its fallbacks).  From then on
+routed (gateway/routing.py: the model's targets, then its fallbacks).  From then on
 the attempt planner (gateway/planner.py) makes every decision: which key
 next, wait for a cooldown or answer now, hedge, give up, with which status;
 it reports each outcome to the engine.  This module does the I/O it asks
@@ -32,9 +32,10 @@ from typing import Any
 import msgspec
 import trio
 
-from . import dialects, logs, usage
+from . import logs
 from .admin import Admin, credential, matches
 from .config import Config, Redactor, RetryPolicy
+from .gateway import dialects, usage
 from .gateway.body import BodyError, RoutingFields, parse, with_model
 from .gateway.outcomes import Kind, Outcome
 from .gateway.planner import (
@@ -49,11 +50,11 @@ from .gateway.planner import (
     Wait,
 )
 from .gateway.revalidation import Revalidator
+from .gateway.routing import Route, Router, upstream_url
 from .http.server import Request, Response
 from .http.upstream import Upstream, UpstreamError, UpstreamResponse
 from .ledger import Ledger
 from .metrics import Metrics
-from .routing import Route, Router, upstream_url
 
 log = logging.getLogger("byok.proxy")
 

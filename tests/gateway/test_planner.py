@@ -25,7 +25,7 @@ from byok.gateway.planner import (
     Wait,
     _summary,
 )
-from byok.routing import Router
+from byok.gateway.routing import Router
 
 T = 1000.0
 PATH = "/v1/chat/completions"

@@ -9,7 +9,7 @@ import zlib
 
 import pytest
 
-from byok.usage import StreamUsage, of_body
+from byok.gateway.usage import StreamUsage, of_body
 
 
 def sse(data: dict, event: str | None = None, newline: bytes = b"\n") -> bytes:

@@ -1,2 +1,4 @@
-"""The gateway's decisions: what an upstream answer means for its key
-(outcomes), and the attempt planner that decides each request's course."""
+"""The gateway's decisions: which pools of keys serve a model (routing), what
+an upstream answer means for its key (outcomes), every decision of a
+request's life (the attempt planner), the two API dialects, the request body
+and the tokens used, and the re-validation of blocked keys."""

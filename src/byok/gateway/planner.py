@@ -90,8 +90,8 @@ from typing import NoReturn
 import msgspec
 
 from ..config import Redactor, RetryPolicy
-from ..routing import Pool, Route, Router
 from .outcomes import Kind, Outcome, classify, failure
+from .routing import Pool, Route, Router
 
 ERROR_BODY_LIMIT = 64 * 1024  # an error body larger than this is the key's failure
 MAX_RETRY_AFTER = 60  # a Retry-After above this tells the SDKs not to retry on their own

@@ -26,7 +26,7 @@ import trio
 from ..config import Config
 from ..http.upstream import Upstream
 from ..keycheck import check_key
-from ..routing import Router
+from .routing import Router
 
 log = logging.getLogger("byok.proxy")
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from byok_core import Selector
 
-from .config import Config, Key, Model, Provider, RetryPolicy
+from ..config import Config, Key, Model, Provider, RetryPolicy
 from .dialects import ENDPOINTS
 
 OPENAI_PATHS = frozenset(p for p, dialect in ENDPOINTS.items() if dialect == "openai")
