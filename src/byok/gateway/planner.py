@@ -171,7 +171,6 @@ class Attempt:
     written: float | None = None
     headed: float | None = None
     ends_by: float = math.inf  # attempt_timeout, from the write
-    status: int | None = None
     outcome: Outcome | None = None  # how it ended (None: abandoned)
     blamed: bool = False  # its outcome was reported against the key
     local: bool = False  # it failed for a reason of byok's own
@@ -375,7 +374,6 @@ class Plan:
             self._refuse(attempt, Event.HEAD)
         attempt.phase = _R
         attempt.headed = now
-        attempt.status = status
         outcome = classify(status, headers, wall)
         attempt.outcome = outcome
         if outcome.kind is _SUCCESS:
