@@ -38,11 +38,11 @@ import msgspec
 import trio
 import trio.testing
 
+from byok.cli.simulator import SimulatedUpstream
 from byok.config import from_dict
+from byok.gateway.proxy import Proxy
 from byok.http.server import bound_port, serve_http
 from byok.http.upstream import Upstream, UpstreamError
-from byok.proxy import Proxy
-from byok.simulator import SimulatedUpstream
 
 KEYS = {"sk-scenario-alpha-000": "alpha", "sk-scenario-bravo-000": "bravo"}
 KEYS3 = {**KEYS, "sk-scenario-charlie-0": "charlie"}

@@ -11,7 +11,7 @@ import trio
 
 from byok.http.server import Limits
 
-from .stack import Stack, open_stack
+from ..stack import Stack, open_stack
 
 
 def tables(upstream: str) -> dict:

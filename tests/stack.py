@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import trio
 
+from byok.cli.simulator import SimulatedUpstream
 from byok.config import Config, from_dict
+from byok.gateway.proxy import Proxy
 from byok.http.server import Limits, bound_port, serve_http
-from byok.proxy import Proxy
-from byok.simulator import SimulatedUpstream
 
 
 class MonotonicClock(trio.abc.Clock):

@@ -33,12 +33,12 @@ from urllib.parse import parse_qs, unquote
 import msgspec
 import trio
 
-from .http.server import Request, Response
-from .metrics import CONTENT_TYPE
+from ..http.server import Request, Response
+from ..telemetry.metrics import CONTENT_TYPE
 
 if TYPE_CHECKING:
-    from .gateway.routing import Pool
-    from .proxy import Proxy
+    from ..gateway.proxy import Proxy
+    from ..gateway.routing import Pool
 
 log = logging.getLogger("byok.proxy")
 
@@ -349,7 +349,7 @@ class Admin:
         )
 
     async def _reload(self) -> Response:
-        from .proxy import ReloadError  # the proxy imports this module
+        from ..gateway.proxy import ReloadError  # the proxy imports this module
 
         try:
             summary = await self.proxy.reload()
@@ -363,7 +363,9 @@ class Admin:
     def _file(self, name: str) -> Response:
         body = self._files.get(name)
         if body is None:
-            body = self._files[name] = (resources.files("byok") / "dashboard" / name).read_bytes()
+            body = self._files[name] = (
+                resources.files("byok.ops") / "dashboard" / name
+            ).read_bytes()
         kind = _STATIC_TYPES[name[name.rindex(".") :]]
         return Response(200, [("content-type", kind), *_PAGE_HEADERS], body)
 

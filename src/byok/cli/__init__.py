@@ -12,10 +12,12 @@ from typing import Any
 
 import trio
 
-from . import __version__, demo, logs, tour
-from .config import Config, ConfigError, from_environment, load
-from .http.server import Limits, Shutdown, bound_port, serve_http
-from .proxy import Proxy, ReloadError
+from .. import __version__
+from ..config import Config, ConfigError, from_environment, load
+from ..gateway.proxy import Proxy, ReloadError
+from ..http.server import Limits, Shutdown, bound_port, serve_http
+from ..telemetry import logs
+from . import demo, tour
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "demo":
             return demo.run(port=args.port, duration=args.duration, traffic=not args.no_traffic)
         if command == "keys":
-            from . import keycheck
+            from . import keys as keycheck
 
             config = getattr(args, "config", None)  # `keys check --config` or `byok --config`
             return keycheck.run(config, timeout=args.timeout, concurrency=args.concurrency)

@@ -25,7 +25,7 @@ from typing import Any
 import msgspec
 import trio
 
-from .http.server import AbortConnection, Request, Response
+from ..http.server import AbortConnection, Request, Response
 
 JSON = [("content-type", "application/json")]
 SSE = [("content-type", "text/event-stream"), ("cache-control", "no-cache")]

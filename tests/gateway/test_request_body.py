@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from .stack import LiveStack, open_stack
+from ..stack import LiveStack, open_stack
 
 SECRET = "sk-body-SECRET-0123456789"
 

@@ -17,9 +17,9 @@ from typing import Any, TextIO
 import httpx2 as httpx
 import trio
 
-from .config import from_dict
-from .http.server import bound_port, serve_http
-from .proxy import Proxy
+from ..config import from_dict
+from ..gateway.proxy import Proxy
+from ..http.server import bound_port, serve_http
 from .simulator import SimulatedUpstream
 from .status import format_table
 

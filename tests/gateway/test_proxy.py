@@ -9,7 +9,7 @@ import openai
 import pytest
 import trio
 
-from .stack import Stack, open_stack
+from ..stack import Stack, open_stack
 
 KEYS = {"sk-sim-alpha": "alpha", "sk-sim-bravo": "bravo", "sk-sim-charlie": "charlie"}
 ANTHROPIC_KEYS = {"sk-ant-sim-one": "one", "sk-ant-sim-two": "two"}

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import trio
 
-from .stack import LiveStack, open_stack
+from ..stack import LiveStack, open_stack
 
 SECRETS = {"sk-res-alpha-000": "alpha", "sk-res-bravo-000": "bravo"}
 ALPHA, BRAVO = SECRETS

@@ -14,7 +14,7 @@ import trio
 
 from byok.config import from_dict
 
-from .stack import LiveStack, Stack, open_stack
+from ..stack import LiveStack, Stack, open_stack
 
 ADMIN_KEY = "adm-test-ADMINKEY-0001"
 CLIENT_KEY = "cli-test-CLIENTKEY-0001"

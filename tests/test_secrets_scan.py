@@ -11,7 +11,7 @@ import logging
 
 import httpx
 
-from byok import logs
+from byok.telemetry import logs
 
 from .stack import Stack
 

@@ -24,10 +24,10 @@ from typing import TextIO
 
 import trio
 
-from . import __version__
-from .config import Config, Key, Provider, from_environment, load
-from .gateway.routing import upstream_url
-from .http.upstream import Upstream, UpstreamError
+from .. import __version__
+from ..config import Config, Key, Provider, from_environment, load
+from ..gateway.routing import upstream_url
+from ..http.upstream import Upstream, UpstreamError
 from .status import columns
 
 VERDICTS = ("valid", "invalid", "rate-limited", "unreachable", "error")

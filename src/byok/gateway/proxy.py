@@ -32,13 +32,17 @@ from typing import Any
 import msgspec
 import trio
 
-from . import logs
-from .admin import Admin, credential, matches
-from .config import Config, Redactor, RetryPolicy
-from .gateway import dialects, usage
-from .gateway.body import BodyError, RoutingFields, parse, with_model
-from .gateway.outcomes import Kind, Outcome
-from .gateway.planner import (
+from ..config import Config, Redactor, RetryPolicy
+from ..http.server import Request, Response
+from ..http.upstream import Upstream, UpstreamError, UpstreamResponse
+from ..ops.admin import Admin, credential, matches
+from ..telemetry import logs
+from ..telemetry.ledger import Ledger
+from ..telemetry.metrics import Metrics
+from . import dialects, usage
+from .body import BodyError, RoutingFields, parse, with_model
+from .outcomes import Kind, Outcome
+from .planner import (
     ERROR_BODY_LIMIT,
     Attempt,
     GiveUp,
@@ -49,12 +53,8 @@ from .gateway.planner import (
     Verdict,
     Wait,
 )
-from .gateway.revalidation import Revalidator
-from .gateway.routing import Route, Router, upstream_url
-from .http.server import Request, Response
-from .http.upstream import Upstream, UpstreamError, UpstreamResponse
-from .ledger import Ledger
-from .metrics import Metrics
+from .revalidation import Revalidator
+from .routing import Route, Router, upstream_url
 
 log = logging.getLogger("byok.proxy")
 

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from .stack import Stack
+from ..stack import Stack
 from .test_cli import byok, free_port, serving, stop
 
 ADMIN_KEY = "adm-cli-ADMINKEY-7777"

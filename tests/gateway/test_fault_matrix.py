@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import trio
 
-from .stack import LiveStack, open_stack
+from ..stack import LiveStack, open_stack
 
 FAULTY, HEALTHY = "sk-fault-0123456789", "sk-good-0123456789"
 SECRETS = {FAULTY: "faulty", HEALTHY: "healthy"}

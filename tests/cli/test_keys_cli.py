@@ -14,11 +14,11 @@ import httpx
 import pytest
 import trio
 
+from byok.cli.keys import Progress
+from byok.cli.simulator import SimulatedUpstream
+from byok.cli.status import format_table
 from byok.config import fingerprint
 from byok.http.server import bound_port, serve_http
-from byok.keycheck import Progress
-from byok.simulator import SimulatedUpstream
-from byok.status import format_table
 
 from .test_cli import byok, free_port
 
