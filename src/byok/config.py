@@ -20,17 +20,14 @@ from typing import Any
 
 from byok_core import STRATEGIES
 
+from .providers import ANTHROPIC_VERSION, KINDS, ProviderKind
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-KINDS = ("openai", "anthropic", "openai_compatible")
-DEFAULT_BASE_URLS = {
-    "openai": "https://api.openai.com/v1",
-    "anthropic": "https://api.anthropic.com",
-}
-DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
+DEFAULT_ANTHROPIC_VERSION = ANTHROPIC_VERSION
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -141,8 +138,13 @@ class Provider:
     anthropic_version: str = DEFAULT_ANTHROPIC_VERSION
 
     @property
+    def spec(self) -> ProviderKind:
+        """What byok knows about this kind of provider (byok.providers)."""
+        return KINDS[self.kind]
+
+    @property
     def dialect(self) -> str:
-        return "anthropic" if self.kind == "anthropic" else "openai"
+        return self.spec.dialect
 
 
 @dataclass(frozen=True)
@@ -260,7 +262,7 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Config:
             continue
         tables[name] = {
             "kind": name,
-            "base_url": env.get(f"{prefix}_BASE_URL") or DEFAULT_BASE_URLS[name],
+            "base_url": env.get(f"{prefix}_BASE_URL") or KINDS[name].default_base_url,
             "keys": list(dict.fromkeys(values)),  # the same key twice is one key
             "passthrough": True,
         }
@@ -488,7 +490,7 @@ class _Reader:
         kind = self.get(body, table, "kind", str, name if name in KINDS else None)
         if kind not in KINDS:
             raise self.fail(table, "kind", f"expected one of {', '.join(KINDS)}, got {kind!r}")
-        base_url = self.get(body, table, "base_url", str, DEFAULT_BASE_URLS.get(kind))
+        base_url = self.get(body, table, "base_url", str, KINDS[kind].default_base_url)
         if base_url is None:
             raise self.fail(
                 table, "base_url", "required for openai_compatible providers (with /v1)"

@@ -1,14 +1,9 @@
 """`byok keys check`: does each configured key still work?
 
 Every key of every provider is probed at once (at most ``concurrency`` at a
-time, each within ``timeout``) with the cheapest authenticated call there is,
-the models listing: ``GET {base_url}/models`` with a bearer token for OpenAI
-and OpenAI-compatible providers, ``GET {base_url}/v1/models`` with
-``x-api-key`` and ``anthropic-version`` for Anthropic.  No tokens are spent.
-
-Verdicts: ``valid`` (2xx), ``invalid`` (401, 403), ``rate-limited`` (429: the
-key is valid, just at its limit now), ``unreachable`` (no HTTP answer:
-connection refused, TLS failure, timeout) and ``error`` (any other status).
+time, each within ``timeout``) with the key probe of gateway/probe.py, the
+models listing: no tokens are spent.  Verdicts: valid, invalid,
+rate-limited, unreachable, error (the probe's docstring says which is which).
 The table names keys by label and fingerprint; a secret is never formatted,
 and any text that comes from elsewhere is scrubbed of every configured secret
 before it prints.  The exit status is 1 when a key is invalid, else 0.
@@ -19,82 +14,17 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import TextIO
 
 import trio
 
-from .. import __version__
 from ..config import Config, Key, Provider, from_environment, load
-from ..gateway.routing import upstream_url
-from ..http.upstream import Upstream, UpstreamError
+from ..gateway.probe import VERDICTS, Check, check_key
+from ..http.upstream import Upstream
 from .status import columns
 
-VERDICTS = ("valid", "invalid", "rate-limited", "unreachable", "error")
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_CONCURRENCY = 16
-LISTING_LIMIT = 4 * 1024 * 1024  # bytes of a models listing read
-
-
-@dataclass(frozen=True)
-class Check:
-    """One key's verdict: names and numbers only, never the secret."""
-
-    provider: str
-    label: str
-    fingerprint: str
-    verdict: str
-    status: int | None = None  # None: no HTTP answer
-    latency_ms: float | None = None  # to the response head
-    detail: str = ""  # why a key is unreachable (host and cause, no secret)
-
-
-def verdict(status: int) -> str:
-    if 200 <= status < 300:
-        return "valid"
-    if status in (401, 403):
-        return "invalid"
-    if status == 429:
-        return "rate-limited"
-    return "error"
-
-
-def probe_request(provider: Provider, key: Key) -> tuple[str, list[tuple[str, str]]]:
-    """The URL and headers of the models listing for this key."""
-    headers = [("accept", "application/json"), ("user-agent", f"byok/{__version__} keys-check")]
-    if provider.kind == "anthropic":
-        headers += [("x-api-key", key.secret), ("anthropic-version", provider.anthropic_version)]
-    else:
-        headers.append(("authorization", f"Bearer {key.secret}"))
-    return upstream_url(provider, "/v1/models"), headers
-
-
-async def check_key(upstream: Upstream, provider: Provider, key: Key, timeout: float) -> Check:
-    """Probe one key with the models listing, within `timeout` seconds."""
-    url, headers = probe_request(provider, key)
-    status: int | None = None
-    latency: float | None = None
-    started = trio.current_time()
-    with trio.move_on_after(timeout):
-        try:
-            response = await upstream.send(provider.base_url, "GET", url, headers, b"")
-        except UpstreamError as error:  # its message names the host, never a header
-            return Check(
-                provider.name, key.label, key.fingerprint, "unreachable", detail=str(error)
-            )
-        status, latency = response.status, (trio.current_time() - started) * 1000
-        try:
-            # to the end, so the connection can serve the next probe (bounded:
-            # a listing is small, and nothing unbounded is held in memory)
-            await response.read(limit=LISTING_LIMIT)
-        except UpstreamError:
-            pass  # the status is in; the body does not matter
-        finally:
-            await response.aclose()
-    if status is None:
-        detail = f"no answer within {timeout:g}s"
-        return Check(provider.name, key.label, key.fingerprint, "unreachable", detail=detail)
-    return Check(provider.name, key.label, key.fingerprint, verdict(status), status, latency)
 
 
 async def check_all(

@@ -11,14 +11,12 @@ from typing import Any
 
 import msgspec
 
+from ..providers import ANTHROPIC_ENDPOINTS, OPENAI_ENDPOINTS
+
 # path -> dialect of the client side
 ENDPOINTS = {
-    "/v1/chat/completions": "openai",
-    "/v1/completions": "openai",
-    "/v1/embeddings": "openai",
-    "/v1/responses": "openai",
-    "/v1/messages": "anthropic",
-    "/v1/messages/count_tokens": "anthropic",
+    **{path: "openai" for path in OPENAI_ENDPOINTS},
+    **{path: "anthropic" for path in ANTHROPIC_ENDPOINTS},
 }
 
 _OPENAI_TYPES = {

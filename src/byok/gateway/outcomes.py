@@ -29,6 +29,8 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from enum import Enum
 
+from ..providers import KINDS
+
 
 class Kind(str, Enum):
     SUCCESS = "success"
@@ -67,6 +69,7 @@ def classify(status: int, headers: Iterable[tuple[str, str]], wall: float) -> Ou
 
 
 _SUCCESSES = {status: Outcome(Kind.SUCCESS, status=status) for status in range(200, 300)}
+_RESET_FAMILIES = tuple(dict.fromkeys(kind.rate_limits for kind in KINDS.values()))
 
 
 def failure(detail: str, *, timed_out: bool = False) -> Outcome:
@@ -76,7 +79,7 @@ def failure(detail: str, *, timed_out: bool = False) -> Outcome:
 
 def rate_limit_delay(headers: Mapping[str, str], wall: float) -> float | None:
     """Seconds until the upstream says to come back; None if it does not say."""
-    for parse in (_retry_after_ms, _retry_after, _openai_reset, _anthropic_reset):
+    for parse in (_retry_after_ms, _retry_after, _provider_reset):
         delay = parse(headers, wall)
         if delay is not None:
             return min(max(delay, 0.0), MAX_DELAY)
@@ -108,34 +111,20 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 
-def _openai_reset(headers: Mapping[str, str], wall: float) -> float | None:
-    return _exhausted_first(
-        headers,
-        [
-            ("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
-            ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
-        ],
-        _duration,
-        wall,
-    )
-
-
-def _anthropic_reset(headers: Mapping[str, str], wall: float) -> float | None:
-    limits = ("requests", "tokens", "input-tokens", "output-tokens")
-    return _exhausted_first(
-        headers,
-        [
-            (f"anthropic-ratelimit-{name}-remaining", f"anthropic-ratelimit-{name}-reset")
-            for name in limits
-        ],
-        _timestamp,
-        wall,
-    )
+def _provider_reset(headers: Mapping[str, str], wall: float) -> float | None:
+    # every kind's reset headers, whoever answered: an OpenAI-compatible
+    # server may send either family
+    for family in _RESET_FAMILIES:
+        read = _duration if family.reset_format == "duration" else _timestamp
+        delay = _exhausted_first(headers, family.limits, read, wall)
+        if delay is not None:
+            return delay
+    return None
 
 
 def _exhausted_first(
     headers: Mapping[str, str],
-    pairs: list[tuple[str, str]],
+    pairs: Iterable[tuple[str, str]],
     parse: Callable[[str | None, float], float | None],
     wall: float,
 ) -> float | None:

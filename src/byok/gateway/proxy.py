@@ -664,12 +664,9 @@ class Proxy:
         headers = [(k, v) for k, v in request.headers if k not in DROP_REQUEST_HEADERS]
         headers.append(("accept-encoding", request.header("accept-encoding") or "identity"))
         provider = route.pool.provider
-        if provider.kind == "anthropic" and path.startswith("/v1/messages"):
-            headers.append(("x-api-key", secret))
-            if not request.header("anthropic-version"):
-                headers.append(("anthropic-version", provider.anthropic_version))
-        else:
-            headers.append(("authorization", f"Bearer {secret}"))
+        spec = provider.spec
+        chosen = request.header(spec.version_header) if spec.version_header else ""
+        headers += spec.credentials(secret, path, provider.anthropic_version, chosen)
         return headers
 
     def _log(self, ex: _Exchange, plan: Plan, response: Response) -> None:

@@ -23,9 +23,9 @@ from collections.abc import Callable
 
 import trio
 
-from ..cli.keys import check_key
 from ..config import Config
 from ..http.upstream import Upstream
+from .probe import check_key
 from .routing import Router
 
 log = logging.getLogger("byok.proxy")

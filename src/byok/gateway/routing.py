@@ -25,13 +25,6 @@ from dataclasses import dataclass
 from byok_core import Selector
 
 from ..config import Config, Key, Model, Provider, RetryPolicy
-from .dialects import ENDPOINTS
-
-OPENAI_PATHS = frozenset(p for p, dialect in ENDPOINTS.items() if dialect == "openai")
-ANTHROPIC_PATHS = frozenset(p for p, dialect in ENDPOINTS.items() if dialect == "anthropic")
-# Anthropic also answers OpenAI's chat completions (its OpenAI compatibility
-# layer), so an OpenAI client may fall back to a Claude model.
-ANTHROPIC_OPENAI_PATHS = frozenset({"/v1/chat/completions"})
 
 
 @dataclass
@@ -53,16 +46,11 @@ class Route:
 
 
 def serves(provider: Provider, path: str) -> bool:
-    if provider.kind == "anthropic":
-        return path in ANTHROPIC_PATHS or path in ANTHROPIC_OPENAI_PATHS
-    return path in OPENAI_PATHS
+    return path in provider.spec.serves
 
 
 def upstream_url(provider: Provider, path: str) -> str:
-    # OpenAI-style base URLs end in /v1 (as the SDKs take them); Anthropic's do not.
-    if provider.kind == "anthropic":
-        return provider.base_url + path
-    return provider.base_url + path.removeprefix("/v1")
+    return provider.spec.url(provider.base_url, path)
 
 
 class Router:

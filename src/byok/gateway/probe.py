@@ -1,0 +1,90 @@
+"""The key probe: one authenticated request that spends no tokens.
+
+The models listing (``GET {base_url}/models`` for OpenAI-style base URLs,
+``GET {base_url}/v1/models`` for Anthropic's), with the key's credentials as
+its provider kind takes them (byok.providers).  ``byok keys check`` probes
+every key with it; the revalidator asks a blocked key again with it.
+
+Verdicts follow the proxy's own classification of an answer
+(gateway/outcomes.py): ``valid`` (2xx), ``invalid`` (401, 403: blocked),
+``rate-limited`` (429: the key is valid, just at its limit now),
+``unreachable`` (no HTTP answer: connection refused, TLS failure, timeout)
+and ``error`` (any other status).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import trio
+
+from .. import __version__
+from ..config import Key, Provider
+from ..http.upstream import Upstream, UpstreamError
+from ..providers import MODELS_PATH
+from .outcomes import Kind, classify
+
+VERDICTS = ("valid", "invalid", "rate-limited", "unreachable", "error")
+LISTING_LIMIT = 4 * 1024 * 1024  # bytes of a models listing read
+
+
+@dataclass(frozen=True)
+class Check:
+    """One key's verdict: names and numbers only, never the secret."""
+
+    provider: str
+    label: str
+    fingerprint: str
+    verdict: str
+    status: int | None = None  # None: no HTTP answer
+    latency_ms: float | None = None  # to the response head
+    detail: str = ""  # why a key is unreachable (host and cause, no secret)
+
+
+_VERDICTS = {
+    Kind.SUCCESS: "valid",
+    Kind.BLOCKED: "invalid",
+    Kind.RATE_LIMITED: "rate-limited",  # valid, at its limit for now
+}
+
+
+def verdict(status: int) -> str:
+    """What a status of the models listing says about the key, as the proxy
+    would judge an answer (outcomes.classify); anything else is "error"."""
+    return _VERDICTS.get(classify(status, (), 0.0).kind, "error")
+
+
+def probe_request(provider: Provider, key: Key) -> tuple[str, list[tuple[str, str]]]:
+    """The URL and headers of the models listing for this key."""
+    headers = [("accept", "application/json"), ("user-agent", f"byok/{__version__} keys-check")]
+    spec = provider.spec
+    headers += spec.credentials(key.secret, MODELS_PATH, provider.anthropic_version)
+    return spec.url(provider.base_url, MODELS_PATH), headers
+
+
+async def check_key(upstream: Upstream, provider: Provider, key: Key, timeout: float) -> Check:
+    """Probe one key with the models listing, within `timeout` seconds."""
+    url, headers = probe_request(provider, key)
+    status: int | None = None
+    latency: float | None = None
+    started = trio.current_time()
+    with trio.move_on_after(timeout):
+        try:
+            response = await upstream.send(provider.base_url, "GET", url, headers, b"")
+        except UpstreamError as error:  # its message names the host, never a header
+            return Check(
+                provider.name, key.label, key.fingerprint, "unreachable", detail=str(error)
+            )
+        status, latency = response.status, (trio.current_time() - started) * 1000
+        try:
+            # to the end, so the connection can serve the next probe (bounded:
+            # a listing is small, and nothing unbounded is held in memory)
+            await response.read(limit=LISTING_LIMIT)
+        except UpstreamError:
+            pass  # the status is in; the body does not matter
+        finally:
+            await response.aclose()
+    if status is None:
+        detail = f"no answer within {timeout:g}s"
+        return Check(provider.name, key.label, key.fingerprint, "unreachable", detail=detail)
+    return Check(provider.name, key.label, key.fingerprint, verdict(status), status, latency)

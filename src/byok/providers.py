@@ -1,0 +1,138 @@
+"""The kinds of provider byok speaks to, and everything byok knows about each.
+
+One row per kind.  Every module that needs to know something about a
+provider asks this table: the config for a kind's name and default base URL,
+routing for the endpoints a target serves and their URLs, the proxy and the
+key probe for the headers that carry a key, outcome classification for the
+rate-limit headers, the dialects for the error shape.  A new kind of
+provider (Azure OpenAI, Vertex, ...) is a new row here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+# The client-facing endpoints of each API dialect.
+OPENAI_ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses")
+ANTHROPIC_ENDPOINTS = ("/v1/messages", "/v1/messages/count_tokens")
+# The models listing: the cheapest authenticated call, no tokens spent.
+MODELS_PATH = "/v1/models"
+
+Dialect = Literal["openai", "anthropic"]
+ANTHROPIC_VERSION = "2023-06-01"  # the API version byok sends when the client names none
+
+
+@dataclass(frozen=True)
+class RateLimitHeaders:
+    """Where a kind tells how much of each limit is left, and when it resets."""
+
+    limits: tuple[tuple[str, str], ...]  # (remaining, reset) header names, one pair per limit
+    reset_format: Literal["duration", "timestamp"]  # "6m0s" durations, or RFC 3339 times
+
+
+@dataclass(frozen=True)
+class ProviderKind:
+    name: str
+    dialect: Dialect  # the API of its own endpoints, and the shape of its errors
+    native: frozenset[str]  # endpoints it serves in its own dialect
+    compatible: frozenset[str]  # endpoints of the other dialect it also serves
+    default_base_url: str | None  # None: the config must give one
+    # OpenAI-style base URLs end in /v1 (as the OpenAI SDKs take them), so the
+    # endpoint's /v1 is not repeated; Anthropic's base URL is the bare host.
+    base_url_has_version: bool
+    auth_header: Literal["authorization", "x-api-key"]  # on its native endpoints
+    version_header: str | None  # the API version it wants on each request
+    default_version: str | None
+    rate_limits: RateLimitHeaders
+
+    @property
+    def serves(self) -> frozenset[str]:
+        return self.native | self.compatible
+
+    @property
+    def base_url_rule(self) -> str:
+        """How this kind's base URL is written, for error messages and docs."""
+        if self.base_url_has_version:
+            return "the API root with its version, e.g. https://host/v1"
+        return "the bare host, without /v1, e.g. https://api.anthropic.com"
+
+    def url(self, base_url: str, path: str) -> str:
+        """The upstream URL of a client endpoint `path` (or MODELS_PATH)."""
+        if self.base_url_has_version:
+            return base_url + path.removeprefix("/v1")
+        return base_url + path
+
+    def credentials(
+        self, secret: str, path: str, version: str | None = None, chosen_version: str = ""
+    ) -> list[tuple[str, str]]:
+        """The headers that carry `secret` to `path`: the kind's own auth
+        header on its native endpoints and its models listing, a bearer token
+        on the compatibility endpoints; and the API version header (`version`,
+        else the kind's default) unless the client chose one (`chosen_version`)."""
+        native = path in self.native or path == MODELS_PATH
+        if native and self.auth_header == "x-api-key":
+            headers = [("x-api-key", secret)]
+        else:
+            headers = [("authorization", f"Bearer {secret}")]
+        if native and self.version_header is not None and not chosen_version:
+            headers.append((self.version_header, version or self.default_version or ""))
+        return headers
+
+
+_OPENAI_LIMITS = RateLimitHeaders(
+    (
+        ("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
+        ("x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
+    ),
+    "duration",
+)
+_ANTHROPIC_LIMITS = RateLimitHeaders(
+    tuple(
+        (f"anthropic-ratelimit-{limit}-remaining", f"anthropic-ratelimit-{limit}-reset")
+        for limit in ("requests", "tokens", "input-tokens", "output-tokens")
+    ),
+    "timestamp",
+)
+
+OPENAI = ProviderKind(
+    name="openai",
+    dialect="openai",
+    native=frozenset(OPENAI_ENDPOINTS),
+    compatible=frozenset(),
+    default_base_url="https://api.openai.com/v1",
+    base_url_has_version=True,
+    auth_header="authorization",
+    version_header=None,
+    default_version=None,
+    rate_limits=_OPENAI_LIMITS,
+)
+ANTHROPIC = ProviderKind(
+    name="anthropic",
+    dialect="anthropic",
+    native=frozenset(ANTHROPIC_ENDPOINTS),
+    # Anthropic's OpenAI compatibility layer: an OpenAI client may fall back
+    # to a Claude model (with a bearer token, as OpenAI's API takes it)
+    compatible=frozenset({"/v1/chat/completions"}),
+    default_base_url="https://api.anthropic.com",
+    base_url_has_version=False,
+    auth_header="x-api-key",
+    version_header="anthropic-version",
+    default_version=ANTHROPIC_VERSION,
+    rate_limits=_ANTHROPIC_LIMITS,
+)
+# vLLM, Ollama, LM Studio, OpenRouter, Groq, ...: OpenAI's API on another host
+OPENAI_COMPATIBLE = ProviderKind(
+    name="openai_compatible",
+    dialect="openai",
+    native=frozenset(OPENAI_ENDPOINTS),
+    compatible=frozenset(),
+    default_base_url=None,
+    base_url_has_version=True,
+    auth_header="authorization",
+    version_header=None,
+    default_version=None,
+    rate_limits=_OPENAI_LIMITS,
+)
+
+KINDS: dict[str, ProviderKind] = {k.name: k for k in (OPENAI, ANTHROPIC, OPENAI_COMPATIBLE)}
