@@ -38,9 +38,9 @@ import msgspec
 import trio
 import trio.testing
 
+from byok.app import App
 from byok.cli.simulator import SimulatedUpstream
 from byok.config import from_dict
-from byok.gateway.proxy import Proxy
 from byok.http.server import bound_port, serve_http
 from byok.http.upstream import Upstream, UpstreamError
 
@@ -66,12 +66,14 @@ def tables(upstream: str, keys: dict[str, str], **model: Any) -> dict[str, Any]:
 class Running:
     """The simulator and the proxy on loopback, and a client for them."""
 
-    def __init__(self, simulator: SimulatedUpstream, proxy: Proxy, url: str) -> None:
-        self.simulator, self.proxy, self.url = simulator, proxy, url
+    def __init__(self, simulator: SimulatedUpstream, app: App, url: str) -> None:
+        self.simulator, self.app, self.url = simulator, app, url
         self.client = Upstream()
 
     def view(self, label: str) -> dict[str, Any]:
-        views = self.proxy.router.pool("sim", "up").selector.snapshot(now=trio.current_time())
+        views = self.app.live.runtime.router.pool("sim", "up").selector.snapshot(
+            now=trio.current_time()
+        )
         return next(v for v in views if v["id"] == label)
 
     async def ask(self, stream: bool = False) -> tuple[int, str, bytes]:
@@ -96,15 +98,15 @@ async def running(
     async with trio.open_nursery() as nursery:
         upstream = await nursery.start(serve_http, simulator, "127.0.0.1", 0)
         config = from_dict(tables(f"http://127.0.0.1:{bound_port(upstream)}", keys, **model))
-        proxy = Proxy(config)
-        listeners = await nursery.start(serve_http, proxy, "127.0.0.1", 0)
-        nursery.start_soon(proxy.maintain)
-        stack = Running(simulator, proxy, f"http://127.0.0.1:{bound_port(listeners)}")
+        app = App(config)
+        listeners = await nursery.start(serve_http, app, "127.0.0.1", 0)
+        nursery.start_soon(app.maintain)
+        stack = Running(simulator, app, f"http://127.0.0.1:{bound_port(listeners)}")
         try:
             await scenario(stack)
         finally:
             await stack.client.aclose()
-            await proxy.aclose()
+            await app.aclose()
             nursery.cancel_scope.cancel()
 
 

@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import trio
 
+from byok.app import App
 from byok.cli.simulator import SimulatedUpstream
 from byok.config import Config, from_dict
-from byok.gateway.proxy import Proxy
 from byok.http.server import Limits, bound_port, serve_http
 
 
@@ -46,7 +46,7 @@ class Stack:
         self.simulator = SimulatedUpstream()
         self.url = ""  # the proxy, e.g. http://127.0.0.1:PORT
         self.upstream_url = ""
-        self.proxy: Proxy | None = None
+        self.app: App | None = None
         self._ready = threading.Event()
         self._failed: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -77,24 +77,24 @@ class Stack:
             upstream = await nursery.start(serve_http, self.simulator, "127.0.0.1", 0)
             self.upstream_url = f"http://127.0.0.1:{bound_port(upstream)}"
             config = from_dict(self.build(self.upstream_url), "test")
-            self.proxy = Proxy(config, reloader=self._reload)
-            nursery.start_soon(self.proxy.maintain)
+            self.app = App(config, reloader=self._reload)
+            nursery.start_soon(self.app.maintain)
             try:
-                listeners = await nursery.start(serve_http, self.proxy, "127.0.0.1", 0, self.limits)
+                listeners = await nursery.start(serve_http, self.app, "127.0.0.1", 0, self.limits)
                 self.url = f"http://127.0.0.1:{bound_port(listeners)}"
                 self._ready.set()
                 await trio.sleep_forever()
             finally:
                 with trio.CancelScope(shield=True):
-                    await self.proxy.aclose()
+                    await self.app.aclose()
 
     def _reload(self) -> Config:
         return from_dict(self.build(self.upstream_url), "test")
 
     def selector(self, provider: str, model: str) -> Any:
         """The engine behind one target, to look at or steer in a test."""
-        assert self.proxy is not None
-        return self.proxy.router.pool(provider, model).selector
+        assert self.app is not None
+        return self.app.live.runtime.router.pool(provider, model).selector
 
 
 class LiveStack:
@@ -108,11 +108,11 @@ class LiveStack:
         self.simulator = SimulatedUpstream()
         self.url = ""
         self.upstream_url = ""
-        self.proxy: Proxy
+        self.app: App
         self.client: httpx.AsyncClient
 
     def selector(self, provider: str, model: str) -> Any:
-        return self.proxy.router.pool(provider, model).selector
+        return self.app.live.runtime.router.pool(provider, model).selector
 
     def state(self, provider: str, model: str, label: str) -> str:
         """A key's state now, on the proxy's clock."""
@@ -141,9 +141,9 @@ async def open_stack(
         def reload() -> Config:
             return from_dict(stack.build(stack.upstream_url), "test")
 
-        stack.proxy = Proxy(reload(), reloader=reload)
-        listeners = await nursery.start(serve_http, stack.proxy, "127.0.0.1", 0, limits)
-        nursery.start_soon(stack.proxy.maintain)
+        stack.app = App(reload(), reloader=reload)
+        listeners = await nursery.start(serve_http, stack.app, "127.0.0.1", 0, limits)
+        nursery.start_soon(stack.app.maintain)
         stack.url = f"http://127.0.0.1:{bound_port(listeners)}"
         client_limits = httpx.Limits(max_connections=2000, max_keepalive_connections=2000)
         async with httpx.AsyncClient(
@@ -154,4 +154,4 @@ async def open_stack(
             finally:
                 nursery.cancel_scope.cancel()
                 with trio.CancelScope(shield=True):
-                    await stack.proxy.aclose()
+                    await stack.app.aclose()

@@ -13,6 +13,7 @@ environment selects their pure-Python twins (same surface, same results).
 import os as _os
 
 from ._args import STATES, STRATEGIES, TRANSITIONS
+from ._names import Cause, KeyView, MemberView, State, Strategy, Transition
 
 __version__ = "0.1.0"
 
@@ -24,8 +25,8 @@ if _os.environ.get("BYOK_NO_EXTENSIONS", "") not in ("", "0"):
     COMPILED = False
 else:
     try:
-        from ._health import HealthTable  # type: ignore[no-redef]
-        from ._selector import Selector  # type: ignore[no-redef]
+        from ._health import HealthTable  # type: ignore[assignment]
+        from ._selector import Selector  # type: ignore[assignment]
 
         COMPILED = True
     except ImportError:  # a platform without a wheel and without a compiler
@@ -34,12 +35,38 @@ else:
 
         COMPILED = False
 
+
+def get_include() -> str:
+    """The directory of byok_core's C-level contract, for other Cython code.
+
+    It holds ``_health.pxd``, ``_selector.pxd``, ``__init__.pxd`` and
+    ``_platform.h``: the package directory itself (as numpy and asyncpg do).
+    Pass it to the C compiler, which needs ``_platform.h``::
+
+        Extension("mine", ["mine.pyx"], include_dirs=[byok_core.get_include()])
+
+    and ``cimport byok_core`` (or ``from byok_core._selector cimport Selector``)
+    in ``mine.pyx``.  Cython finds the ``.pxd`` files through ``sys.path``
+    where byok_core is installed; if the Cython that compiles ``mine.pyx``
+    cannot import byok_core, give ``cythonize()`` the parent directory:
+    ``include_path=[os.path.dirname(byok_core.get_include())]``.
+    """
+    return _os.path.dirname(_os.path.abspath(__file__))
+
+
 __all__ = [
     "COMPILED",
     "STATES",
     "STRATEGIES",
     "TRANSITIONS",
+    "Cause",
     "HealthTable",
+    "KeyView",
+    "MemberView",
     "Selector",
+    "State",
+    "Strategy",
+    "Transition",
     "__version__",
+    "get_include",
 ]

@@ -9,27 +9,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Union
+from typing import Union, cast
 
-STRATEGIES = (
-    "round_robin",
-    "weighted_round_robin",
-    "random",
-    "weighted_random",
-    "priority",
-    "least_used",
-    "least_inflight",
-    "latency",
-    "sticky",
-)
+from ._names import Cause, State, Strategy, Transition
 
-STATES = ("ready", "cooldown", "half_open", "blocked", "disabled")
+# The engine's words, in code order: the compiled modules and the twins map
+# their int codes to these members through tuples (see _names.py).
+STRATEGIES: tuple[Strategy, ...] = tuple(Strategy)
+
+STATES: tuple[State, ...] = tuple(State)
 
 # What a report_*() call changed, as it returns it (None: nothing worth telling).
-TRANSITIONS = ("ready", "cooled", "opened", "opened_by_rate", "probe_failed")
+TRANSITIONS: tuple[Transition, ...] = tuple(Transition)
 
 # Why a cooling member cools, as snapshot()["cause"] and outlook() say it.
-CAUSES = ("rate_limited", "failing")
+CAUSES: tuple[Cause, ...] = tuple(Cause)
 
 WINDOW_BUCKETS = 10  # the failure-rate window is this many buckets of window/10
 
@@ -48,7 +42,7 @@ def strategy_code(strategy: object) -> int:
     if strategy not in STRATEGIES:
         valid = ", ".join(STRATEGIES)
         raise ValueError(f"unknown strategy {strategy!r}; choose one of: {valid}")
-    return STRATEGIES.index(strategy)  # type: ignore[arg-type]
+    return STRATEGIES.index(strategy)
 
 
 def member_ids(ids: Iterable[str]) -> tuple[str, ...]:
@@ -85,7 +79,8 @@ def per_member(
         return [_check_int(values.get(i, default), name, repr(i), minimum) for i in ids]
     if isinstance(values, (str, bytes)):
         raise TypeError(f"{name} must be a sequence of ints or a mapping of id to int")
-    values = list(values)
+    # a bool is all that is left besides sequences: list() refuses it (TypeError)
+    values = list(cast(Sequence[int], values))
     if len(values) != len(ids):
         raise ValueError(f"{name} has {len(values)} entries but there are {len(ids)} members")
     return [_check_int(v, name, repr(i), minimum) for v, i in zip(values, ids)]

@@ -66,10 +66,12 @@ one that does not leaves the cause.  Ready, blocked and disabled members have
 none (it is cleared when the member becomes ready and not shown otherwise).
 
 Transitions.  report_success/rate_limited/error return what they changed,
-a str of byok_core.TRANSITIONS or None, taken from a module-level tuple by a
-C code (no allocation).  outlook() says when the table can serve again and
-why not now: (0.0, "available"), (seconds, cause of the soonest member), or
-(None, "out") when every member waits for an operator.
+a byok_core.Transition (a str enum) or None, taken from a module-level tuple
+by a C code (no allocation); state() and snapshot() name states and causes
+the same way, with byok_core.State and byok_core.Cause.  outlook() says when
+the table can serve again and why not now: (0.0, "available"), (seconds,
+Cause of the soonest member), or (None, "out") when every member waits for
+an operator.
 
 Half-open is not stored: it is "cooling and the deadline has passed".  The
 probe is a deadline of its own (``probe_until``), claimed under the member's
@@ -107,10 +109,18 @@ from cpython.tuple cimport PyTuple_GET_ITEM
 
 from byok_core import _args
 
-_STATE_NAMES = ("ready", "cooldown", "blocked", "disabled")
-# by transition code and by cause code: see the enums in _health.pxd
+# byok_core.State members by view code (below), Transition members by
+# transition code and Cause members by cause code (the enums in _health.pxd)
+cdef tuple STATE_NAMES = _args.STATES
 cdef tuple TRANSITION_NAMES = (None,) + _args.TRANSITIONS
 cdef tuple CAUSE_NAMES = (None,) + _args.CAUSES
+
+cdef enum:  # a member's state as the reader sees it: its index in _args.STATES
+    VIEW_READY = 0
+    VIEW_COOLDOWN = 1    # COOLING before `until`
+    VIEW_HALF_OPEN = 2   # COOLING after it
+    VIEW_BLOCKED = 3
+    VIEW_DISABLED = 4
 
 
 @cython.final
@@ -162,16 +172,16 @@ cdef class HealthTable:
 
     def report_success(self, index, latency=None, now=None):
         """Record a successful call, with its latency in seconds if known
-        (clamped into [0, 1e8]; NaN counts as unknown).  Returns "ready" if
-        it closed the circuit (a half-open probe succeeded), else None."""
+        (clamped into [0, 1e8]; NaN counts as unknown).  Returns
+        Transition.READY if it closed the circuit (a half-open probe succeeded), else None."""
         cdef Py_ssize_t i = self.check(index)
         return transition_name(self.succeed(i, report_seconds(latency, "latency"), now_ns(now)))
 
     def report_rate_limited(self, index, retry_after=None, now=None):
         """Record a 429: cool until now + retry_after (clamped into [0, 1e8]
         seconds; NaN counts as not given), or without one, for the backoff
-        as an unexplained failure.  Returns "cooled" if it sent a ready or
-        half-open member cooling, else None."""
+        as an unexplained failure.  Returns Transition.COOLED if it sent a
+        ready or half-open member cooling, else None."""
         cdef Py_ssize_t i = self.check(index)
         cdef double delay = report_seconds(retry_after, "retry_after")
         return transition_name(
@@ -180,8 +190,8 @@ cdef class HealthTable:
 
     def report_error(self, index, now=None):
         """Record a server error, overload, timeout or connection failure.
-        Returns "opened", "opened_by_rate" or "probe_failed" if it sent the
-        member cooling, else None."""
+        Returns Transition.OPENED, OPENED_BY_RATE or PROBE_FAILED if it sent
+        the member cooling, else None."""
         return transition_name(self.fail(self.check(index), now_ns(now)))
 
     cdef int succeed(self, Py_ssize_t i, double latency, int64_t now) noexcept nogil:
@@ -473,7 +483,7 @@ cdef class HealthTable:
     # ---- reading -----------------------------------------------------------
 
     def state(self, index, now=None):
-        """'ready', 'cooldown', 'half_open', 'blocked' or 'disabled'."""
+        """A byok_core.State: ready, cooldown, half_open, blocked or disabled."""
         return state_name(&self.members[self.check(index)], now_ns(now))
 
     def retry_after(self, now=None):
@@ -485,7 +495,7 @@ cdef class HealthTable:
     def outlook(self, now=None):
         """(0.0, "available") if a member can be used now (as retry_after()
         counts it); else (seconds until the soonest member returns, why it
-        cools: "rate_limited" or "failing"); (None, "out") if none ever
+        cools: Cause.RATE_LIMITED or Cause.FAILING); (None, "out") if none ever
         will without an operator (or there are none)."""
         cdef int64_t cause = CAUSE_NONE
         cdef int64_t wait = self.wait_ns(now_ns(now), &cause)
@@ -559,7 +569,7 @@ cdef int reject_now(object now) except -1:
 
 
 cdef inline object transition_name(int code):
-    """A transition code as the str report_*() returns (None for NO_CHANGE)."""
+    """A transition code as the Transition report_*() returns (None for NO_CHANGE)."""
     return <object>PyTuple_GET_ITEM(TRANSITION_NAMES, code)
 
 
@@ -616,25 +626,32 @@ cdef void window_totals(member_t *m, int64_t now, int64_t bucket_ns,
             failures[0] += f
 
 
-cdef str state_name(member_t *m, int64_t now):
+cdef inline int view_state(member_t *m, int64_t now) noexcept nogil:
     cdef int64_t state = byok_load(&m.state)
+    if state == READY:
+        return VIEW_READY
     if state == COOLING:
-        return "cooldown" if clock(&now) < byok_load(&m.until) else "half_open"
-    return _STATE_NAMES[state]
+        return VIEW_COOLDOWN if clock(&now) < byok_load(&m.until) else VIEW_HALF_OPEN
+    return VIEW_BLOCKED if state == BLOCKED else VIEW_DISABLED
+
+
+cdef inline object state_name(member_t *m, int64_t now):
+    """The member's byok_core.State (a module-level member, no allocation)."""
+    return <object>PyTuple_GET_ITEM(STATE_NAMES, view_state(m, now))
 
 
 cdef dict member_view(member_t *m, int64_t now, int64_t bucket_ns):
     cdef int64_t attempts, failures
-    name = state_name(m, now)
+    cdef int view = view_state(m, now)
     samples = byok_load(&m.latency_samples)
     cap = byok_load(&m.max_inflight)
-    cooling = name == "cooldown" or name == "half_open"
+    cooling = view == VIEW_COOLDOWN or view == VIEW_HALF_OPEN
     window_totals(m, now, bucket_ns, &attempts, &failures)
     return {
-        "state": name,
+        "state": <object>PyTuple_GET_ITEM(STATE_NAMES, view),
         "cause": CAUSE_NAMES[byok_load(&m.cause)] if cooling else None,
-        "cooldown_remaining": (byok_load(&m.until) - now) / 1e9 if name == "cooldown" else 0.0,
-        "probing": name == "half_open" and byok_load(&m.probe_until) > now,
+        "cooldown_remaining": (byok_load(&m.until) - now) / 1e9 if view == VIEW_COOLDOWN else 0.0,
+        "probing": view == VIEW_HALF_OPEN and byok_load(&m.probe_until) > now,
         "backoff_level": byok_load(&m.level),
         "consecutive_failures": byok_load(&m.consecutive_failures),
         "picks": byok_load(&m.picks),

@@ -10,16 +10,22 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 from . import _args
+from ._names import Cause, MemberView, State, Transition
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 READY, COOLING, BLOCKED, DISABLED = range(4)
 UNAVAILABLE, AVAILABLE, PROBE = range(3)
 CAUSE_NONE, RATE_LIMITED, FAILING = range(3)
 NO_CHANGE, BECAME_READY, COOLED, OPENED, OPENED_BY_RATE, PROBE_FAILED = range(6)
-_TRANSITION_NAMES = (None, *_args.TRANSITIONS)  # by the codes above
-_CAUSE_NAMES = (None, *_args.CAUSES)
+# the members returned, by the codes above (COOLING: cooldown or half_open)
+_TRANSITION_NAMES: tuple[Optional[Transition], ...] = (None, *_args.TRANSITIONS)
+_CAUSE_NAMES: tuple[Optional[Cause], ...] = (None, *_args.CAUSES)
+_STATE_NAMES = (State.READY, State.COOLDOWN, State.BLOCKED, State.DISABLED)
 BUCKETS = _args.WINDOW_BUCKETS
 _FIELDS = (
     "state",
@@ -44,6 +50,22 @@ _COPIED = tuple(name for name in _FIELDS if name not in ("inflight", "max_inflig
 
 class _Member:
     __slots__ = (*_FIELDS, "epochs", "attempts", "failed")
+
+    # _FIELDS, set to 0 by __init__ (latency_ewma to 0.0)
+    state: int
+    until: int
+    probe_until: int
+    level: int
+    consecutive_failures: int
+    picks: int
+    successes: int
+    failures: int
+    rate_limits: int
+    inflight: int
+    max_inflight: int
+    latency_ewma: float
+    latency_samples: int
+    cause: int
 
     def __init__(self, max_inflight: int) -> None:
         for name in _FIELDS:
@@ -180,7 +202,7 @@ class HealthTable:
 
     def report_success(
         self, index: int, latency: Optional[float] = None, now: Optional[float] = None
-    ) -> Optional[str]:
+    ) -> Optional[Transition]:
         m = self._members[self._check(index)]
         latency = optional_seconds(latency, "latency")
         t = now_ns(now)
@@ -207,7 +229,7 @@ class HealthTable:
 
     def report_rate_limited(
         self, index: int, retry_after: Optional[float] = None, now: Optional[float] = None
-    ) -> Optional[str]:
+    ) -> Optional[Transition]:
         m = self._members[self._check(index)]
         seconds = optional_seconds(retry_after, "retry_after")
         delay = int(seconds * 1e9) if seconds >= 0 else -1
@@ -223,7 +245,7 @@ class HealthTable:
                 result = self._cool(m, t, delay, RATE_LIMITED)
             return _TRANSITION_NAMES[result]
 
-    def report_error(self, index: int, now: Optional[float] = None) -> Optional[str]:
+    def report_error(self, index: int, now: Optional[float] = None) -> Optional[Transition]:
         m = self._members[self._check(index)]
         t = now_ns(now)
         with self._lock:
@@ -313,7 +335,7 @@ class HealthTable:
 
     # ---- hot reload --------------------------------------------------------
 
-    def copy_member(self, source: HealthTable, source_index: int, index: int) -> None:
+    def copy_member(self, source: Self, source_index: int, index: int) -> None:
         """Make member ``index`` of this table a copy of member ``source_index``
         of ``source`` (a HealthTable of the same implementation; it may be this
         one): state, deadlines, cause, backoff level, counters, failure-rate
@@ -376,7 +398,7 @@ class HealthTable:
 
     # ---- reading -----------------------------------------------------------
 
-    def state(self, index: int, now: Optional[float] = None) -> str:
+    def state(self, index: int, now: Optional[float] = None) -> State:
         m = self._members[self._check(index)]
         return _state_name(m, now_ns(now))
 
@@ -390,7 +412,7 @@ class HealthTable:
             return (None, "out")
         if wait == 0:
             return (0.0, "available")
-        return (wait / 1e9, "rate_limited" if cause == RATE_LIMITED else "failing")
+        return (wait / 1e9, Cause.RATE_LIMITED if cause == RATE_LIMITED else Cause.FAILING)
 
     def _wait(self, t: int) -> tuple[int, int]:
         """(0, _) if a member is available, (-1, _) if none will return by
@@ -411,7 +433,7 @@ class HealthTable:
                 best, cause = wait, m.cause
         return best, cause
 
-    def snapshot(self, now: Optional[float] = None) -> list[dict[str, Any]]:
+    def snapshot(self, now: Optional[float] = None) -> list[MemberView]:
         t = now_ns(now)
         return [_member_view(m, t, self._bucket_ns) for m in self._members]
 
@@ -438,20 +460,20 @@ def _make_ready(m: _Member) -> None:
     m.cause = CAUSE_NONE
 
 
-def _state_name(m: _Member, now: int) -> str:
+def _state_name(m: _Member, now: int) -> State:
     if m.state == COOLING:
-        return "cooldown" if now < m.until else "half_open"
-    return ("ready", "", "blocked", "disabled")[m.state]
+        return State.COOLDOWN if now < m.until else State.HALF_OPEN
+    return _STATE_NAMES[m.state]
 
 
-def _member_view(m: _Member, now: int, bucket_ns: int) -> dict[str, Any]:
+def _member_view(m: _Member, now: int, bucket_ns: int) -> MemberView:
     name = _state_name(m, now)
     attempts, failures = m.window(now, bucket_ns)
     return {
         "state": name,
-        "cause": _CAUSE_NAMES[m.cause] if name in ("cooldown", "half_open") else None,
-        "cooldown_remaining": (m.until - now) / 1e9 if name == "cooldown" else 0.0,
-        "probing": name == "half_open" and m.probe_until > now,
+        "cause": _CAUSE_NAMES[m.cause] if name in (State.COOLDOWN, State.HALF_OPEN) else None,
+        "cooldown_remaining": (m.until - now) / 1e9 if name is State.COOLDOWN else 0.0,
+        "probing": name is State.HALF_OPEN and m.probe_until > now,
         "backoff_level": m.level,
         "consecutive_failures": m.consecutive_failures,
         "picks": m.picks,
@@ -464,3 +486,26 @@ def _member_view(m: _Member, now: int, bucket_ns: int) -> dict[str, Any]:
         "max_inflight": m.max_inflight or None,
         "latency_ewma": m.latency_ewma if m.latency_samples else None,
     }
+
+
+if TYPE_CHECKING:
+    # mypy holds this twin to the compiled module's stub (_health.pyi), both
+    # ways: see the end of _selector_py.py.
+    from collections.abc import Callable
+
+    from typing_extensions import ParamSpec
+
+    from . import _health
+
+    class _TwinAsStub(HealthTable, _health.HealthTable): ...
+
+    class _StubAsTwin(_health.HealthTable, HealthTable): ...
+
+    _P = ParamSpec("_P")
+
+    def _arguments(cls: Callable[_P, object]) -> Callable[_P, None]: ...
+
+    _stub_init = _arguments(_health.HealthTable)
+    _stub_init = _arguments(HealthTable)
+    _twin_init = _arguments(HealthTable)
+    _twin_init = _arguments(_health.HealthTable)

@@ -39,8 +39,8 @@ often than not, never tried.
 
 Reports go straight to the health table's C calls (see _health.pyx for the
 circuit, the failure-rate window and the backoff), and come back as the
-transition they caused: a str of byok_core.TRANSITIONS or None, from a tuple
-indexed by the table's code.  outlook() and retry_after() are the table's.
+transition they caused: a byok_core.Transition (a str enum) or None, from a
+tuple of its members indexed by the table's code.  outlook() and retry_after() are the table's.
 The pick path reads only a member's state, deadlines, in-flight count and,
 for some strategies, its picks and latency: never the window or the cause.
 
@@ -71,7 +71,7 @@ from byok_core._health cimport (
 
 from byok_core import _args
 
-STRATEGIES = _args.STRATEGIES
+STRATEGIES = _args.STRATEGIES  # byok_core.Strategy members by strategy code
 cdef tuple TRANSITION_NAMES = (None,) + _args.TRANSITIONS  # by the codes in _health.pxd
 
 
@@ -223,7 +223,7 @@ cdef class Selector:
 
     cdef Py_ssize_t draw(self, int strategy, int64_t *now, int *kind) noexcept nogil:
         # caller holds self.lock
-        cdef Py_ssize_t i, k, count = 0
+        cdef Py_ssize_t i, k = 0, count = 0  # k = 0: gcc cannot see that count > 0 runs the loop
         cdef int64_t total = 0
         cdef uint64_t r
         cdef int a
@@ -349,7 +349,7 @@ cdef class Selector:
 
     def report_success(self, id, latency=None, now=None):
         """A call on this member succeeded, in `latency` seconds if given.
-        Returns "ready" if that closed its circuit, else None."""
+        Returns Transition.READY if that closed its circuit, else None."""
         cdef Py_ssize_t i = self.member(id)
         return transition_name(
             self.health.succeed(i, report_seconds(latency, "latency"), now_ns(now))
@@ -357,7 +357,7 @@ cdef class Selector:
 
     def report_rate_limited(self, id, retry_after=None, now=None):
         """The member answered 429; `retry_after` seconds if the upstream said.
-        Returns "cooled" if that sent it cooling, else None."""
+        Returns Transition.COOLED if that sent it cooling, else None."""
         cdef Py_ssize_t i = self.member(id)
         cdef double delay = report_seconds(retry_after, "retry_after")
         return transition_name(self.health.rate_limited(
@@ -366,8 +366,8 @@ cdef class Selector:
 
     def report_error(self, id, now=None):
         """A server error, overload, timeout or connection failure.  Returns
-        "opened", "opened_by_rate" or "probe_failed" if that sent it cooling,
-        else None."""
+        Transition.OPENED, OPENED_BY_RATE or PROBE_FAILED if that sent it
+        cooling, else None."""
         return transition_name(self.health.fail(self.member(id), now_ns(now)))
 
     def report_abandoned(self, id, now=None):
@@ -428,7 +428,7 @@ cdef class Selector:
     # ---- reading -----------------------------------------------------------
 
     def state(self, id, now=None):
-        """'ready', 'cooldown', 'half_open', 'blocked' or 'disabled'."""
+        """A byok_core.State: ready, cooldown, half_open, blocked or disabled."""
         return self.health.state(self.member(id), now)
 
     def retry_after(self, now=None):
@@ -438,7 +438,7 @@ cdef class Selector:
 
     def outlook(self, now=None):
         """(0.0, "available") if a member is available; else (seconds until
-        the soonest one returns, "rate_limited" or "failing": why it cools);
+        the soonest one returns, Cause.RATE_LIMITED or FAILING: why it cools);
         (None, "out") if none will without an operator (or there are none)."""
         return self.health.outlook(now)
 
@@ -472,7 +472,7 @@ cdef class Selector:
 
 
 cdef inline object transition_name(int code):
-    """A transition code as the str report_*() returns (None for NO_CHANGE)."""
+    """A transition code as the Transition report_*() returns (None for NO_CHANGE)."""
     return <object>PyTuple_GET_ITEM(TRANSITION_NAMES, code)
 
 

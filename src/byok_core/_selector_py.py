@@ -11,10 +11,14 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterable
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from . import _args
 from ._health_py import AVAILABLE, UNAVAILABLE, HealthTable, now_ns
+from ._names import KeyView, State, Strategy, Transition
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 STRATEGIES = _args.STRATEGIES
 (
@@ -278,15 +282,15 @@ class Selector:
 
     def report_success(
         self, id: str, latency: Optional[float] = None, now: Optional[float] = None
-    ) -> Optional[str]:
+    ) -> Optional[Transition]:
         return self._health.report_success(self._member(id), latency, now)
 
     def report_rate_limited(
         self, id: str, retry_after: Optional[float] = None, now: Optional[float] = None
-    ) -> Optional[str]:
+    ) -> Optional[Transition]:
         return self._health.report_rate_limited(self._member(id), retry_after, now)
 
-    def report_error(self, id: str, now: Optional[float] = None) -> Optional[str]:
+    def report_error(self, id: str, now: Optional[float] = None) -> Optional[Transition]:
         return self._health.report_error(self._member(id), now)
 
     def report_abandoned(self, id: str, now: Optional[float] = None) -> None:
@@ -312,7 +316,7 @@ class Selector:
 
     # ---- hot reload --------------------------------------------------------
 
-    def inherit(self, other: Selector) -> list[str]:
+    def inherit(self, other: Self) -> list[str]:
         """Carry the health of every member id also in ``other`` over to this
         selector (see ``_selector.pyx``); returns the ids carried over, in
         this selector's order."""
@@ -332,7 +336,7 @@ class Selector:
 
     # ---- reading -----------------------------------------------------------
 
-    def state(self, id: str, now: Optional[float] = None) -> str:
+    def state(self, id: str, now: Optional[float] = None) -> State:
         return self._health.state(self._member(id), now)
 
     def retry_after(self, now: Optional[float] = None) -> Optional[float]:
@@ -341,7 +345,7 @@ class Selector:
     def outlook(self, now: Optional[float] = None) -> tuple[Optional[float], str]:
         return self._health.outlook(now)
 
-    def snapshot(self, now: Optional[float] = None) -> list[dict[str, Any]]:
+    def snapshot(self, now: Optional[float] = None) -> list[KeyView]:
         views = self._health.snapshot(now)
         return [
             {"id": member, "weight": weight, **view}
@@ -353,7 +357,7 @@ class Selector:
         return self._ids
 
     @property
-    def strategy(self) -> str:
+    def strategy(self) -> Strategy:
         return STRATEGIES[self._strategy]
 
     def __len__(self) -> int:
@@ -370,3 +374,28 @@ class Selector:
             return self._index[id]
         except KeyError:
             raise KeyError(f"no member {id!r} in this selector") from None
+
+
+if TYPE_CHECKING:
+    # mypy holds this twin to the compiled module's stub (_selector.pyi), both
+    # ways: a class with both as bases must find every method and property
+    # alike, and the constructors (which that check leaves out) must take the
+    # same arguments.
+    from collections.abc import Callable
+
+    from typing_extensions import ParamSpec
+
+    from . import _selector
+
+    class _TwinAsStub(Selector, _selector.Selector): ...
+
+    class _StubAsTwin(_selector.Selector, Selector): ...
+
+    _P = ParamSpec("_P")
+
+    def _arguments(cls: Callable[_P, object]) -> Callable[_P, None]: ...
+
+    _stub_init = _arguments(_selector.Selector)
+    _stub_init = _arguments(Selector)
+    _twin_init = _arguments(Selector)
+    _twin_init = _arguments(_selector.Selector)

@@ -396,7 +396,7 @@ async def test_a_hedge_starts_at_once_when_the_first_key_fails(autojump_clock: A
 
 async def test_waiting_for_a_connection_is_never_a_keys_fault(autojump_clock: Any) -> None:
     async with open_stack(one_key(first_byte_timeout=5), SECRETS) as stack:
-        stack.proxy.upstream.max_connections = 20
+        stack.app.upstream.max_connections = 20
         for secret in SECRETS:
             stack.simulator.set(secret, chunk_delay=1, chunks=10)  # 10 s streams
         results: list[str] = []

@@ -473,7 +473,7 @@ async def swap_while_in_flight(stack: LiveStack, build: Any) -> httpx.Response:
         nursery.start_soon(request)
         await trio.sleep(0.2)
         stack.build = build
-        stack.proxy.swap(from_dict(build(stack.upstream_url), "test"))
+        stack.app.live.swap(from_dict(build(stack.upstream_url), "test"))
     return replies[0]
 
 

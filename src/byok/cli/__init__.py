@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import signal
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import trio
 
-from .. import __version__
-from ..config import Config, ConfigError, from_environment, load
-from ..gateway.proxy import Proxy, ReloadError
-from ..http.server import Limits, Shutdown, bound_port, serve_http
+from .. import __version__, app
+from ..config import ConfigError, from_environment, load
 from ..telemetry import logs
 from . import demo, tour
 
@@ -118,83 +113,5 @@ def _serve(args: argparse.Namespace) -> int:
     config = load(path) if path else from_environment()
     host = args.host or config.server.host
     port = config.server.port if args.port is None else args.port
-    trio.run(serve, config, host, port, (lambda: load(path)) if path else None)
+    trio.run(app.serve, config, host, port, (lambda: load(path)) if path else None)
     return 0
-
-
-# SIGHUP reloads the config; Windows has no SIGHUP (POST /admin/reload works everywhere)
-_RELOAD_SIGNALS = (signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()
-
-
-def raise_open_files_limit() -> None:
-    """Each client connection and each upstream connection is a file
-    descriptor: a gateway with thousands of concurrent streams needs more than
-    the usual soft limit of 1024, so take what the hard limit allows."""
-    try:
-        import resource
-    except ImportError:  # Windows has no such limit
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        # if refused, keep what we have: connects beyond it fail as refused
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-
-
-async def serve(
-    config: Config, host: str, port: int, reloader: Callable[[], Config] | None = None
-) -> None:
-    """Run the proxy until SIGINT/SIGTERM, then drain for the grace period;
-    SIGHUP reloads the config through `reloader`."""
-    server = config.server
-    limits = Limits(
-        max_header_bytes=server.max_header_bytes,
-        max_headers=server.max_headers,
-        max_body_bytes=server.max_body_bytes,
-        read_timeout=server.read_timeout,
-        idle_timeout=server.idle_timeout,
-    )
-    proxy = Proxy(config, reloader=reloader)
-    shutdown = Shutdown()
-    log = logging.getLogger("byok")
-    raise_open_files_limit()
-    try:
-        async with trio.open_nursery() as nursery:
-
-            async def serving(*, task_status: trio.TaskStatus[Any]) -> None:
-                await serve_http(proxy, host, port, limits, shutdown, task_status=task_status)
-                nursery.cancel_scope.cancel()  # drained and done: maintain() stops too
-
-            listeners = await nursery.start(serving)
-            nursery.start_soon(proxy.maintain)
-            log.info(
-                "byok %s listening on http://%s:%d (%s; models: %s)",
-                __version__,
-                host,
-                bound_port(listeners),
-                config.source,
-                ", ".join(config.models) or "passthrough",
-            )
-            wanted = (signal.SIGINT, signal.SIGTERM, *_RELOAD_SIGNALS)
-            with trio.open_signal_receiver(*wanted) as signals:
-                async for signum in signals:
-                    if signum in _RELOAD_SIGNALS:
-                        try:
-                            await proxy.reload()
-                        except ReloadError:
-                            pass  # logged; nothing changed
-                        except Exception:  # a reload must never take the proxy down
-                            log.exception("reload failed, nothing changed")
-                        continue
-                    grace = proxy.config.server.shutdown_grace  # a reload may have changed it
-                    log.info(
-                        "%s: draining requests in flight for up to %gs",
-                        signal.Signals(signum).name,
-                        grace,
-                    )
-                    shutdown.start(grace)
-                    break
-    finally:
-        with trio.CancelScope(shield=True):
-            await proxy.aclose()

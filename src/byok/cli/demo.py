@@ -17,8 +17,8 @@ from typing import Any, TextIO
 import httpx2 as httpx
 import trio
 
+from ..app import App
 from ..config import from_dict
-from ..gateway.proxy import Proxy
 from ..http.server import bound_port, serve_http
 from .simulator import SimulatedUpstream
 from .status import format_table
@@ -74,18 +74,18 @@ async def _demo(port: int, duration: float | None, traffic: bool, out: TextIO) -
         async with trio.open_nursery() as nursery:
             upstream = await nursery.start(serve_http, simulator, "127.0.0.1", 0)
             config = from_dict(_tables(f"http://127.0.0.1:{bound_port(upstream)}"), "demo")
-            proxy = Proxy(config)
-            nursery.start_soon(proxy.maintain)
+            app = App(config)
+            nursery.start_soon(app.maintain)
             try:
-                listeners = await nursery.start(serve_http, proxy, "127.0.0.1", port)
+                listeners = await nursery.start(serve_http, app, "127.0.0.1", port)
                 url = f"http://127.0.0.1:{bound_port(listeners)}"
                 print(_snippets(url), file=out, flush=True)
                 if traffic:
                     nursery.start_soon(_traffic, url)
-                await _show_table(proxy, out)
+                await _show_table(app, out)
             finally:
                 with trio.CancelScope(shield=True):
-                    await proxy.aclose()
+                    await app.aclose()
 
 
 def _snippets(url: str) -> str:
@@ -123,11 +123,11 @@ async def _traffic(url: str) -> None:
             await trio.sleep(0.5)
 
 
-async def _show_table(proxy: Proxy, out: TextIO) -> None:
+async def _show_table(app: App, out: TextIO) -> None:
     redraw = out.isatty() and os.environ.get("TERM") != "dumb"
     lines = 0
     while True:
-        table = _table(proxy)
+        table = _table(app)
         if redraw and lines:
             out.write(f"\x1b[{lines}F\x1b[J")  # back up over the last table
         out.write(table + "\n")
@@ -136,5 +136,5 @@ async def _show_table(proxy: Proxy, out: TextIO) -> None:
         await trio.sleep(1.0)
 
 
-def _table(proxy: Proxy) -> str:
-    return format_table(proxy.admin.keys_view())
+def _table(app: App) -> str:
+    return format_table(app.admin.keys_view())

@@ -63,3 +63,24 @@ def stream_error_event(dialect: str, message: str) -> bytes:
         return b"event: error\ndata: " + data + b"\n\n"
     data = msgspec.json.encode({"error": {"message": message, "type": "api_error", "code": None}})
     return b"data: " + data + b"\n\n"
+
+
+def model_listing(dialect: str, names: list[str]) -> bytes:
+    """GET /v1/models in the client's dialect (an Anthropic client sends
+    anthropic-version): the public model names."""
+    body: dict[str, Any]
+    if dialect == "anthropic":
+        data = [
+            {"type": "model", "id": n, "display_name": n, "created_at": "1970-01-01T00:00:00Z"}
+            for n in names
+        ]
+        body = {
+            "data": data,
+            "has_more": False,
+            "first_id": names[0] if names else None,
+            "last_id": names[-1] if names else None,
+        }
+    else:
+        listing = [{"id": n, "object": "model", "created": 0, "owned_by": "byok"} for n in names]
+        body = {"object": "list", "data": listing}
+    return msgspec.json.encode(body)

@@ -17,10 +17,11 @@ count as it grows), so a stream's usage is the largest of each count seen.
 
 from __future__ import annotations
 
-import zlib
 from typing import Any
 
 import msgspec
+
+from ..http.coding import INFLATABLE, inflate
 
 _USAGE = b'"usage"'
 _LINE_LIMIT = 4 * 1024 * 1024  # of an unfinished line kept between chunks
@@ -73,11 +74,11 @@ def of_body(body: bytes, encoding: str = "") -> tuple[int, int]:
 
     The answer goes to the client as the upstream encoded it; a gzip or
     deflate body is inflated here, a bounded copy, only to read its usage."""
-    if encoding in ("gzip", "deflate"):
-        try:  # wbits 47: a gzip or a zlib header, whichever it has
-            body = zlib.decompressobj(wbits=47).decompress(body, _INFLATE_LIMIT)
-        except zlib.error:
+    if encoding in INFLATABLE:
+        inflated = inflate(body, encoding, _INFLATE_LIMIT)
+        if inflated is None:
             return 0, 0
+        body = inflated
     if _USAGE not in body:
         return 0, 0
     return _usage_of(body)

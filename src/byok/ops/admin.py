@@ -21,31 +21,31 @@ byok never grants.
 
 from __future__ import annotations
 
-import hmac
 import html
 import logging
 import secrets
 import time
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import msgspec
 import trio
 
+from byok_core import KeyView, State
+
+from ..gateway.auth import credential, matches
+from ..gateway.routing import Pool
+from ..gateway.runtime import Live, ReloadError
 from ..http.server import Request, Response
 from ..telemetry.metrics import CONTENT_TYPE
-
-if TYPE_CHECKING:
-    from ..gateway.proxy import Proxy
-    from ..gateway.routing import Pool
 
 log = logging.getLogger("byok.proxy")
 
 SESSION_COOKIE = "byok_session"
 SESSION_SECONDS = 12 * 3600
 ACTIONS = ("disable", "enable", "restore")
-USABLE = ("ready", "half_open")
+USABLE = (State.READY, State.HALF_OPEN)
 
 _JSON = [("content-type", "application/json"), ("cache-control", "no-store")]
 _PAGE_HEADERS = [
@@ -65,24 +65,6 @@ _STATIC_TYPES = {
 }
 
 
-def credential(request: Request) -> str:
-    """The key a request presents: x-api-key, else a bearer token."""
-    presented = request.header("x-api-key")
-    if not presented:
-        bearer = request.header("authorization")
-        if bearer[:7].lower() == "bearer ":
-            presented = bearer[7:].strip()
-    return presented
-
-
-def matches(presented: str, secrets: list[bytes]) -> bool:
-    """Constant-time: compared with every key, always, so the time taken
-    says nothing about which one matched or how much of it."""
-    given = presented.encode("utf-8")
-    found = [hmac.compare_digest(given, secret) for secret in secrets]
-    return bool(presented) and any(found)
-
-
 class _Refused(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -90,8 +72,8 @@ class _Refused(Exception):
 
 
 class Admin:
-    def __init__(self, proxy: Proxy) -> None:
-        self.proxy = proxy
+    def __init__(self, live: Live) -> None:
+        self.live = live
         self._sessions: dict[str, tuple[float, bytes]] = {}  # token -> (expiry, admin key)
         self._files: dict[str, bytes] = {}
 
@@ -133,7 +115,9 @@ class Admin:
             return self._file("app.js")
         if path == "/metrics":
             _expect(method, "GET")
-            return Response(200, [("content-type", CONTENT_TYPE)], self.proxy.metrics.render())
+            return Response(
+                200, [("content-type", CONTENT_TYPE)], self.live.runtime.metrics.render()
+            )
         if path == "/admin/keys":
             _expect(method, "GET")
             return _json(200, self.keys_view())
@@ -152,7 +136,7 @@ class Admin:
     # ---- who is asking ------------------------------------------------------------
 
     def _admin_secrets(self) -> list[bytes]:
-        return [k.secret.encode("utf-8") for k in self.proxy.config.server.admin_keys]
+        return [k.secret.encode("utf-8") for k in self.live.runtime.config.server.admin_keys]
 
     def _authenticate(self, request: Request) -> bool:
         """Pass or raise 401; True when a session cookie (not a key) passed."""
@@ -199,7 +183,7 @@ class Admin:
     # ---- what it sees ---------------------------------------------------------------
 
     def _ready(self) -> Response:
-        router = self.proxy.router
+        router = self.live.runtime.router
         why = []
         for model, pools in router.pools_by_model():
             if model is not None:
@@ -222,9 +206,9 @@ class Admin:
 
     def keys_view(self) -> dict[str, Any]:
         """Every key of every model and target: the JSON of GET /admin/keys."""
-        proxy = self.proxy
+        runtime = self.live.runtime
         models = []
-        for model, pools in proxy.router.pools_by_model():
+        for model, pools in runtime.router.pools_by_model():
             upstream_models = ["*"] if model is None else [t.model for t in model.targets]
             targets = [
                 {
@@ -245,9 +229,9 @@ class Admin:
                 }
             )
         config = {
-            "source": proxy.config.source,
-            "generation": proxy.generation,
-            "loaded_at": proxy.loaded_at,
+            "source": runtime.config.source,
+            "generation": runtime.generation,
+            "loaded_at": runtime.loaded_at,
         }
         return {"now": time.time(), "config": config, "models": models}
 
@@ -257,11 +241,11 @@ class Admin:
         now, wall = trio.current_time(), time.time()
         for view in pool.selector.snapshot(now=now):
             label = view["id"]
-            notes = self.proxy.ledger.seen(provider, label)
+            notes = self.live.runtime.ledger.seen(provider, label)
             reason = notes.reason
             latency = view["latency_ewma"]
-            due = self.proxy.revalidator.next_check(provider, label)
-            blocked = view["state"] == "blocked"
+            due = self.live.revalidator.next_check(provider, label)
+            blocked = view["state"] == State.BLOCKED
             views.append(
                 {
                     "label": label,
@@ -293,6 +277,7 @@ class Admin:
         return views
 
     def _stats(self) -> dict[str, Any]:
+        ledger = self.live.runtime.ledger
         buckets = [
             {
                 "t": b.t,
@@ -300,14 +285,14 @@ class Admin:
                 "errors": b.errors,
                 "failed_attempts": b.failed_attempts,
             }
-            for b in self.proxy.ledger.recent()
+            for b in ledger.recent()
         ]
-        return {"bucket_seconds": self.proxy.ledger.BUCKET_SECONDS, "buckets": buckets}
+        return {"bucket_seconds": ledger.BUCKET_SECONDS, "buckets": buckets}
 
     # ---- what it changes ------------------------------------------------------------
 
     def _act(self, label: str, action: str, request: Request) -> Response:
-        router = self.proxy.router
+        router = self.live.runtime.router
         wanted = _query(request, "provider")
         providers = [
             p.name
@@ -330,7 +315,7 @@ class Admin:
             selector = pool.selector
             if action == "disable":
                 selector.disable(label)
-            elif action == "restore" or selector.state(label, now=now) == "disabled":
+            elif action == "restore" or selector.state(label, now=now) == State.DISABLED:
                 selector.restore(label)  # enable undoes a disable, nothing else
             states[pool.name] = selector.state(label, now=now)
         fingerprint = next(
@@ -349,10 +334,8 @@ class Admin:
         )
 
     async def _reload(self) -> Response:
-        from ..gateway.proxy import ReloadError  # the proxy imports this module
-
         try:
-            summary = await self.proxy.reload()
+            summary = await self.live.reload()
         except ReloadError as error:
             message = f"reload refused, nothing changed: {error}"
             return _json_error(400, message)
@@ -377,8 +360,8 @@ class Admin:
         return page
 
 
-def _state_text(view: dict[str, Any]) -> str:
-    if view["state"] == "cooldown":
+def _state_text(view: KeyView) -> str:
+    if view["state"] == State.COOLDOWN:
         return f"cooldown {view['cooldown_remaining']:.1f}s"
     return str(view["state"])
 

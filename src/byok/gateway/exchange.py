@@ -1,0 +1,24 @@
+"""One client request on its way through byok: what every part of its
+handling reads (the proxy, the relay of its answer, its report)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import RetryPolicy
+from ..http.server import Request
+from .runtime import Runtime
+
+
+@dataclass
+class Exchange:
+    request: Request
+    runtime: Runtime  # the one in force when the request began, to its end
+    path: str
+    dialect: str
+    model: str
+    stream: bool
+    policy: RetryPolicy
+    started: float  # perf_counter, for the overhead figure
+    upstream_seconds: float = 0.0  # spent waiting on upstreams
+    overhead: float | None = None  # seconds byok added, once the answer is made

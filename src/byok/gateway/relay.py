@@ -1,0 +1,180 @@
+"""The answer the client gets: relayed from the upstream, or byok's own.
+
+A whole answer is relayed with its headers as headers.py lets them through,
+plus byok's own (attempts, key label, overhead).  A stream is relayed chunk
+by chunk as it arrives, the first chunk with the head: if the upstream breaks
+off or goes silent after that, the stream ends with an error event in the
+endpoint's dialect, never a silent truncation, and the plan blames the key.
+An upstream's 4xx is relayed redacted, since an upstream may echo the key it
+was sent.  When no attempt succeeded, the client gets one error in its
+endpoint's dialect, with the status, Retry-After and x-should-retry the plan
+chose.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import trio
+
+from ..config import Redactor
+from ..http.coding import inflate
+from ..http.server import Response
+from ..http.upstream import UpstreamError, UpstreamResponse
+from . import dialects, usage
+from .exchange import Exchange
+from .headers import client_headers
+from .planner import ERROR_BODY_LIMIT, Attempt, GiveUp, Plan
+from .reporting import Reporter
+
+
+def relay(
+    ex: Exchange, plan: Plan, status: int, headers: list[tuple[str, str]], body: bytes
+) -> Response:
+    """An upstream's answer, whole, as the client gets it."""
+    label = plan.winner.label if plan.winner else "-"
+    return Response(status, client_headers(headers) + byok_headers(ex, plan, label), body)
+
+
+def relay_client_error(ex: Exchange, plan: Plan, answer: UpstreamResponse, body: bytes) -> Response:
+    """An upstream 4xx, redacted like every other surface.  The secrets are
+    those of the config the request began with, and the attempt's own key (a
+    reload may have removed it since).  A compressed body is inflated to be
+    read; one that cannot be read whole is withheld rather than passed on
+    unread."""
+    status = answer.status
+    headers = answer.headers
+    encoding = (answer.header("content-encoding") or "identity").lower()
+    if encoding != "identity":
+        inflated = inflate(body, encoding, 4 * ERROR_BODY_LIMIT)
+        if inflated is None:
+            message = (
+                f"the upstream answered {status} with a {encoding} body that byok "
+                "cannot check for secrets, so it is withheld"
+            )
+            error = dialects.error_body(ex.dialect, status, message)
+            return relay(ex, plan, status, list(dialects.JSON), error)
+        body = inflated
+        headers = [(k, v) for k, v in headers if k != "content-encoding"]
+    winner = plan.winner
+    assert winner is not None  # this attempt: the relay is its verdict
+    own = Redactor([winner.pool.keys[winner.label].secret])
+    headers = own.headers(plan.redact.headers(headers))
+    return relay(ex, plan, status, headers, own.bytes(plan.redact.bytes(body)))
+
+
+def relay_stream(
+    ex: Exchange,
+    plan: Plan,
+    attempt: Attempt,
+    answer: UpstreamResponse,
+    upstream: AsyncIterator[bytes],
+    first: bytes,
+    reporter: Reporter,
+) -> Response:
+    """A stream whose first bytes are in: the client's answer, relaying the
+    rest as it comes; its usage is counted on the way."""
+    counted = usage.StreamUsage()
+    counted.feed(first)
+    dialect = ex.dialect
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield first
+        while True:
+            broke = None
+            # the scope covers the wait for a chunk only: a generator
+            # must not yield inside a cancel scope (trio's rule)
+            with trio.CancelScope(
+                deadline=plan.chunk_deadline(attempt, trio.current_time())
+            ) as timer:
+                try:
+                    chunk = await upstream.__anext__()
+                except StopAsyncIteration:
+                    plan.ended(attempt, trio.current_time())
+                    return
+                except UpstreamError as error:
+                    broke = plan.redact(str(error))
+                    plan.failed(attempt, f"stream broke: {broke}", trio.current_time())
+            if timer.cancelled_caught:
+                broke = plan.timed_out(attempt, trio.current_time())
+            if broke is not None:
+                reporter.stream_broke(attempt, broke)
+                yield dialects.stream_error_event(dialect, f"upstream stream failed: {broke}")
+                return
+            counted.feed(chunk)
+            yield chunk
+
+    async def cleanup() -> None:
+        plan.abandoned(attempt, trio.current_time())  # the client left mid-stream
+        counted.finish()
+        if counted.input or counted.output:
+            reporter.used(attempt, counted.input, counted.output)
+        await close_quietly(answer)
+
+    response = relay(ex, plan, answer.status, answer.headers, b"")
+    response.body = StreamBody(chunks(), cleanup)
+    return response
+
+
+def give_up(ex: Exchange, plan: Plan, answer: GiveUp) -> Response:
+    """No attempt succeeded: one error in the endpoint's dialect."""
+    headers = [*dialects.JSON, ("x-should-retry", "true" if answer.should_retry else "false")]
+    if answer.retry_after is not None:
+        headers.append(("retry-after", str(answer.retry_after)))
+    headers += byok_headers(ex, plan, answer.label)
+    body = dialects.error_body(ex.dialect, answer.status, ex.runtime.redact(answer.message))
+    return Response(answer.status, headers, body)
+
+
+def error_response(dialect: str, status: int, message: str) -> Response:
+    """byok's own error, before any attempt."""
+    return Response(status, list(dialects.JSON), dialects.error_body(dialect, status, message))
+
+
+def byok_headers(ex: Exchange, plan: Plan, label: str) -> list[tuple[str, str]]:
+    elapsed = time.perf_counter() - ex.started
+    ex.overhead = max(elapsed - ex.upstream_seconds, 0.0)
+    return [
+        ("x-byok-attempts", str(len(plan.attempts))),
+        ("x-byok-key", label),
+        ("x-byok-overhead-ms", f"{ex.overhead * 1000:.2f}"),
+    ]
+
+
+class StreamBody:
+    """A relayed stream: chunks as they come, and a cleanup that runs once on
+    aclose() even if iteration never started (the client left first)."""
+
+    def __init__(self, chunks: AsyncIterator[bytes], cleanup: Callable[[], Awaitable[None]]):
+        self._chunks = chunks
+        self._cleanup: Callable[[], Awaitable[None]] | None = cleanup
+
+    def __aiter__(self) -> StreamBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        return await self._chunks.__anext__()
+
+    async def aclose(self) -> None:
+        cleanup, self._cleanup = self._cleanup, None
+        if cleanup is None:
+            return
+        try:
+            await self._chunks.aclose()  # type: ignore[attr-defined]
+        finally:
+            await cleanup()
+
+
+async def discard(response: Response) -> None:
+    """Close an answer that will not be sent: its stream gives its key back."""
+    if isinstance(response.body, StreamBody):
+        with trio.CancelScope(shield=True):
+            await response.body.aclose()
+
+
+async def close_quietly(answer: UpstreamResponse) -> None:
+    if answer.closed:  # read to the end: its connection went back already
+        return
+    with trio.CancelScope(shield=True), trio.move_on_after(1):
+        await answer.aclose()

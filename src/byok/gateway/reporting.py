@@ -1,0 +1,155 @@
+"""What byok tells about the requests and attempts it handled: the metrics,
+the ledger and the log (one line per request, one per change of a key's
+state, saying why and for how long).  Nothing here decides anything; the
+planner has reported each outcome to the engine already."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import trio
+
+from byok_core import State, Transition
+
+from ..http.server import Response
+from ..telemetry import logs
+from .exchange import Exchange
+from .outcomes import Kind, Outcome
+from .planner import Attempt, Plan
+from .runtime import Live
+
+log = logging.getLogger("byok.proxy")
+
+
+def key_name(attempt: Attempt) -> str:
+    """How logs name a key: label, fingerprint and provider, never the secret."""
+    pool = attempt.pool
+    return f"key {attempt.label} ({pool.keys[attempt.label].fingerprint}) of {pool.provider.name}"
+
+
+class Reporter:
+    def __init__(self, live: Live) -> None:
+        self.live = live
+
+    def attempt_ended(self, attempt: Attempt, outcome: Outcome, transition: str | None) -> None:
+        """The plan's observer: an attempt ended with a verdict on its key."""
+        runtime = self.live.runtime
+        provider = attempt.pool.provider.name
+        label = attempt.label
+        runtime.metrics.attempt(provider, label, outcome.kind._value_)
+        if outcome.kind is Kind.SUCCESS or outcome.kind is Kind.CLIENT_ERROR:
+            if transition == Transition.READY:
+                log.info("%s: the probe succeeded, back to ready", key_name(attempt))
+            return
+        detail = runtime.redact(outcome.detail)
+        runtime.ledger.failed(provider, label, outcome.status, detail)
+        if transition == State.BLOCKED:
+            self.live.revalidator.schedule(provider, label, trio.current_time())
+        if transition is not None:
+            self._state_changed(attempt, outcome, transition, detail)
+
+    def _state_changed(
+        self, attempt: Attempt, outcome: Outcome, transition: str, detail: str
+    ) -> None:
+        """One log line per state change of a key: why, and for how long."""
+        pool = attempt.pool
+        provider = pool.provider.name
+        label = attempt.label
+        key = key_name(attempt)
+        status = outcome.status or "no answer"
+        self.live.runtime.metrics.cooldown(provider, label)
+        now = trio.current_time()
+        if transition == State.BLOCKED:
+            due = self.live.revalidator.next_check(provider, label)
+            check = "never re-validated" if due is None else f"re-validated in {due - now:g}s"
+            log.warning("%s blocked: the upstream answered %s (%s); %s", key, status, detail, check)
+            return
+        view = next((v for v in pool.selector.snapshot(now=now) if v["id"] == label), None)
+        out_for = f"{view['cooldown_remaining']:.1f}s" if view else "?"
+        if transition == Transition.COOLED:
+            given = outcome.retry_after
+            why = (
+                f"rate-limited, the upstream asked for {given:g}s"
+                if given is not None
+                else "rate-limited without a delay, backoff"
+            )
+            log.warning("%s cooling for %s: %s", key, out_for, why)
+        elif transition == Transition.OPENED:
+            count = view["consecutive_failures"] if view else "?"
+            log.warning(
+                "%s circuit opened after %s failures in a row (last: %s %s); out for %s",
+                key,
+                count,
+                status,
+                detail,
+                out_for,
+            )
+        elif transition == Transition.OPENED_BY_RATE:
+            share = f"{view['window_failures']} of {view['window_attempts']}" if view else "?"
+            log.warning(
+                "%s circuit opened: %s recent attempts failed (last: %s %s); out for %s",
+                key,
+                share,
+                status,
+                detail,
+                out_for,
+            )
+        else:  # probe_failed
+            log.warning("%s probe failed (%s %s); out for %s", key, status, detail, out_for)
+
+    def used(self, attempt: Attempt, taken: int, given: int) -> None:
+        """Tokens an answer says it used: into the ledger and the metrics."""
+        pool = attempt.pool
+        provider = pool.provider.name
+        runtime = self.live.runtime
+        runtime.ledger.used(provider, attempt.label, taken, given)
+        model = "*" if pool.passthrough else attempt.route.upstream_model
+        runtime.metrics.tokens(provider, attempt.label, model, taken, given)
+
+    def stream_broke(self, attempt: Attempt, reason: str) -> None:
+        log.warning("stream on %s ended early: %s", key_name(attempt), reason)
+
+    def answered(self, ex: Exchange, plan: Plan, response: Response) -> None:
+        """The request's one log line, its metrics and its place in the rates."""
+        key = next((v for k, v in response.headers if k == "x-byok-key"), "-")
+        path = ex.path
+        status = response.status
+        runtime = ex.runtime
+        # a passthrough model is whatever name a client sent: one label for all
+        model = ex.model if ex.model in runtime.config.models else "*"
+        runtime.metrics.request(model, path, status, ex.overhead)
+        runtime.ledger.answered(status)
+        if not log.isEnabledFor(logging.INFO):
+            return
+        took = (time.perf_counter() - ex.started) * 1000
+        fields = None
+        if logs.structured:
+            fields = {
+                "method": ex.request.method,
+                "path": path,
+                "model": ex.model,
+                "key": key,
+                "attempts": len(plan.attempts),
+                "status": status,
+                "ms": round(took, 2),
+                "stream": ex.stream,
+            }
+        log.info(
+            "%s %s model=%s key=%s attempts=%d status=%d %.1fms%s",
+            ex.request.method,
+            path,
+            ex.model,
+            key,
+            len(plan.attempts),
+            status,
+            took,
+            " stream" if ex.stream else "",
+            extra={"fields": fields} if fields else None,
+        )
+
+    def refused(self, path: str, status: int) -> None:
+        """A request byok would not forward (its one log line is the access log's)."""
+        runtime = self.live.runtime
+        runtime.metrics.request("-", path, status, None)
+        runtime.ledger.answered(status)

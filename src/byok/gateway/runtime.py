@@ -1,0 +1,152 @@
+"""What a loaded config gives the running gateway, and how a reload swaps it.
+
+A ``Runtime`` is what one config gives: the config itself, its router (the
+pools of keys and their engines), the redactor of its secrets, the client
+keys, its generation and load time, and the metrics and ledger (the same
+objects from one runtime to the next: they outlive reloads).  It never
+changes.  ``Live`` holds the runtime in force; the proxy and the admin API
+both read ``live.runtime`` when a request begins, and a reload builds a new
+Runtime and puts it in place in one assignment, so that a request sees one
+config from its beginning to its end and neither holds the other.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from ..config import Config, Redactor
+from ..telemetry.ledger import Ledger
+from ..telemetry.metrics import Metrics
+from .revalidation import Revalidator
+from .routing import Router
+
+log = logging.getLogger("byok.proxy")
+
+# Server settings that the listening socket and the connections took at start.
+RESTART_SETTINGS = (
+    "host",
+    "port",
+    "max_body_bytes",
+    "max_header_bytes",
+    "max_headers",
+    "read_timeout",
+    "idle_timeout",
+)
+
+
+class ReloadError(Exception):
+    """A reload changed nothing; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    config: Config
+    router: Router
+    redact: Redactor  # every secret of this config, out of any text shown
+    client_secrets: list[bytes]  # none: the proxy takes requests without a client key
+    generation: int  # 1 at start, one more for each reload
+    loaded_at: float  # wall-clock time
+    metrics: Metrics
+    ledger: Ledger
+
+
+class Live:
+    """The runtime in force, and what outlives reloads: the revalidator's
+    schedule, and the reloader that reads the config anew."""
+
+    def __init__(self, config: Config, reloader: Callable[[], Config] | None = None) -> None:
+        """`reloader` reads the config anew (POST /admin/reload, SIGHUP); None
+        when there is no file to read again (keys from the environment)."""
+        self.reloader = reloader
+        self._reloading = trio.Lock()
+        metrics, ledger = Metrics(self.key_states), Ledger()
+        self.runtime = _runtime(config, Router(config), 1, metrics, ledger)
+        self.revalidator = Revalidator(lambda: (self.runtime.config, self.runtime.router))
+
+    def key_states(self) -> Iterator[tuple[str, str, str, str]]:
+        """(model, provider, key, state) of every key, for the metrics."""
+        now = trio.current_time()
+        for model, pools in self.runtime.router.pools_by_model():
+            name = model.name if model else "*"
+            for pool in pools:
+                provider = pool.provider.name
+                for view in pool.selector.snapshot(now=now):
+                    yield name, provider, view["id"], view["state"]
+
+    async def reload(self) -> dict[str, Any]:
+        """Read the config anew and swap it in; ReloadError changes nothing."""
+        if self.reloader is None:
+            raise ReloadError(
+                "this byok was started without --config (keys from the environment): "
+                "there is no file to read again; restart it to change its keys"
+            )
+        metrics = self.runtime.metrics
+        async with self._reloading:
+            try:
+                config = await trio.to_thread.run_sync(self.reloader)
+            except (ValueError, OSError) as error:  # ConfigError is a ValueError
+                metrics.reload(False)
+                reason = self.runtime.redact(str(error))
+                log.warning("reload refused, nothing changed: %s", reason)
+                raise ReloadError(reason) from None
+            summary = self.swap(config)
+            metrics.reload(True)
+            log.info(
+                "config reloaded from %s: generation %d, %d key(s) kept, %d new, %d removed",
+                config.source,
+                summary["generation"],
+                summary["kept_keys"],
+                summary["new_keys"],
+                summary["removed_keys"],
+            )
+            return summary
+
+    def swap(self, config: Config) -> dict[str, Any]:
+        """Put `config` in place at once; requests in flight keep their routes."""
+        old = self.runtime
+
+        def secrets(c: Config) -> dict[tuple[str, str], str]:
+            return {(p.name, k.label): k.secret for p in c.providers.values() for k in p.keys}
+
+        before, after = secrets(old.config), secrets(config)
+        kept = [k for k, secret in after.items() if before.get(k) == secret]
+        for name in after.keys() & before.keys():
+            if before[name] != after[name]:
+                old.ledger.forget(*name)  # a new secret under an old label: a new key
+        restart = [
+            name
+            for name in RESTART_SETTINGS
+            if getattr(old.config.server, name) != getattr(config.server, name)
+        ]
+        router = Router(config, previous=old.router)
+        self.runtime = _runtime(config, router, old.generation + 1, old.metrics, old.ledger)
+        return {
+            "reloaded": True,
+            "generation": self.runtime.generation,
+            "source": config.source,
+            "kept_keys": len(kept),
+            "new_keys": len(after) - len(kept),
+            "removed_keys": len(before.keys() - after.keys()),
+            "restart_needed": restart,
+        }
+
+
+def _runtime(
+    config: Config, router: Router, generation: int, metrics: Metrics, ledger: Ledger
+) -> Runtime:
+    return Runtime(
+        config=config,
+        router=router,
+        redact=Redactor(config.secrets()),
+        client_secrets=[k.secret.encode("utf-8") for k in config.server.client_keys],
+        generation=generation,
+        loaded_at=time.time(),
+        metrics=metrics,
+        ledger=ledger,
+    )
