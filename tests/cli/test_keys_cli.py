@@ -16,7 +16,7 @@ import trio
 
 from byok.cli.keys import Progress
 from byok.cli.simulator import SimulatedUpstream
-from byok.cli.status import format_table
+from byok.cli.tables import format_table
 from byok.config import fingerprint
 from byok.http.server import bound_port, serve_http
 

@@ -21,7 +21,7 @@ from ..app import App
 from ..config import from_dict
 from ..http.server import bound_port, serve_http
 from .simulator import SimulatedUpstream
-from .status import format_table
+from .tables import format_table
 
 KeySpec = tuple[str, str, dict[str, Any]]  # secret, label, simulated behaviour
 

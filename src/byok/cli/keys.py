@@ -21,7 +21,7 @@ import trio
 from ..config import Config, Key, Provider, from_environment, load
 from ..gateway.probe import VERDICTS, Check, check_key
 from ..http.upstream import Upstream
-from .status import columns
+from .tables import columns
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_CONCURRENCY = 16

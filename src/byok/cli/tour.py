@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from byok_core import COMPILED, Selector
+from byok_core import COMPILED, Selector, State
 
 Outcome = tuple[str, float]  # ("ok" | "429" | "401" | "500", retry-after or latency)
 
@@ -93,7 +93,7 @@ def _serve(sel: Selector, t: float) -> str:
         else:
             sel.report_error(key, now=t)
             state = sel.state(key, now=t)
-            tried.append(f"{key} 500" + (" (circuit open)" if state == "cooldown" else ""))
+            tried.append(f"{key} 500" + (" (circuit open)" if state is State.COOLDOWN else ""))
     wait = sel.retry_after(now=t)
     tried.append(f"no key available, retry after {wait:.1f}s" if wait else "no key available")
     return " -> ".join(tried)

@@ -9,7 +9,8 @@
                                misconfigured or failing)
     no answer                  error: refused or reset connection, a
                                malformed or oversized answer, a timeout, a
-                               stream that broke before it ended cleanly
+                               stream that broke before it ended cleanly;
+                               none at all when the failure was byok's own
     other 4xx                  client_error: the request's fault; passed back
                                to the client (redacted), no key penalised, no retry
 
@@ -40,6 +41,9 @@ class Kind(str, Enum):
     CLIENT_ERROR = "client_error"
 
 
+# Transport failures (UpstreamError.kind) that are byok's own doing, not the
+# key's: no file descriptor left, a URL byok cannot send to.
+BYOK_OWN_FAILURES = frozenset({"local", "invalid"})
 MAX_DELAY = 24 * 3600.0  # a reset further away than a day is not believed
 
 

@@ -76,7 +76,7 @@ attempts order keys in the target's new pool, and a failure reaches the new
 pool too, unless the label now names another secret (a rotated key starts
 clean).  The ``observer`` callback hears of every outcome reported against
 a key (for metrics, the ledger and the log), with the engine's transition
-(``byok_core.TRANSITIONS``, or "blocked").
+(``byok_core.Transition``, or ``State.BLOCKED`` when it blocked the key).
 """
 
 from __future__ import annotations
@@ -88,6 +88,8 @@ from enum import Enum
 from typing import NoReturn
 
 import msgspec
+
+from byok_core import State
 
 from ..config import Redactor, RetryPolicy
 from .outcomes import Kind, Outcome, classify, failure
@@ -320,7 +322,7 @@ class Plan:
                     continue
                 if selector.acquire(label):
                     self._probe = (
-                        self._position == 1 and selector.state(label, now=now) == "half_open"
+                        self._position == 1 and selector.state(label, now=now) is State.HALF_OPEN
                     )
                     return route, label
             self._route_index += 1
@@ -556,12 +558,12 @@ class Plan:
             if key is not None and key.secret == secret:
                 pools.append(current)
         if kind is Kind.BLOCKED:
-            was_blocked = pools[-1].selector.state(label, now=now) == "blocked"
+            was_blocked = pools[-1].selector.state(label, now=now) is State.BLOCKED
             for each in pools:
                 each.selector.report_error(label, now=now)  # in the key's history too
                 each.selector.block(label)
             router.block(pool.provider.name, label, secret)  # refused for every model
-            return None if was_blocked else "blocked"
+            return None if was_blocked else State.BLOCKED
         transition = None
         for each in pools:
             if kind is Kind.RATE_LIMITED:
@@ -599,7 +601,7 @@ class Plan:
         best: tuple[float | None, str] = (None, "out")
         for pool in self._pools():
             for view in pool.selector.snapshot(now=now):
-                if view["state"] not in ("cooldown", "half_open"):
+                if view["state"] not in (State.COOLDOWN, State.HALF_OPEN):
                     continue
                 wait = float(view["cooldown_remaining"])
                 if best[0] is None or wait < best[0]:

@@ -31,6 +31,7 @@ from .auth import credential, matches
 from .body import BodyError, RoutingFields, parse, with_model
 from .exchange import Exchange
 from .headers import upstream_headers
+from .outcomes import BYOK_OWN_FAILURES
 from .planner import ERROR_BODY_LIMIT, Attempt, GiveUp, Phase, Plan, Read, Try, Verdict, Wait
 from .relay import (
     close_quietly,
@@ -263,7 +264,7 @@ class Proxy:
                         on_written=written,
                     )
                 except UpstreamError as error:
-                    local = error.kind in ("local", "invalid")  # not the upstream's doing
+                    local = error.kind in BYOK_OWN_FAILURES
                     plan.failed(attempt, str(error), trio.current_time(), local=local)
                     return None
             now = trio.current_time()

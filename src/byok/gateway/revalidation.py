@@ -23,6 +23,8 @@ from collections.abc import Callable
 
 import trio
 
+from byok_core import State
+
 from ..config import Config
 from ..http.upstream import Upstream
 from .probe import check_key
@@ -73,7 +75,7 @@ class Revalidator:
         if (
             provider is None
             or key is None
-            or not any(p.selector.state(label, now=now) == "blocked" for p in pools)
+            or not any(p.selector.state(label, now=now) is State.BLOCKED for p in pools)
         ):
             self.due.pop((provider_name, label), None)  # restored, disabled or gone
             return
@@ -82,7 +84,7 @@ class Revalidator:
         where = f"key {label} ({key.fingerprint}) of {provider_name}"
         if check.verdict == "valid":
             for pool in router.each_key(provider_name, label):
-                if pool.selector.state(label, now=now) == "blocked":
+                if pool.selector.state(label, now=now) is State.BLOCKED:
                     pool.selector.restore(label)
             self.due.pop((provider_name, label), None)
             log.warning(
