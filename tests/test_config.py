@@ -44,7 +44,8 @@ def test_a_good_file_resolves_every_key_source(tmp_path, monkeypatch):
     keyfile.write_text("sk-from-file\n")
     monkeypatch.setenv("BYOK_TEST_A", "sk-from-env")
     monkeypatch.setenv("BYOK_TEST_CLIENT", "client-secret")
-    config = load(write(tmp_path, GOOD.replace("KEYFILE", str(keyfile))))
+    # as_posix(): in a TOML string the backslashes of a Windows path would be escapes
+    config = load(write(tmp_path, GOOD.replace("KEYFILE", keyfile.as_posix())))
     keys = config.providers["openai"].keys
     assert [(k.label, k.secret, k.weight) for k in keys] == [
         ("openai-1", "sk-from-env", 1),
@@ -109,7 +110,7 @@ def test_errors_name_the_file_table_and_field(tmp_path, monkeypatch, change, whe
     keyfile.write_text("sk-from-file")
     monkeypatch.setenv("BYOK_TEST_A", "sk-from-env")
     monkeypatch.setenv("BYOK_TEST_CLIENT", "client-secret")
-    text = GOOD.replace(*change).replace("KEYFILE", str(keyfile))
+    text = GOOD.replace(*change).replace("KEYFILE", keyfile.as_posix())
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as caught:
         load(path)

@@ -1,10 +1,15 @@
 """The configuration: read from a TOML file, or built from the environment.
 
-Everything is checked up front and turned into frozen dataclasses; an error
-names the file, the table and the field, and says what was expected.  Secrets
-(upstream keys, client keys) are resolved here from literals, ``env:NAME`` or
-``file:PATH`` and from then on travel only inside ``Key`` objects, whose
-``repr`` shows a label and a fingerprint, never the value.
+Everything is checked up front.  msgspec decodes each table into a frozen
+Struct of the file's shape (the private ``_...Table`` classes below), which
+checks field names, types and ranges; by hand remain what a schema cannot
+say: resolving secrets, names that refer to other tables, keys that must
+differ, and refusing an open listener without client keys.  An error names
+the file, the table and the field, and says what was expected, never showing
+a string that might be a key.  Secrets (upstream keys, client keys) are
+resolved here from literals, ``env:NAME`` or ``file:PATH`` and from then on
+travel only inside ``Key`` objects, whose ``repr`` shows a label and a
+fingerprint, never the value.
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+from msgspec import Meta
 
 from byok_core import STRATEGIES
 
@@ -147,15 +155,28 @@ class Provider:
         return self.spec.dialect
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 4  # upstream attempts per request, over all keys, targets, fallbacks
-    attempt_timeout: float = 600.0  # one attempt, from send to the last byte
-    first_byte_timeout: float = 60.0  # send to response headers
-    deadline: float = 900.0  # the whole request, retries included
-    stream_idle_timeout: float = 120.0  # longest silence inside a stream
-    hedge_after: float | None = None  # off: no second racing attempt
-    wait_for_cooldown: float = 0.0  # off: fail at once when every key cools
+# The values a config field may take.  A description completes "expected ..."
+# in the error for a value out of range, so it says the whole rule.
+_MAX_SECONDS = 1e8  # byok_core's bound on any delay: its times are int64 nanoseconds
+_Seconds = Annotated[float, Meta(gt=0, le=_MAX_SECONDS, description="seconds above 0 to 1e8")]
+_SecondsOrZero = Annotated[float, Meta(ge=0, le=_MAX_SECONDS, description="seconds from 0 to 1e8")]
+_Count = Annotated[int, Meta(ge=1, description="an integer of at least 1")]
+_Share = Annotated[float, Meta(ge=0, le=1, description="a share from 0 to 1 (0: off)")]
+_Port = Annotated[int, Meta(ge=0, le=65535, description="a port from 0 to 65535")]
+# A key as the file gives it, resolved by hand (_Builder.secret)
+_SecretSource = Annotated[str, Meta(description="a key: a literal, env:NAME or file:PATH")]
+
+
+class RetryPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How a model's requests are retried; its fields sit in the [models.NAME] table."""
+
+    attempts: _Count = 4  # upstream attempts per request, over all keys, targets, fallbacks
+    attempt_timeout: _Seconds = 600.0  # one attempt, from send to the last byte
+    first_byte_timeout: _Seconds = 60.0  # send to response headers
+    deadline: _Seconds = 900.0  # the whole request, retries included
+    stream_idle_timeout: _Seconds = 120.0  # longest silence inside a stream
+    hedge_after: _Seconds | None = None  # off: no second racing attempt
+    wait_for_cooldown: _SecondsOrZero = 0.0  # off: fail at once when every key cools
 
 
 @dataclass(frozen=True)
@@ -170,28 +191,34 @@ class Model:
     targets: tuple[Target, ...]
     strategy: str = "weighted_round_robin"
     fallbacks: tuple[str, ...] = ()
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
-@dataclass(frozen=True)
-class Server:
+class _ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The [server] fields that the file gives as they are (all but the keys)."""
+
     host: str = "127.0.0.1"
-    port: int = 8787
+    port: _Port = 8787
+    max_body_bytes: _Count = 32 * 1024 * 1024
+    max_header_bytes: _Count = 64 * 1024
+    max_headers: _Count = 100
+    read_timeout: _Seconds = 60.0  # a request's head and body must arrive within this
+    idle_timeout: _Seconds = 75.0  # a keep-alive connection with no request closes
+    shutdown_grace: _SecondsOrZero = 30.0  # in-flight requests get this long on SIGINT/SIGTERM
+    cooldown: _Seconds = 1.0  # engine: first backoff step
+    max_cooldown: _Seconds = 15.0  # a recovered key is back within this
+    failure_threshold: _Count = 3  # unexplained failures in a row that open the circuit
+    failure_rate: _Share = 0.5  # or this share of failures in the window (0: off)
+    failure_rate_window: _Seconds = 30.0
+    failure_rate_min_attempts: _Count = 10  # in the window, before the share is judged
+    revalidate_blocked: _SecondsOrZero = 900.0  # seconds between checks of a blocked key (0: never)
+
+
+class Server(_ServerSettings, frozen=True, kw_only=True):
+    """The [server] table, its client and admin keys resolved."""
+
     client_keys: tuple[Key, ...] = ()
     admin_keys: tuple[Key, ...] = ()  # none: the admin API is off
-    max_body_bytes: int = 32 * 1024 * 1024
-    max_header_bytes: int = 64 * 1024
-    max_headers: int = 100
-    read_timeout: float = 60.0  # a request's head and body must arrive within this
-    idle_timeout: float = 75.0  # a keep-alive connection with no request closes
-    shutdown_grace: float = 30.0  # in-flight requests get this long on SIGINT/SIGTERM
-    cooldown: float = 1.0  # engine: first backoff step
-    max_cooldown: float = 15.0  # a recovered key is back within this
-    failure_threshold: int = 3  # unexplained failures in a row that open the circuit
-    failure_rate: float = 0.5  # or this share of failures in the window (0: off)
-    failure_rate_window: float = 30.0
-    failure_rate_min_attempts: int = 10  # in the window, before the share is judged
-    revalidate_blocked: float = 900.0  # seconds between checks of a blocked key (0: never)
 
 
 @dataclass(frozen=True)
@@ -227,7 +254,62 @@ class Config:
         return "\n".join(lines)
 
 
-# ---- loading -------------------------------------------------------------------
+# ---- the file's shape ------------------------------------------------------------
+# What msgspec decodes each table into: types, ranges and field names are
+# checked there.  Secrets stay as the file writes them (env:/file:/literal)
+# until _Builder resolves them into Keys.
+
+
+class _KeyTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A key written as a table: `{ key = "env:A", label = "team-a", weight = 2 }`."""
+
+    key: _SecretSource
+    label: Annotated[str, Meta(min_length=1, description="a non-empty label")] | None = None
+    weight: _Count = 1
+    max_inflight: Annotated[int, Meta(ge=0, description="an integer of at least 0")] = 0
+
+
+class _ProviderTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    keys: Annotated[
+        list[_SecretSource | _KeyTable], Meta(min_length=1, description="at least one key")
+    ]
+    kind: str | None = None  # None: the table's name, when that is a kind
+    base_url: (
+        Annotated[str, Meta(pattern="^https?://", description="an http:// or https:// URL")] | None
+    ) = None
+    passthrough: bool = False
+    anthropic_version: str = DEFAULT_ANTHROPIC_VERSION
+
+
+_TargetText = Annotated[str, Meta(pattern="^[^/]+/.", description='"provider/upstream-model"')]
+
+
+class _ModelTable(RetryPolicy, frozen=True, kw_only=True):
+    """A model table: its routes, and the fields of its RetryPolicy."""
+
+    targets: Annotated[
+        list[_TargetText],
+        Meta(min_length=1, description='at least one target, like "openai/gpt-4o-mini"'),
+    ]
+    strategy: str = "weighted_round_robin"  # one of byok_core.STRATEGIES, checked by hand
+    fallbacks: list[str] = []
+
+
+class _ServerTable(_ServerSettings, frozen=True, kw_only=True):
+    client_keys: list[_SecretSource] = []
+    admin_keys: list[_SecretSource] = []
+
+
+class _File(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The top level; each table is decoded on its own, so that its errors
+    can name it (msgspec's path shows a dict key as `[...]`)."""
+
+    providers: Annotated[dict[str, Any], Meta(min_length=1, description="at least one provider")]
+    server: dict[str, Any] = {}
+    models: dict[str, Any] = {}
+
+
+# ---- loading ---------------------------------------------------------------------
 
 
 def load(path: str | os.PathLike[str]) -> Config:
@@ -282,22 +364,11 @@ def from_dict(
     data: Mapping[str, Any], source: str = "<dict>", environ: Mapping[str, str] | None = None
 ) -> Config:
     """A configuration from the parsed TOML shape (tests and `byok demo` build one)."""
-    reader = _Reader(source, os.environ if environ is None else environ)
-    unknown = set(data) - {"server", "providers", "models"}
-    if unknown:
-        message = "unknown table; expected server, providers, models"
-        raise ConfigError(source, "", sorted(unknown)[0], message)
-    server = reader.server(_section(data, "server", source))
-    providers = {
-        name: reader.provider(name, _as_table(body, f"providers.{name}", source))
-        for name, body in _section(data, "providers", source).items()
-    }
-    if not providers:
-        raise ConfigError(source, "providers", "", "at least one provider is needed")
-    models = {
-        name: reader.model(name, _as_table(body, f"models.{name}", source), providers)
-        for name, body in _section(data, "models", source).items()
-    }
+    build = _Builder(source, os.environ if environ is None else environ)
+    tables = build.decode(data, _File, "")
+    server = build.server(tables.server)
+    providers = {name: build.provider(name, body) for name, body in tables.providers.items()}
+    models = {name: build.model(name, body, providers) for name, body in tables.models.items()}
     for model in models.values():
         for fallback in model.fallbacks:
             if fallback not in models:
@@ -305,7 +376,7 @@ def from_dict(
                     source,
                     f"models.{model.name}",
                     "fallbacks",
-                    f"{fallback!r} is not a model in this file; known: {', '.join(models)}",
+                    f"{_named(fallback)} is not a model in this file; known: {', '.join(models)}",
                 )
     if not server.client_keys and server.host not in LOOPBACK_HOSTS:
         raise ConfigError(
@@ -318,18 +389,13 @@ def from_dict(
     return Config(source=source, server=server, providers=providers, models=models)
 
 
-def _section(data: Mapping[str, Any], name: str, source: str) -> Mapping[str, Any]:
-    return _as_table(data.get(name, {}), name, source)
+_T = TypeVar("_T")
 
 
-def _as_table(value: Any, table: str, source: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(source, table, "", f"expected a table, got {type(value).__name__}")
-    return value
-
-
-class _Reader:
-    """Checks fields one table at a time, so that each error knows its place."""
+class _Builder:
+    """Decodes one table at a time (so that each error knows its table), then
+    does what the schema cannot: resolves secrets, checks names that refer to
+    each other and keys that must differ."""
 
     def __init__(self, source: str, environ: Mapping[str, str]) -> None:
         self.source = source
@@ -338,72 +404,14 @@ class _Reader:
     def fail(self, table: str, field_name: str, message: str) -> ConfigError:
         return ConfigError(self.source, table, field_name, message)
 
-    def get(
-        self,
-        body: Mapping[str, Any],
-        table: str,
-        name: str,
-        kind: type | tuple[type, ...],
-        default: Any,
-        where: str = "",
-    ) -> Any:
-        """body[name] if it has the right type, else an error at `where`."""
-        if name not in body:
-            return default
-        value = body[name]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-            expected = " or ".join(t.__name__ for t in kinds)
-            # a string in the wrong place may be a key: its type says enough
-            got = "a string" if isinstance(value, str) else repr(value)
-            raise self.fail(table, where or name, f"expected {expected}, got {got}")
-        return value
+    def decode(self, data: Any, schema: type[_T], table: str) -> _T:
+        try:
+            return msgspec.convert(data, schema)  # strict: no bool for an int, no "1" for 1
+        except msgspec.ValidationError as error:
+            raise _located(error, data, schema, self.source, table) from None
 
-    def check_keys(self, body: Mapping[str, Any], table: str, allowed: set[str]) -> None:
-        for name in body:
-            if name not in allowed:
-                expected = ", ".join(sorted(allowed))
-                raise self.fail(table, name, f"unknown field; expected one of: {expected}")
-
-    def seconds(
-        self,
-        body: Mapping[str, Any],
-        table: str,
-        name: str,
-        default: float,
-        *,
-        allow_zero: bool = False,
-    ) -> float:
-        value = float(self.get(body, table, name, (int, float), default))
-        if not (value > 0 or (allow_zero and value == 0)) or value > 1e8:
-            low = "from 0" if allow_zero else "above 0"
-            raise self.fail(table, name, f"expected seconds {low} to 1e8, got {value}")
-        return value
-
-    def count(
-        self,
-        body: Mapping[str, Any],
-        table: str,
-        name: str,
-        default: int,
-        minimum: int = 1,
-        where: str = "",
-    ) -> int:
-        value = self.get(body, table, name, int, default, where)
-        if value < minimum:
-            raise self.fail(
-                table, where or name, f"expected an integer of at least {minimum}, got {value}"
-            )
-        return int(value)
-
-    def share(self, body: Mapping[str, Any], table: str, name: str, default: float) -> float:
-        value = float(self.get(body, table, name, (int, float), default))
-        if not 0 <= value <= 1:
-            raise self.fail(table, name, f"expected a share from 0 to 1 (0: off), got {value}")
-        return value
-
-    def secret(self, value: Any, table: str, where: str) -> str:
-        if not isinstance(value, str) or not value.strip():
+    def secret(self, value: str, table: str, where: str) -> str:
+        if not value.strip():
             raise self.fail(table, where, "expected a key: a literal, env:NAME or file:PATH")
         if value.startswith("env:"):
             name = value[4:]
@@ -425,157 +433,201 @@ class _Reader:
             return secret
         return value.strip()
 
-    def key_list(
-        self, body: Mapping[str, Any], table: str, name: str, role: str
-    ) -> tuple[Key, ...]:
-        entries = self.get(body, table, name, list, [])
+    def server_keys(self, values: list[str], name: str, role: str) -> tuple[Key, ...]:
         return tuple(
-            Key(label=f"{role}-{n + 1}", secret=self.secret(v, table, f"{name}[{n}]"))
-            for n, v in enumerate(entries)
+            Key(label=f"{role}-{n + 1}", secret=self.secret(value, "server", f"{name}[{n}]"))
+            for n, value in enumerate(values)
         )
 
-    def server(self, body: Mapping[str, Any]) -> Server:
-        table = "server"
-        defaults = Server()
-        self.check_keys(body, table, {f for f in Server.__dataclass_fields__})
-        port = self.count(body, table, "port", defaults.port, minimum=0)
-        if port > 65535:
-            raise self.fail(table, "port", f"expected a port from 0 to 65535, got {port}")
-        keys = self.key_list(body, table, "client_keys", "client")
-        admin_keys = self.key_list(body, table, "admin_keys", "admin")
-        client_secrets = {k.secret for k in keys}
+    def server(self, body: Any) -> Server:
+        table = self.decode(body, _ServerTable, "server")
+        client_keys = self.server_keys(table.client_keys, "client_keys", "client")
+        admin_keys = self.server_keys(table.admin_keys, "admin_keys", "admin")
+        client_secrets = {k.secret for k in client_keys}
         for n, key in enumerate(admin_keys):
             if key.secret in client_secrets:
                 raise self.fail(
-                    table,
+                    "server",
                     f"admin_keys[{n}]",
                     "an admin key must differ from every client key: "
                     "a client could otherwise steer the proxy",
                 )
-        return Server(
-            host=self.get(body, table, "host", str, defaults.host),
-            port=port,
-            client_keys=keys,
-            admin_keys=admin_keys,
-            max_body_bytes=self.count(body, table, "max_body_bytes", defaults.max_body_bytes),
-            max_header_bytes=self.count(body, table, "max_header_bytes", defaults.max_header_bytes),
-            max_headers=self.count(body, table, "max_headers", defaults.max_headers),
-            read_timeout=self.seconds(body, table, "read_timeout", defaults.read_timeout),
-            idle_timeout=self.seconds(body, table, "idle_timeout", defaults.idle_timeout),
-            shutdown_grace=self.seconds(
-                body, table, "shutdown_grace", defaults.shutdown_grace, allow_zero=True
-            ),
-            cooldown=self.seconds(body, table, "cooldown", defaults.cooldown),
-            max_cooldown=self.seconds(body, table, "max_cooldown", defaults.max_cooldown),
-            failure_threshold=self.count(
-                body, table, "failure_threshold", defaults.failure_threshold
-            ),
-            failure_rate=self.share(body, table, "failure_rate", defaults.failure_rate),
-            failure_rate_window=self.seconds(
-                body, table, "failure_rate_window", defaults.failure_rate_window
-            ),
-            failure_rate_min_attempts=self.count(
-                body, table, "failure_rate_min_attempts", defaults.failure_rate_min_attempts
-            ),
-            revalidate_blocked=self.seconds(
-                body, table, "revalidate_blocked", defaults.revalidate_blocked, allow_zero=True
-            ),
-        )
+        settings = {name: getattr(table, name) for name in _ServerSettings.__struct_fields__}
+        return Server(**settings, client_keys=client_keys, admin_keys=admin_keys)
 
-    def provider(self, name: str, body: Mapping[str, Any]) -> Provider:
-        table = f"providers.{name}"
-        self.check_keys(
-            body, table, {"kind", "base_url", "keys", "passthrough", "anthropic_version"}
-        )
-        kind = self.get(body, table, "kind", str, name if name in KINDS else None)
+    def provider(self, name: str, body: Any) -> Provider:
+        where = f"providers.{name}"
+        table = self.decode(body, _ProviderTable, where)
+        kind = name if table.kind is None and name in KINDS else table.kind
         if kind not in KINDS:
-            raise self.fail(table, "kind", f"expected one of {', '.join(KINDS)}, got {kind!r}")
-        base_url = self.get(body, table, "base_url", str, KINDS[kind].default_base_url)
+            got = "nothing (the table's name is not a kind)" if kind is None else _named(kind)
+            raise self.fail(where, "kind", f"expected one of {', '.join(KINDS)}, got {got}")
+        spec = KINDS[kind]
+        base_url = spec.default_base_url if table.base_url is None else table.base_url
         if base_url is None:
             raise self.fail(
-                table, "base_url", "required for openai_compatible providers (with /v1)"
+                where, "base_url", f"required for {kind} providers: {spec.base_url_rule}"
             )
-        if not base_url.startswith(("http://", "https://")):
-            raise self.fail(
-                table, "base_url", f"expected an http:// or https:// URL, got {base_url!r}"
-            )
-        entries = self.get(body, table, "keys", list, None)
-        if not entries:
-            raise self.fail(table, "keys", "at least one key is needed")
-        keys: list[Key] = []
-        for n, entry in enumerate(entries):
-            where = f"keys[{n}]"
-            if isinstance(entry, Mapping):
-                self.check_keys(entry, table, {"key", "label", "weight", "max_inflight"})
-                secret = self.secret(entry.get("key"), table, f"{where}.key")
-                label = self.get(entry, table, "label", str, None, f"{where}.label")
-                if label == "":
-                    raise self.fail(table, f"{where}.label", "expected a non-empty label")
-                weight = self.count(entry, table, "weight", 1, 1, f"{where}.weight")
-                cap = self.count(entry, table, "max_inflight", 0, 0, f"{where}.max_inflight")
+        keys = []
+        for n, entry in enumerate(table.keys):
+            label = f"{name}-{n + 1}"
+            if isinstance(entry, str):
+                keys.append(Key(label, self.secret(entry, where, f"keys[{n}]")))
             else:
-                secret, label, weight, cap = self.secret(entry, table, where), None, 1, 0
-            keys.append(Key(label or f"{name}-{n + 1}", secret, weight, cap))
+                secret = self.secret(entry.key, where, f"keys[{n}].key")
+                keys.append(Key(entry.label or label, secret, entry.weight, entry.max_inflight))
         labels = [k.label for k in keys]
         for label in labels:
             if labels.count(label) > 1:
                 raise self.fail(
-                    table, "keys", f"label {label!r} is used twice: a label names one key in logs"
+                    where, "keys", f"label {label!r} is used twice: a label names one key in logs"
                 )
         secrets = [k.secret for k in keys]
         if len(set(secrets)) != len(secrets):
-            raise self.fail(table, "keys", "the same key is listed twice")
+            raise self.fail(where, "keys", "the same key is listed twice")
         return Provider(
             name=name,
             kind=kind,
             base_url=base_url.rstrip("/"),
             keys=tuple(keys),
-            passthrough=self.get(body, table, "passthrough", bool, False),
-            anthropic_version=self.get(
-                body, table, "anthropic_version", str, DEFAULT_ANTHROPIC_VERSION
-            ),
+            passthrough=table.passthrough,
+            anthropic_version=table.anthropic_version,
         )
 
-    def model(self, name: str, body: Mapping[str, Any], providers: Mapping[str, Provider]) -> Model:
-        table = f"models.{name}"
-        retry_fields = set(RetryPolicy.__dataclass_fields__)
-        self.check_keys(body, table, {"targets", "strategy", "fallbacks"} | retry_fields)
-        raw_targets = self.get(body, table, "targets", list, None)
-        if not raw_targets:
-            raise self.fail(
-                table, "targets", 'at least one target is needed, like "openai/gpt-4o-mini"'
-            )
+    def model(self, name: str, body: Any, providers: Mapping[str, Provider]) -> Model:
+        where = f"models.{name}"
+        table = self.decode(body, _ModelTable, where)
         targets = []
-        for n, raw in enumerate(raw_targets):
-            provider, _, upstream = raw.partition("/") if isinstance(raw, str) else ("", "", "")
-            if not provider or not upstream:
-                raise self.fail(
-                    table, f"targets[{n}]", f'expected "provider/upstream-model", got {raw!r}'
-                )
+        for n, target in enumerate(table.targets):
+            provider, _, upstream = target.partition("/")
             if provider not in providers:
                 known = ", ".join(providers)
-                raise self.fail(table, f"targets[{n}]", f"no provider {provider!r}; known: {known}")
+                message = f"no provider {_named(provider)}; known: {known}"
+                raise self.fail(where, f"targets[{n}]", message)
             targets.append(Target(provider, upstream))
-        strategy = self.get(body, table, "strategy", str, "weighted_round_robin")
-        if strategy not in STRATEGIES:
+        if table.strategy not in STRATEGIES:
             valid = ", ".join(STRATEGIES)
-            raise self.fail(table, "strategy", f"expected one of {valid}, got {strategy!r}")
-        fallbacks = self.get(body, table, "fallbacks", list, [])
-        if not all(isinstance(f, str) for f in fallbacks):
-            raise self.fail(table, "fallbacks", "expected a list of model names")
-        d = RetryPolicy()
-        hedge = body.get("hedge_after")
-        retry = RetryPolicy(
-            attempts=self.count(body, table, "attempts", d.attempts),
-            attempt_timeout=self.seconds(body, table, "attempt_timeout", d.attempt_timeout),
-            first_byte_timeout=self.seconds(
-                body, table, "first_byte_timeout", d.first_byte_timeout
-            ),
-            deadline=self.seconds(body, table, "deadline", d.deadline),
-            stream_idle_timeout=self.seconds(
-                body, table, "stream_idle_timeout", d.stream_idle_timeout
-            ),
-            hedge_after=None if hedge is None else self.seconds(body, table, "hedge_after", 1.0),
-            wait_for_cooldown=self.seconds(body, table, "wait_for_cooldown", 0.0, allow_zero=True),
-        )
-        return Model(name, tuple(targets), strategy, tuple(fallbacks), retry)
+            got = _named(table.strategy)
+            raise self.fail(where, "strategy", f"expected one of {valid}, got {got}")
+        retry = RetryPolicy(**{f: getattr(table, f) for f in RetryPolicy.__struct_fields__})
+        return Model(name, tuple(targets), table.strategy, tuple(table.fallbacks), retry)
+
+
+# ---- msgspec's errors, located ---------------------------------------------------
+# msgspec says "Expected `int` >= 1 - at `$.keys[2].weight`": the path is
+# inside the decoded table, and the text names types, never values.  A
+# ConfigError names the table and the field, and shows the value only when it
+# is a number or a boolean: a string in the wrong place may be a key.
+
+_ERROR = re.compile(r"(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?", re.DOTALL)
+_PATH_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+_FIELD_ERROR = re.compile(
+    r"Object (?P<problem>contains unknown|missing required) field `(?P<name>[^`]*)`"
+)
+_TYPE_ERROR = re.compile(r"Expected `(?P<expected>[^`]*)`, got `[^`]*`")
+# msgspec's names of types, as a TOML file calls them (TOML has no null,
+# and msgspec takes an int for a float)
+_TYPE_NAMES = {"object": "table", "array": "list", "float": "int or float", "null": ""}
+
+_Step = str | int  # a field name, or a list index
+_Node = TypeVar("_Node", bound=msgspec.inspect.Type)
+
+
+def _located(
+    error: msgspec.ValidationError, data: Any, schema: type, source: str, table: str
+) -> ConfigError:
+    """`error` as a ConfigError at `table` and the field it names.  At the top
+    level (`table` empty), the first step of the path is the table."""
+    found = _ERROR.fullmatch(str(error))
+    assert found is not None  # the pattern matches any text
+    what = found["what"]
+    path: list[_Step] = [
+        int(index) if index else name for name, index in _PATH_STEP.findall(found["path"] or "")
+    ]
+    node = _type_at(msgspec.inspect.type_info(schema), path)
+    field_error = _FIELD_ERROR.fullmatch(what)
+    if field_error:
+        name = field_error["name"]
+        if field_error["problem"] == "contains unknown":
+            struct = _find(node, msgspec.inspect.StructType)
+            known = ", ".join(sorted(f.encode_name for f in struct.fields)) if struct else ""
+            if not table and not path:
+                return ConfigError(source, "", name, f"unknown table; expected one of: {known}")
+            message = f"unknown field; expected one of: {known}"
+        else:
+            description = _description(_type_at(node, [name]))
+            message = f"missing; expected {description}" if description else "missing"
+        path.append(name)
+    else:
+        description = _description(node)
+        type_error = _TYPE_ERROR.fullmatch(what)
+        if type_error:
+            types = (_TYPE_NAMES.get(t, t) for t in type_error["expected"].split(" | "))
+            expected = " or ".join(t for t in types if t)
+            expected += f" ({description})" if description else ""
+        else:  # a value out of range
+            expected = description or what.removeprefix("Expected ")
+        message = f"expected {expected}, got {_describe(_value_at(data, path))}"
+    if not table and path:
+        table, path = str(path[0]), path[1:]
+    where = "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path)
+    return ConfigError(source, table, where.removeprefix("."), message)
+
+
+def _type_at(node: msgspec.inspect.Type, path: list[_Step]) -> msgspec.inspect.Type:
+    """The type at `path` inside `node` (AnyType where the schema has none)."""
+    for step in path:
+        if isinstance(step, int):
+            items = _find(node, msgspec.inspect.ListType)
+            if items is None:
+                return msgspec.inspect.AnyType()
+            node = items.item_type
+        else:
+            struct = _find(node, msgspec.inspect.StructType)
+            fields = {f.encode_name: f.type for f in struct.fields} if struct else {}
+            node = fields.get(step, msgspec.inspect.AnyType())
+    return node
+
+
+def _find(node: msgspec.inspect.Type, kind: type[_Node]) -> _Node | None:
+    """`node` if it is a `kind`, else the `kind` inside it (Annotated, or a union)."""
+    if isinstance(node, kind):
+        return node
+    if isinstance(node, msgspec.inspect.Metadata):
+        return _find(node.type, kind)
+    if isinstance(node, msgspec.inspect.UnionType):
+        found = (_find(member, kind) for member in node.types)
+        return next((f for f in found if f is not None), None)
+    return None
+
+
+def _description(node: msgspec.inspect.Type) -> str | None:
+    meta = _find(node, msgspec.inspect.Metadata)
+    return (meta.extra_json_schema or {}).get("description") if meta else None
+
+
+def _value_at(data: Any, path: list[_Step]) -> Any:
+    for step in path:
+        data = data[step]
+    return data
+
+
+def _named(value: str) -> str:
+    """A name the config gave (a kind, a strategy, a provider, a model) for
+    an error message, quoted; one that looks like a key is not repeated."""
+    if len(value) > 64 or _KEY_SHAPED.search(value):
+        return "a string that looks like a key (not shown)"
+    return repr(value)
+
+
+def _describe(value: Any) -> str:
+    """A value for an error message: a number or a boolean as it is, anything
+    else by its kind only."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    for kinds, noun in ((str, "string"), (Mapping, "table"), ((list, tuple), "list")):
+        if isinstance(value, kinds):
+            return f"a {noun}" if value else f"an empty {noun}"
+    return "nothing" if value is None else f"a {type(value).__name__}"

@@ -260,6 +260,12 @@ def test_bad_input_gets_a_clear_error_in_the_dialect(stack, path, body, headers,
 def test_models_lists_the_public_names(stack, oai, claude):
     names = [m.id for m in oai.models.list()]
     assert names == ["gpt-test", "claude-test", "solo"]
+    assert [m.id for m in claude.models.list()] == names  # in Anthropic's shape
+    auth = {"authorization": f"Bearer {CLIENT_KEY}"}
+    refused = httpx.post(f"{stack.url}/v1/models", headers=auth)
+    assert refused.status_code == 405
+    assert refused.json()["error"]["message"] == "/v1/models takes GET, not POST"
+    assert httpx.get(f"{stack.url}/v1/models").status_code == 401  # no client key
 
 
 def test_every_openai_endpoint_through_the_sdk(stack, oai):

@@ -318,7 +318,7 @@ class Plan:
                 self._position += 1
                 # the head of an order is fresh; a later key may have cooled
                 # meanwhile (another request's failure): not worth an attempt
-                if self._position > 1 and selector.state(label, now=now) != "ready":
+                if self._position > 1 and selector.state(label, now=now) is not State.READY:
                     continue
                 if selector.acquire(label):
                     self._probe = (

@@ -39,12 +39,12 @@ class Reporter:
         label = attempt.label
         runtime.metrics.attempt(provider, label, outcome.kind._value_)
         if outcome.kind is Kind.SUCCESS or outcome.kind is Kind.CLIENT_ERROR:
-            if transition == Transition.READY:
+            if transition is Transition.READY:
                 log.info("%s: the probe succeeded, back to ready", key_name(attempt))
             return
         detail = runtime.redact(outcome.detail)
         runtime.ledger.failed(provider, label, outcome.status, detail)
-        if transition == State.BLOCKED:
+        if transition is State.BLOCKED:
             self.live.revalidator.schedule(provider, label, trio.current_time())
         if transition is not None:
             self._state_changed(attempt, outcome, transition, detail)
@@ -60,14 +60,14 @@ class Reporter:
         status = outcome.status or "no answer"
         self.live.runtime.metrics.cooldown(provider, label)
         now = trio.current_time()
-        if transition == State.BLOCKED:
+        if transition is State.BLOCKED:
             due = self.live.revalidator.next_check(provider, label)
             check = "never re-validated" if due is None else f"re-validated in {due - now:g}s"
             log.warning("%s blocked: the upstream answered %s (%s); %s", key, status, detail, check)
             return
         view = next((v for v in pool.selector.snapshot(now=now) if v["id"] == label), None)
         out_for = f"{view['cooldown_remaining']:.1f}s" if view else "?"
-        if transition == Transition.COOLED:
+        if transition is Transition.COOLED:
             given = outcome.retry_after
             why = (
                 f"rate-limited, the upstream asked for {given:g}s"
@@ -75,7 +75,7 @@ class Reporter:
                 else "rate-limited without a delay, backoff"
             )
             log.warning("%s cooling for %s: %s", key, out_for, why)
-        elif transition == Transition.OPENED:
+        elif transition is Transition.OPENED:
             count = view["consecutive_failures"] if view else "?"
             log.warning(
                 "%s circuit opened after %s failures in a row (last: %s %s); out for %s",
@@ -85,7 +85,7 @@ class Reporter:
                 detail,
                 out_for,
             )
-        elif transition == Transition.OPENED_BY_RATE:
+        elif transition is Transition.OPENED_BY_RATE:
             share = f"{view['window_failures']} of {view['window_attempts']}" if view else "?"
             log.warning(
                 "%s circuit opened: %s recent attempts failed (last: %s %s); out for %s",
