@@ -1,6 +1,6 @@
 """Prometheus metrics (``GET /metrics``), with prometheus-client.
 
-Each Proxy has a registry of its own (tests run several in one process).
+Each running byok has a registry of its own (tests run several in one process).
 Counters and histograms are updated as requests pass; labelled children are
 cached in plain dicts, because ``.labels()`` takes a lock and builds a tuple
 on every call and this is the hot path.  Key states are not updated as they
