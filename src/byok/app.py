@@ -50,15 +50,13 @@ class App:
     async def __call__(self, request: Request) -> Response:
         rid = logs.request_id(request.header("x-request-id"))
         logs.REQUEST_ID.set(rid)
-        response: Response | None
-        if self.proxy.serves(request.path):
-            response = await self.proxy(request)
-        else:
+        response = await self.proxy(request)
+        if response is None:
             response = await self.admin(request)
-            if response is None:
-                known = ", ".join(["/v1/models", *dialects.ENDPOINTS])
-                message = f"no endpoint {request.path}; byok serves {known}"
-                response = error_response("openai", 404, message)
+        if response is None:
+            known = ", ".join(["/v1/models", *dialects.ENDPOINTS])
+            message = f"no endpoint {request.path}; byok serves {known}"
+            response = error_response("openai", 404, message)
         response.headers.append(("x-request-id", rid))
         return response
 

@@ -20,6 +20,7 @@ import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -145,7 +146,7 @@ class Provider:
     passthrough: bool = False
     anthropic_version: str = DEFAULT_ANTHROPIC_VERSION
 
-    @property
+    @cached_property  # read on every attempt
     def spec(self) -> ProviderKind:
         """What byok knows about this kind of provider (byok.providers)."""
         return KINDS[self.kind]

@@ -10,7 +10,7 @@ provider (Azure OpenAI, Vertex, ...) is a new row here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 # The client-facing endpoints of each API dialect.
@@ -45,10 +45,10 @@ class ProviderKind:
     version_header: str | None  # the API version it wants on each request
     default_version: str | None
     rate_limits: RateLimitHeaders
+    serves: frozenset[str] = field(init=False)  # native | compatible, looked up per request
 
-    @property
-    def serves(self) -> frozenset[str]:
-        return self.native | self.compatible
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "serves", self.native | self.compatible)  # frozen: set once
 
     @property
     def base_url_rule(self) -> str:

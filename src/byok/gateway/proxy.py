@@ -71,16 +71,16 @@ class Proxy:
         self.reporter = Reporter(live)
         self.max_response_bytes = MAX_RESPONSE_BYTES
 
-    def serves(self, path: str) -> bool:
-        return path in dialects.ENDPOINTS or path == MODELS
-
-    async def __call__(self, request: Request) -> Response:
-        """The answer to a request for one of the paths it serves()."""
+    async def __call__(self, request: Request) -> Response | None:
+        """The answer to a request for an LLM endpoint or the models listing;
+        None for any other path."""
         started = time.perf_counter()
-        runtime = self.live.runtime
         path = request.path
         dialect = dialects.ENDPOINTS.get(path)
-        if dialect is None:  # the models listing
+        runtime = self.live.runtime
+        if dialect is None:
+            if path != MODELS:
+                return None
             if request.method != "GET":
                 return error_response("openai", 405, f"{path} takes GET, not {request.method}")
             if not _authorized(request, runtime):
@@ -273,7 +273,7 @@ class Proxy:
                 plan.timed_out(attempt, now)
                 return None
             read, until = plan.head(attempt, answer.status, answer.headers, now, time.time())
-            ex.runtime.metrics.first_byte(pool.provider.name, attempt.first_byte or 0.0)
+            self.reporter.metrics.first_byte(pool.provider.name, attempt.first_byte or 0.0)
             if read is Read.FIRST_BYTES:
                 response = await self._first_bytes(ex, plan, attempt, answer, until)
                 handed_over = response is not None

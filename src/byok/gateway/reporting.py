@@ -31,19 +31,22 @@ def key_name(attempt: Attempt) -> str:
 class Reporter:
     def __init__(self, live: Live) -> None:
         self.live = live
+        # one metrics registry and one ledger for the process: every runtime
+        # carries the same two (runtime.py), so they are looked up once
+        self.metrics = live.runtime.metrics
+        self.ledger = live.runtime.ledger
 
     def attempt_ended(self, attempt: Attempt, outcome: Outcome, transition: str | None) -> None:
         """The plan's observer: an attempt ended with a verdict on its key."""
-        runtime = self.live.runtime
         provider = attempt.pool.provider.name
         label = attempt.label
-        runtime.metrics.attempt(provider, label, outcome.kind._value_)
+        self.metrics.attempt(provider, label, outcome.kind._value_)
         if outcome.kind is Kind.SUCCESS or outcome.kind is Kind.CLIENT_ERROR:
             if transition is Transition.READY:
                 log.info("%s: the probe succeeded, back to ready", key_name(attempt))
             return
-        detail = runtime.redact(outcome.detail)
-        runtime.ledger.failed(provider, label, outcome.status, detail)
+        detail = self.live.runtime.redact(outcome.detail)
+        self.ledger.failed(provider, label, outcome.status, detail)
         if transition is State.BLOCKED:
             self.live.revalidator.schedule(provider, label, trio.current_time())
         if transition is not None:
@@ -58,7 +61,7 @@ class Reporter:
         label = attempt.label
         key = key_name(attempt)
         status = outcome.status or "no answer"
-        self.live.runtime.metrics.cooldown(provider, label)
+        self.metrics.cooldown(provider, label)
         now = trio.current_time()
         if transition is State.BLOCKED:
             due = self.live.revalidator.next_check(provider, label)
@@ -102,10 +105,9 @@ class Reporter:
         """Tokens an answer says it used: into the ledger and the metrics."""
         pool = attempt.pool
         provider = pool.provider.name
-        runtime = self.live.runtime
-        runtime.ledger.used(provider, attempt.label, taken, given)
+        self.ledger.used(provider, attempt.label, taken, given)
         model = "*" if pool.passthrough else attempt.route.upstream_model
-        runtime.metrics.tokens(provider, attempt.label, model, taken, given)
+        self.metrics.tokens(provider, attempt.label, model, taken, given)
 
     def stream_broke(self, attempt: Attempt, reason: str) -> None:
         log.warning("stream on %s ended early: %s", key_name(attempt), reason)
@@ -115,11 +117,10 @@ class Reporter:
         key = next((v for k, v in response.headers if k == "x-byok-key"), "-")
         path = ex.path
         status = response.status
-        runtime = ex.runtime
         # a passthrough model is whatever name a client sent: one label for all
-        model = ex.model if ex.model in runtime.config.models else "*"
-        runtime.metrics.request(model, path, status, ex.overhead)
-        runtime.ledger.answered(status)
+        model = ex.model if ex.model in ex.runtime.config.models else "*"
+        self.metrics.request(model, path, status, ex.overhead)
+        self.ledger.answered(status)
         if not log.isEnabledFor(logging.INFO):
             return
         took = (time.perf_counter() - ex.started) * 1000
@@ -150,6 +151,5 @@ class Reporter:
 
     def refused(self, path: str, status: int) -> None:
         """A request byok would not forward (its one log line is the access log's)."""
-        runtime = self.live.runtime
-        runtime.metrics.request("-", path, status, None)
-        runtime.ledger.answered(status)
+        self.metrics.request("-", path, status, None)
+        self.ledger.answered(status)
