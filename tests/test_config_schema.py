@@ -64,13 +64,14 @@ def error(data: dict, environ: dict | None = None) -> str:
             "byok.toml: [server] prot: unknown field; expected one of: admin_keys, client_keys, "
             "cooldown, failure_rate, failure_rate_min_attempts, failure_rate_window, "
             "failure_threshold, host, idle_timeout, max_body_bytes, max_cooldown, "
-            "max_header_bytes, max_headers, port, read_timeout, revalidate_blocked, "
-            "shutdown_grace",
+            "max_header_bytes, max_headers, metrics_keys, metrics_public, port, read_timeout, "
+            "revalidate_blocked, shutdown_grace",
         ),
         (
             ("providers", "oai", "base"),
             "byok.toml: [providers.oai] base: unknown field; expected one of: "
-            "anthropic_version, base_url, keys, kind, passthrough",
+            "anthropic_version, base_url, ca_file, client_cert, client_key, connect_timeout, "
+            "keys, kind, max_connections, passthrough, proxy, verify",
         ),
         (
             ("models", "m", "atempts"),

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import msgspec
 from msgspec import Meta
@@ -135,6 +136,22 @@ class Key:
         return f"Key({self.label!r}, {self.fingerprint})"
 
 
+class Egress(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How byok reaches one provider: the proxy, TLS and the connection pool.
+    Its fields sit in the [providers.NAME] table."""
+
+    # None: HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment, as curl
+    # reads them; "": no proxy for this provider; else a proxy URL (it may hold
+    # user:password, which is a secret)
+    proxy: str | None = None
+    ca_file: str | None = None  # trust this CA (PEM) instead of the system store
+    client_cert: str | None = None  # mutual TLS: a PEM certificate (chain) ...
+    client_key: str | None = None  # ... and its key (None: in client_cert's file)
+    verify: bool = True  # false: no TLS verification at all (a loud warning at start)
+    connect_timeout: _Seconds | None = None  # None: within the model's first_byte_timeout
+    max_connections: _Count = 10_000  # open connections to this provider, at most
+
+
 @dataclass(frozen=True)
 class Provider:
     name: str
@@ -145,6 +162,7 @@ class Provider:
     # unchanged (the configuration built from the environment works so).
     passthrough: bool = False
     anthropic_version: str = DEFAULT_ANTHROPIC_VERSION
+    egress: Egress = field(default_factory=lambda: Egress())
 
     @cached_property  # read on every attempt
     def spec(self) -> ProviderKind:
@@ -213,6 +231,7 @@ class _ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     failure_rate_window: _Seconds = 30.0
     failure_rate_min_attempts: _Count = 10  # in the window, before the share is judged
     revalidate_blocked: _SecondsOrZero = 900.0  # seconds between checks of a blocked key (0: never)
+    metrics_public: bool = False  # true: GET /metrics needs no key (a scraper on a private network)
 
 
 class Server(_ServerSettings, frozen=True, kw_only=True):
@@ -220,6 +239,7 @@ class Server(_ServerSettings, frozen=True, kw_only=True):
 
     client_keys: tuple[Key, ...] = ()
     admin_keys: tuple[Key, ...] = ()  # none: the admin API is off
+    metrics_keys: tuple[Key, ...] = ()  # bearer keys for GET /metrics only (and admin keys)
 
 
 @dataclass(frozen=True)
@@ -231,9 +251,10 @@ class Config:
 
     def secrets(self) -> list[str]:
         """Every secret this config holds: upstream, client and admin keys."""
-        keys = [*self.server.client_keys, *self.server.admin_keys]
+        keys = [*self.server.client_keys, *self.server.admin_keys, *self.server.metrics_keys]
         keys += [k for p in self.providers.values() for k in p.keys]
-        return [k.secret for k in keys]
+        proxy_passwords = [_password(p.egress.proxy) for p in self.providers.values()]
+        return [k.secret for k in keys] + [p for p in proxy_passwords if p]
 
     def describe(self) -> str:
         """The resolved routes, for `byok check-config`: labels, no secrets."""
@@ -270,7 +291,7 @@ class _KeyTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_inflight: Annotated[int, Meta(ge=0, description="an integer of at least 0")] = 0
 
 
-class _ProviderTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class _ProviderTable(Egress, frozen=True, kw_only=True):
     keys: Annotated[
         list[_SecretSource | _KeyTable], Meta(min_length=1, description="at least one key")
     ]
@@ -299,6 +320,7 @@ class _ModelTable(RetryPolicy, frozen=True, kw_only=True):
 class _ServerTable(_ServerSettings, frozen=True, kw_only=True):
     client_keys: list[_SecretSource] = []
     admin_keys: list[_SecretSource] = []
+    metrics_keys: list[_SecretSource] = []
 
 
 class _File(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -444,6 +466,7 @@ class _Builder:
         table = self.decode(body, _ServerTable, "server")
         client_keys = self.server_keys(table.client_keys, "client_keys", "client")
         admin_keys = self.server_keys(table.admin_keys, "admin_keys", "admin")
+        metrics_keys = self.server_keys(table.metrics_keys, "metrics_keys", "metrics")
         client_secrets = {k.secret for k in client_keys}
         for n, key in enumerate(admin_keys):
             if key.secret in client_secrets:
@@ -454,7 +477,16 @@ class _Builder:
                     "a client could otherwise steer the proxy",
                 )
         settings = {name: getattr(table, name) for name in _ServerSettings.__struct_fields__}
-        return Server(**settings, client_keys=client_keys, admin_keys=admin_keys)
+        for n, key in enumerate(metrics_keys):
+            if key.secret in client_secrets:
+                raise self.fail(
+                    "server",
+                    f"metrics_keys[{n}]",
+                    "a metrics key must differ from every client key",
+                )
+        return Server(
+            **settings, client_keys=client_keys, admin_keys=admin_keys, metrics_keys=metrics_keys
+        )
 
     def provider(self, name: str, body: Any) -> Provider:
         where = f"providers.{name}"
@@ -493,6 +525,7 @@ class _Builder:
             keys=tuple(keys),
             passthrough=table.passthrough,
             anthropic_version=table.anthropic_version,
+            egress=Egress(**{f: getattr(table, f) for f in Egress.__struct_fields__}),
         )
 
     def model(self, name: str, body: Any, providers: Mapping[str, Provider]) -> Model:
@@ -611,6 +644,16 @@ def _value_at(data: Any, path: list[_Step]) -> Any:
     for step in path:
         data = data[step]
     return data
+
+
+def _password(url: str | None) -> str:
+    """The password in a proxy URL's user:password@, "" if none."""
+    if not url:
+        return ""
+    try:
+        return unquote(urlsplit(url).password or "")
+    except ValueError:  # a malformed URL: it is refused when used
+        return ""
 
 
 def _named(value: str) -> str:
