@@ -6,6 +6,7 @@ cp314t wheels run this file too) the threads truly race in the engine.
 
 from __future__ import annotations
 
+import itertools
 import random
 import sys
 import threading
@@ -16,15 +17,25 @@ from byok_core import STRATEGIES
 
 THREADS = 16
 ROUNDS = 1500
+TICK = 1e-5  # virtual seconds per engine call
 
 
-def hammer(sel, ids, seed, tally, errors, start):
+def hammer(sel, ids, seed, tally, errors, start, ticks):
+    """Cooldowns and probe timeouts run on a virtual clock that every engine
+    call moves on (`ticks`, shared by the threads): how long a member stays
+    out is counted in calls, not in the machine's time, so the liveness
+    bound holds however busy the machine is and however the threads are
+    scheduled."""
     rng = random.Random(seed)
+
+    def now():
+        return next(ticks) * TICK
+
     counts = {"picks": 0, "successes": 0, "failures": 0, "acquired": 0}
     try:
         start.wait(timeout=30)
         for n in range(ROUNDS):
-            choice = sel.pick(key=f"user{n % 11}" if n % 2 else None)
+            choice = sel.pick(key=f"user{n % 11}" if n % 2 else None, now=now())
             if choice is None:
                 continue
             counts["picks"] += 1
@@ -33,21 +44,21 @@ def hammer(sel, ids, seed, tally, errors, start):
                 counts["acquired"] += 1
                 roll = rng.random()
                 if roll < 0.9:
-                    sel.report_success(choice, latency=rng.random() / 10)
+                    sel.report_success(choice, latency=rng.random() / 10, now=now())
                     counts["successes"] += 1
                 elif roll < 0.95:
-                    sel.report_rate_limited(choice, retry_after=0.0)
+                    sel.report_rate_limited(choice, retry_after=0.0, now=now())
                     counts["failures"] += 1
                 else:
-                    sel.report_error(choice)
+                    sel.report_error(choice, now=now())
                     counts["failures"] += 1
                 sel.release(choice)
             if n % 100 == 0:
-                order = sel.order()
+                order = sel.order(now=now())
                 counts["picks"] += 1 if order else 0
                 assert "blocked" not in order
-                sel.snapshot()
-                sel.retry_after()
+                sel.snapshot(now=now())
+                sel.retry_after(now=now())
     except BaseException as error:  # surfaced by the main thread
         errors.append(error)
     tally.append(counts)
@@ -62,8 +73,9 @@ def test_many_threads_keep_the_books(impl, strategy):
     sel.block("blocked")
     tally, errors = [], []
     start = threading.Barrier(THREADS)
+    ticks = itertools.count()
     workers = [
-        threading.Thread(target=hammer, args=(sel, ids, seed, tally, errors, start))
+        threading.Thread(target=hammer, args=(sel, ids, seed, tally, errors, start, ticks))
         for seed in range(THREADS)
     ]
     old = sys.getswitchinterval()
@@ -77,7 +89,7 @@ def test_many_threads_keep_the_books(impl, strategy):
         sys.setswitchinterval(old)
     assert not any(worker.is_alive() for worker in workers), "a worker hung"
     assert not errors, errors[0]
-    snapshot = {view["id"]: view for view in sel.snapshot()}
+    snapshot = {view["id"]: view for view in sel.snapshot(now=next(ticks) * TICK)}
     assert sum(v["picks"] for v in snapshot.values()) == sum(t["picks"] for t in tally)
     assert sum(v["successes"] for v in snapshot.values()) == sum(t["successes"] for t in tally)
     assert sum(v["failures"] for v in snapshot.values()) == sum(t["failures"] for t in tally)
