@@ -10,9 +10,11 @@ is a 404.  Both read the same ``Live`` runtime; neither holds the other.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import signal
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import trio
@@ -71,6 +73,50 @@ class App:
         await self.upstream.aclose()
 
 
+class Stopped(Exception):
+    """A signal ended the command before its time (the demo, or a drain cut
+    short): it exits 128 + the signal's number, as a shell reports it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+class ListenError(Exception):
+    """The listener could not be opened: why, and what to do, in one sentence."""
+
+
+@contextlib.contextmanager
+def listening(host: str, port: int) -> Iterator[None]:
+    """Around the start of a listener: a port out of range, or the OSError of
+    a bind that failed, becomes a ListenError that says what to do."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if not 0 <= port <= 65535:
+        # the resolver would take it modulo 65536 and listen elsewhere
+        raise ListenError(f"cannot listen on {where}: a port is 0 to 65535; pick one with --port")
+    try:
+        yield
+    except OSError as error:
+        raise ListenError(f"cannot listen on {where}: {_why(port, error)}") from None
+
+
+def _why(port: int, error: OSError) -> str:
+    if isinstance(error, socket.gaierror):
+        return f"no such host ({error.strerror}); pick another with --host"
+    if error.errno == errno.EADDRINUSE:
+        return "the address is in use (another byok?); pick another with --port"
+    if error.errno in (errno.EACCES, errno.EPERM):
+        if port < 1024:
+            return (
+                "permission denied (a port below 1024 needs root or CAP_NET_BIND_SERVICE); "
+                "pick another with --port"
+            )
+        return "permission denied; pick another with --port"
+    if error.errno == errno.EADDRNOTAVAIL:
+        return "the address is not one of this machine's; pick another with --host"
+    return f"{error.strerror or error}"
+
+
 def raise_open_files_limit() -> None:
     """Each client connection and each upstream connection is a file
     descriptor: a gateway with thousands of concurrent streams needs more than
@@ -90,8 +136,11 @@ def raise_open_files_limit() -> None:
 async def serve(
     config: Config, host: str, port: int, reloader: Callable[[], Config] | None = None
 ) -> None:
-    """Run byok until SIGINT/SIGTERM, then drain for the grace period;
-    SIGHUP reloads the config through `reloader`."""
+    """Run byok until SIGINT/SIGTERM, then drain for the grace period and
+    return (a shutdown that was asked for is a success: the command exits 0,
+    as systemd and docker expect of a server); a second SIGINT or SIGTERM
+    ends the drain at once with Stopped.  SIGHUP reloads the config through
+    `reloader`.  A listener that cannot open raises ListenError."""
     server = config.server
     limits = Limits(
         max_header_bytes=server.max_header_bytes,
@@ -110,18 +159,22 @@ async def serve(
                 await serve_http(app, host, port, limits, shutdown, task_status=task_status)
                 nursery.cancel_scope.cancel()  # drained and done: maintain() stops too
 
-            listeners = await nursery.start(serving)
-            nursery.start_soon(app.maintain)
-            log.info(
-                "byok %s listening on http://%s:%d (%s; models: %s)",
-                __version__,
-                host,
-                bound_port(listeners),
-                config.source,
-                ", ".join(config.models) or "passthrough",
-            )
             wanted = (signal.SIGINT, signal.SIGTERM, *RELOAD_SIGNALS)
+            # taken before the listener opens (a signal that comes while byok
+            # starts waits its turn) until the drain is done: serving() then
+            # cancels this loop
             with trio.open_signal_receiver(*wanted) as signals:
+                with listening(host, port):
+                    listeners = await nursery.start(serving)
+                nursery.start_soon(app.maintain)
+                log.info(
+                    "byok %s listening on http://%s:%d (%s; models: %s)",
+                    __version__,
+                    host,
+                    bound_port(listeners),
+                    config.source,
+                    ", ".join(config.models) or "passthrough",
+                )
                 async for signum in signals:
                     if signum in RELOAD_SIGNALS:
                         try:
@@ -131,6 +184,8 @@ async def serve(
                         except Exception:  # a reload must never take byok down
                             log.exception("reload failed, nothing changed")
                         continue
+                    if shutdown.requested.is_set():
+                        raise Stopped(signum)  # a second one: the drain ends at once
                     # a reload may have changed it
                     grace = app.live.runtime.config.server.shutdown_grace
                     log.info(
@@ -138,8 +193,8 @@ async def serve(
                         signal.Signals(signum).name,
                         grace,
                     )
+                    app.admin.draining = True  # /ready: 503 from now on
                     shutdown.start(grace)
-                    break
     finally:
         with trio.CancelScope(shield=True):
             await app.aclose()

@@ -30,6 +30,7 @@ from msgspec import Meta
 
 from byok_core import STRATEGIES
 
+from .http import egress as _egress
 from .providers import ANTHROPIC_VERSION, KINDS, ProviderKind
 
 if sys.version_info >= (3, 11):
@@ -518,6 +519,11 @@ class _Builder:
         secrets = [k.secret for k in keys]
         if len(set(secrets)) != len(secrets):
             raise self.fail(where, "keys", "the same key is listed twice")
+        egress = Egress(**{f: getattr(table, f) for f in Egress.__struct_fields__})
+        try:  # the proxy URL (given or the environment's), the certificate files
+            _egress.check(egress, base_url, self.environ)
+        except _egress.EgressError as error:
+            raise self.fail(where, error.field, str(error)) from None
         return Provider(
             name=name,
             kind=kind,
@@ -525,7 +531,7 @@ class _Builder:
             keys=tuple(keys),
             passthrough=table.passthrough,
             anthropic_version=table.anthropic_version,
-            egress=Egress(**{f: getattr(table, f) for f in Egress.__struct_fields__}),
+            egress=egress,
         )
 
     def model(self, name: str, body: Any, providers: Mapping[str, Provider]) -> Model:

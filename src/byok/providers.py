@@ -10,8 +10,10 @@ provider (Azure OpenAI, Vertex, ...) is a new row here.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import urlsplit
 
 # The client-facing endpoints of each API dialect.
 OPENAI_ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses")
@@ -136,3 +138,28 @@ OPENAI_COMPATIBLE = ProviderKind(
 )
 
 KINDS: dict[str, ProviderKind] = {k.name: k for k in (OPENAI, ANTHROPIC, OPENAI_COMPATIBLE)}
+
+# A path segment that names an API version: v1, v2, v1beta, v1alpha2
+_VERSION_SEGMENT = re.compile(r"v\d+[a-z0-9]*")
+
+
+def base_url_problem(kind_name: str, base_url: str) -> str | None:
+    """Why `base_url` is probably wrong for a provider of kind `kind_name`, or
+    None.  Such a URL is accepted (a server may serve its API elsewhere) but
+    worth a warning: an OpenAI-style base URL with no version segment in its
+    path (each request would miss /v1 and answer 404), an Anthropic one that
+    ends in /v1 (each request would ask for /v1/v1/...)."""
+    spec = KINDS.get(kind_name)
+    if spec is None:
+        return None
+    segments = urlsplit(base_url).path.strip("/").split("/")
+    if spec.base_url_has_version:
+        if any(_VERSION_SEGMENT.fullmatch(segment) for segment in segments):
+            return None
+        return (
+            f"base_url {base_url} has no /v1: OpenAI-style base URLs end in the API version, "
+            f"e.g. {base_url.rstrip('/')}/v1"
+        )
+    if _VERSION_SEGMENT.fullmatch(segments[-1]):
+        return f"base_url {base_url} ends in /{segments[-1]}: its base URL is {spec.base_url_rule}"
+    return None

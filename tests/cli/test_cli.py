@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -120,9 +121,15 @@ def test_serve_answers_and_drains_on_sigterm(tmp_path):
 
 
 def test_demo_runs_and_shows_the_table():
+    """Piped, as CI runs it: the snippets, then the table once at the end,
+    plain (no colour, no cursor code)."""
     result = byok("demo", "--port", "0", "--duration", "4", timeout=60)
     assert result.returncode == 0, result.stderr
-    assert "curl http://127.0.0.1:" in result.stdout
-    assert "openai-revoked  blocked" in result.stdout
+    assert re.search(
+        r"^  curl .* http://127\.0\.0\.1:\d+/v1/chat/completions ", result.stdout, re.M
+    )
+    assert re.search(r"^    openai-revoked +blocked ", result.stdout, re.M)
+    assert len(re.findall(r"^    openai-revoked ", result.stdout, re.M)) == 1  # one table
     assert "claude-steady" in result.stdout
+    assert "\x1b" not in result.stdout
     assert "sk-demo" not in result.stdout + result.stderr

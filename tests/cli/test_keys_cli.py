@@ -18,7 +18,8 @@ from byok.cli.keys import Progress
 from byok.cli.simulator import SimulatedUpstream
 from byok.cli.tables import format_table
 from byok.config import fingerprint
-from byok.http.server import bound_port, serve_http
+from byok.http.server import Request, Response, bound_port, serve_http
+from byok.providers import ANTHROPIC_ENDPOINTS, MODELS_PATH, OPENAI_ENDPOINTS
 
 from .test_cli import byok, free_port
 
@@ -47,8 +48,27 @@ SECRETS = [
 ]
 
 
+class RealPaths:
+    """The simulator at the paths the real APIs serve, and a 404 in OpenAI's
+    shape elsewhere, as api.openai.com answers `GET /models` (the simulator
+    itself answers a listing at any path that ends in /models)."""
+
+    PATHS = frozenset({MODELS_PATH, *OPENAI_ENDPOINTS, *ANTHROPIC_ENDPOINTS})
+
+    def __init__(self, simulator: SimulatedUpstream) -> None:
+        self.simulator = simulator
+
+    async def __call__(self, request: Request) -> Response:
+        if request.path in self.PATHS:
+            return await self.simulator(request)
+        error = {"message": f"Invalid URL ({request.method} {request.path})", "type": "invalid"}
+        body = json.dumps({"error": error}).encode()
+        return Response(404, [("content-type", "application/json")], body)
+
+
 class Simulated:
-    """The simulated upstream alone, on loopback, in a trio thread of its own."""
+    """The simulated upstream alone (at the real APIs' paths), on loopback,
+    in a trio thread of its own."""
 
     def __init__(self) -> None:
         self.simulator = SimulatedUpstream()
@@ -69,7 +89,8 @@ class Simulated:
         self._token = trio.lowlevel.current_trio_token()
         async with trio.open_nursery() as nursery:
             self._scope = nursery.cancel_scope
-            listeners = await nursery.start(serve_http, self.simulator, "127.0.0.1", 0)
+            app = RealPaths(self.simulator)
+            listeners = await nursery.start(serve_http, app, "127.0.0.1", 0)
             self.url = f"http://127.0.0.1:{bound_port(listeners)}"
             self._ready.set()
 
@@ -197,6 +218,71 @@ def test_keys_check_passes_when_no_key_is_invalid(upstream, tmp_path):
     assert "1 valid, 0 invalid, 1 rate-limited, 1 unreachable, 0 error" in result.stdout
     assert "rate-limited keys are valid" in result.stdout
     assert_no_secret(result.stdout, result.stderr)
+
+
+def test_keys_check_fails_when_a_listing_is_not_found_and_says_why(upstream, tmp_path):
+    """A base URL without /v1 passes the config check but every request
+    through it would 404: the listing's 404 fails the check, with its cause."""
+    config = tmp_path / "byok.toml"
+    config.write_text(
+        keys_toml(
+            bare=("openai", upstream.url, [("bare-1", VALID)]),  # no /v1
+            right=("openai_compatible", f"{upstream.url}/v1", [("right-1", VALID)]),
+            other=("openai_compatible", f"{upstream.url}/v2", [("other-1", VALID)]),
+            claude=("anthropic", f"{upstream.url}/v1", [("claude-1", CLAUDE)]),  # /v1/v1/models
+        )
+    )
+    result = byok("keys", "check", "--config", str(config))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert verdicts(result.stdout) == {
+        "bare-1": "error (404)",
+        "right-1": "valid (200)",
+        "other-1": "error (404)",
+        "claude-1": "error (404)",
+    }
+    notes = {line.split()[0]: line for line in result.stdout.splitlines()}
+    assert notes["bare-1"].endswith(
+        "the models listing answered 404: the base URL probably lacks /v1"
+    )
+    assert notes["other-1"].endswith(  # it has a version: maybe there is no listing
+        "the models listing answered 404: is the base URL right? (or this server lists no models)"
+    )
+    assert notes["claude-1"].endswith(
+        "the models listing answered 404: the base URL probably should not end in /v1"
+    )
+    assert (
+        "1 valid, 0 invalid, 0 rate-limited, 0 unreachable, 3 error; "
+        "failed: 3 listings not found (404)"
+    ) in result.stdout
+    assert_no_secret(result.stdout, result.stderr)
+
+
+def test_keys_check_from_the_environment_fails_on_a_base_url_without_v1(upstream):
+    result = byok(
+        "keys",
+        "check",
+        env={"OPENAI_API_KEYS": f"{VALID},{REVOKED}", "OPENAI_BASE_URL": upstream.url},
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert verdicts(result.stdout) == {"openai-1": "error (404)", "openai-2": "error (404)"}
+    assert "the base URL probably lacks /v1" in result.stdout
+    assert "; failed: 2 listings not found (404)" in result.stdout
+    fixed = byok(
+        "keys",
+        "check",
+        env={"OPENAI_API_KEYS": f"{VALID},{REVOKED}", "OPENAI_BASE_URL": f"{upstream.url}/v1"},
+    )
+    assert fixed.returncode == 1  # the revoked key still fails it
+    assert "; failed: 1 invalid\n" in fixed.stdout
+    assert "404" not in fixed.stdout
+
+
+def test_keys_check_help_says_what_fails_it():
+    result = byok("keys", "check", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "Exit status 1 if a key is invalid or a models listing answers 404" in text
+    assert "without /v1" in text
 
 
 def test_keys_check_without_keys_says_what_to_set():

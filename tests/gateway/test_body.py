@@ -8,7 +8,7 @@ import random
 import msgspec
 import pytest
 
-from byok.gateway.body import BodyError, RoutingFields, parse, with_model
+from byok.gateway.body import AskUsage, BodyError, RoutingFields, ask_usage, parse, with_model
 
 UPSTREAM = "gpt-4o-2024-08-06"
 
@@ -224,3 +224,145 @@ def test_whatever_is_routed_can_be_rewritten() -> None:
     for mangled, message in refused:  # only the one case parse lets through
         assert "not UTF-8" in message
         assert not utf8(mangled)
+
+
+# ---- asking an OpenAI-style stream for its usage ------------------------------------
+
+CHAT = "/v1/chat/completions"
+
+
+@pytest.mark.parametrize(
+    ("body", "path", "asked"),
+    [
+        (b'{"model":"m","stream":true}', CHAT, AskUsage.INSERT),
+        (b'{"model":"m","stream":true}', "/v1/completions", AskUsage.INSERT),
+        (b'{"model":"m","stream":false}', CHAT, AskUsage.NO),
+        (b'{"model":"m"}', CHAT, AskUsage.NO),
+        (b'{"model":"m","stream":true}', "/v1/responses", AskUsage.NO),
+        (b'{"model":"m","stream":true}', "/v1/messages", AskUsage.NO),
+        (b'{"model":"m","stream":true,"stream_options":null}', CHAT, AskUsage.MERGE),
+        (b'{"model":"m","stream":true,"stream_options":{}}', CHAT, AskUsage.MERGE),
+        (b'{"model":"m","stream":true,"stream_options":{"x":1}}', CHAT, AskUsage.MERGE),
+        (
+            b'{"model":"m","stream":true,"stream_options":{"include_usage":false}}',
+            CHAT,
+            AskUsage.MERGE,
+        ),
+        (
+            b'{"model":"m","stream":true,"stream_options":{"include_usage":true}}',
+            CHAT,
+            AskUsage.NO,
+        ),
+        # a value OpenAI refuses is the upstream's to refuse, not byok's to mend
+        (b'{"model":"m","stream":true,"stream_options":{"include_usage":1}}', CHAT, AskUsage.NO),
+        (b'{"model":"m","stream":true,"stream_options":"yes"}', CHAT, AskUsage.NO),
+        # an escaped name is the same name: not absent
+        (b'{"model":"m","stream":true,"stream_opti\\u006fns":{}}', CHAT, AskUsage.MERGE),
+        (
+            b'{"model":"m","stream":true,"stream_options":{"include_\\u0075sage":true}}',
+            CHAT,
+            AskUsage.NO,
+        ),
+        # the last of duplicates, as for the model
+        (
+            b'{"model":"m","stream":true,"stream_options":{"include_usage":true},'
+            b'"stream_options":null}',
+            CHAT,
+            AskUsage.MERGE,
+        ),
+    ],
+)
+def test_when_byok_asks_for_a_streams_usage(body: bytes, path: str, asked: AskUsage) -> None:
+    assert ask_usage(parse(body), path) is asked
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}',
+        b' \n{ "model" : "m" , "stream" : true }',
+        '{"model":"m","stream":true,"é":"日本","x":[1.0e+2]}'.encode(),
+    ],
+    ids=["compact", "spaced", "unicode"],
+)
+def test_usage_is_asked_by_splicing_when_the_model_stays(body: bytes) -> None:
+    fields = parse(body)
+    out = with_model(body, "m", "m", ask_usage(fields, CHAT))
+    start = body.index(b"{") + 1
+    assert out == b'{"stream_options":{"include_usage":true},' + body[start:]
+    assert top(out) == {"stream_options": {"include_usage": True}, **top(body)}
+    again = parse(out)
+    assert (again.model, again.stream) == ("m", True)
+    assert ask_usage(again, CHAT) is AskUsage.NO  # asked now
+
+
+def test_usage_is_asked_in_the_rewrite_when_the_model_changes() -> None:
+    body = b'{"model":"m","stream":true,"messages":[]}'
+    out = with_model(body, "m", UPSTREAM, AskUsage.INSERT)
+    assert out == (
+        b'{"model":"gpt-4o-2024-08-06","stream":true,"messages":[],'
+        b'"stream_options":{"include_usage":true}}'
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "sent"),
+    [
+        (b"null", {"include_usage": True}),
+        (b"{}", {"include_usage": True}),
+        (
+            b'{"include_obfuscation":false, "x":[1,2]}',
+            {"include_obfuscation": False, "x": [1, 2], "include_usage": True},
+        ),
+        (b'{"include_usage":false,"y":1}', {"include_usage": True, "y": 1}),
+    ],
+)
+@pytest.mark.parametrize("upstream", ["m", UPSTREAM])
+def test_the_clients_other_stream_options_are_kept(
+    options: bytes, sent: dict[str, object], upstream: str
+) -> None:
+    body = b'{"model":"m","stream":true,"stream_options":' + options + b',"n":1}'
+    out = with_model(body, "m", upstream, ask_usage(parse(body), CHAT))
+    assert top(out) == {"model": upstream, "stream": True, "stream_options": sent, "n": 1}
+    assert list(top(out)) == ["model", "stream", "stream_options", "n"]  # in its place
+    assert out.count(b"stream_options") == 1
+
+
+def test_an_escaped_stream_options_goes_out_once() -> None:
+    body = b'{"model":"m","stream":true,"stream_opti\\u006fns":{"a":1}}'
+    out = with_model(body, "m", "m", ask_usage(parse(body), CHAT))
+    assert out == b'{"model":"m","stream":true,"stream_options":{"a":1,"include_usage":true}}'
+
+
+def test_streams_of_mangled_bodies_ask_for_usage_once() -> None:
+    """Whatever stream is routed goes out asking for its usage, once."""
+    seed = b'{"model":"a","stream":true,"stream_options":{"x":1},"messages":[{"content":"b"}]}'
+    alphabet = b'{}[]",:\\u0123456789abelnrt. \xc3\xa9'
+    rng = random.Random(12)
+    asked = 0
+    for _ in range(5000):
+        body = bytearray(seed)
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(body) + 1)
+            body[at:at] = bytes([rng.choice(alphabet)])
+        mangled = bytes(body)
+        try:
+            fields = parse(mangled)
+        except BodyError:
+            continue
+        how = ask_usage(fields, CHAT)
+        if how is AskUsage.NO:
+            continue
+        for upstream in (fields.model, UPSTREAM):
+            try:
+                out = with_model(mangled, fields.model, upstream, how)
+            except BodyError:  # a field name not UTF-8, as for any rewrite
+                assert not utf8(mangled)
+                continue
+            again = parse(out)
+            assert (again.model, again.stream) == (upstream, True)
+            assert again.stream_options["include_usage"] is True
+            if utf8(out):  # Python's json reads only UTF-8
+                assert top(out)["stream_options"]["include_usage"] is True
+        asked += 1
+    assert asked > 500

@@ -9,7 +9,7 @@ import zlib
 
 import pytest
 
-from byok.gateway.usage import StreamUsage, of_body
+from byok.gateway.usage import HiddenStreamUsage, StreamUsage, of_body
 
 
 def sse(data: dict, event: str | None = None, newline: bytes = b"\n") -> bytes:
@@ -80,3 +80,85 @@ def test_whole_answers_plain_and_compressed():
     assert of_body(b'{"id": "x"}') == (0, 0)
     anthropic = {"usage": {"input_tokens": 4, "cache_read_input_tokens": 6, "output_tokens": 1}}
     assert of_body(json.dumps(anthropic).encode()) == (10, 1)
+
+
+def test_a_counted_stream_is_relayed_as_it_came():
+    counted = StreamUsage()
+    chunk = OPENAI[:100]
+    assert counted.feed(chunk) is chunk
+    assert counted.finish() == b""
+
+
+# ---- a usage byok asked for and the client did not -------------------------------------
+
+CHUNK = {"id": "c", "object": "chat.completion.chunk", "model": "m", "usage": None}
+USAGE = {"prompt_tokens": 11, "completion_tokens": 22, "total_tokens": 33}
+
+
+def asked_stream(newline: bytes = b"\n") -> tuple[bytes, bytes]:
+    """An OpenAI stream with include_usage, and the same without its usage event."""
+    words = b"".join(
+        sse({**CHUNK, "choices": [{"index": 0, "delta": {"content": f"w{n}"}}]}, newline=newline)
+        for n in range(30)
+    )
+    last = sse({**CHUNK, "choices": [{"index": 0, "finish_reason": "stop"}]}, newline=newline)
+    usage = sse({**CHUNK, "choices": [], "usage": USAGE}, newline=newline)
+    done = b"data: [DONE]" + newline * 2
+    return words + last + usage + done, words + last + done
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"], ids=["lf", "crlf"])
+def test_the_usage_event_is_taken_out_wherever_the_stream_is_cut(newline: bytes):
+    stream, relayed = asked_stream(newline)
+    chooser = random.Random(99)
+    for _ in range(200):
+        hidden = HiddenStreamUsage()
+        out = []
+        at = 0
+        while at < len(stream):
+            size = chooser.choice([1, 2, 3, 7, 50, 100, 1000, 65536])
+            out.append(hidden.feed(stream[at : at + size]))
+            at += size
+        out.append(hidden.finish())
+        assert b"".join(out) == relayed
+        assert (hidden.input, hidden.output) == (11, 22)
+        # no piece ends inside an event: the client never waits on half of one
+        assert all(piece.endswith(newline * 2) for piece in out if piece)
+
+
+def test_whole_events_without_a_usage_go_by_untouched():
+    hidden = HiddenStreamUsage()
+    chunk = sse({**CHUNK, "choices": [{"index": 0, "delta": {"content": "usage"}}]}) * 3
+    assert hidden.feed(chunk) is chunk  # the common case: no copy
+    assert hidden.finish() == b""
+    assert (hidden.input, hidden.output) == (0, 0)
+
+
+def test_a_usage_on_a_chunk_with_choices_is_counted_and_kept():
+    # some OpenAI-compatible servers send it so, asked or not
+    event = sse({**CHUNK, "choices": [{"index": 0, "finish_reason": "stop"}], "usage": USAGE})
+    hidden = HiddenStreamUsage()
+    assert hidden.feed(event + b"data: [DONE]\n\n") == event + b"data: [DONE]\n\n"
+    assert (hidden.input, hidden.output) == (11, 22)
+
+
+def test_a_stream_that_ends_inside_an_event():
+    stream, relayed = asked_stream()
+    cut = stream[:-2]  # [DONE] without its blank line
+    hidden = HiddenStreamUsage()
+    out = hidden.feed(cut)
+    assert out + hidden.finish() == relayed[:-2]
+    assert hidden.finish() == b""  # once only
+    assert (hidden.input, hidden.output) == (11, 22)
+    unended = HiddenStreamUsage()  # the usage event itself unended: still taken out
+    usage = sse({**CHUNK, "choices": [], "usage": USAGE})
+    assert unended.feed(usage[:-1]) == b""
+    assert unended.finish() == b""
+    assert (unended.input, unended.output) == (11, 22)
+
+
+def test_a_usage_event_that_is_not_json_is_relayed():
+    event = b'data: {"choices":[],"usage":{"prompt_tokens":\n\n'
+    hidden = HiddenStreamUsage()
+    assert hidden.feed(event) == event
+    assert (hidden.input, hidden.output) == (0, 0)

@@ -96,25 +96,74 @@ def test_health_and_ready_need_no_key(client):
     assert ready.json() == {"ready": True, "why": []}
 
 
-def test_ready_is_503_with_the_reason_when_a_model_has_no_usable_key(stack, client):
-    client.post("/admin/keys/alpha/disable", headers=ADMIN)
-    stack.simulator.set("sk-adm-BRAVO-0002", mode="429", retry_after=20)
-    ask(client)
-    assert client.get("/ready").status_code == 200  # m falls back to c, whose key is fine
-    client.post("/admin/keys/claude/disable", headers=ADMIN)
-    ready = client.get("/ready")
-    assert ready.status_code == 503
-    why = ready.json()["why"]
-    assert len(why) == 2
-    assert why[0].startswith("model m: no usable key: alpha disabled, bravo cooldown")
-    assert why[1] == "model c: no usable key: claude disabled"
+async def model_views(stack: LiveStack) -> dict[str, dict]:
+    reply = await stack.client.get("/admin/models", headers=ADMIN)
+    assert reply.status_code == 200
+    return {m["name"]: m for m in reply.json()["models"]}
+
+
+async def test_a_model_without_a_usable_key_leaves_ready_200_and_admin_models_says_why(
+    autojump_clock,
+):
+    """Every key of m and of its fallback c is out: the process still serves
+    (other models, other replicas), so /ready stays 200; /admin/models and
+    /admin/keys say that m is out, why, and when its soonest key returns."""
+    async with open_stack(tables, {**SECRETS, ANTHROPIC_SECRET: "claude"}) as stack:
+        c = stack.client
+        await c.post("/admin/keys/alpha/disable", headers=ADMIN)
+        await c.post("/admin/keys/claude/disable", headers=ADMIN)
+        stack.simulator.set("sk-adm-BRAVO-0002", mode="429", retry_after=20)
+        assert (await c.post("/v1/chat/completions", json=ASK, headers=CLIENT)).status_code == 429
+        await trio.sleep(5)
+        ready = await c.get("/ready")
+        assert ready.status_code == 200
+        assert ready.json() == {"ready": True, "why": []}
+        models = await model_views(stack)
+        assert models["m"] == {
+            "name": "m",
+            "passthrough": False,
+            "available": False,
+            "why": "rate_limited",
+            "retry_after": pytest.approx(15),  # 20 s from the 429, 5 s ago
+            "targets": ["sim/up", "simant/up-claude"],
+        }
+        assert models["c"]["why"] == "blocked_or_disabled"  # no key comes back by itself
+        assert models["c"]["retry_after"] is None
+        view = (await c.get("/admin/keys", headers=ADMIN)).json()["models"]
+        assert view[0]["name"] == "m"
+        assert view[0]["availability"]["why"] == "rate_limited"
+        await c.post("/admin/keys/claude/enable", headers=ADMIN)  # m falls back to c again
+        models = await model_views(stack)
+        assert models["m"]["available"] is True
+        assert models["m"]["why"] is None
+        assert models["m"]["retry_after"] == 0.0
+        await c.post("/admin/keys/claude/disable", headers=ADMIN)
+        assert not (await model_views(stack))["m"]["available"]
+        await trio.sleep(16)  # bravo's 20 s are over: it may take a request again
+        assert (await model_views(stack))["m"]["available"] is True
+
+
+async def test_admin_models_needs_an_admin_key(autojump_clock):
+    async with open_stack(tables) as stack:
+        assert (await stack.client.get("/admin/models")).status_code == 401
+        assert (await stack.client.get("/admin/models", headers=CLIENT)).status_code == 401
+
+
+async def test_ready_is_503_while_draining(autojump_clock):
+    async with open_stack(tables) as stack:
+        stack.app.admin.draining = True  # as serve() sets it on SIGINT/SIGTERM
+        ready = await stack.client.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json()["ready"] is False
+        assert ready.json()["why"][0].startswith("draining")
+        assert (await stack.client.get("/health")).status_code == 200
 
 
 def test_admin_routes_want_the_admin_key(client):
     for method, path in [
         ("GET", "/admin/keys"),
+        ("GET", "/admin/models"),
         ("GET", "/admin/stats"),
-        ("GET", "/metrics"),
         ("POST", "/admin/keys/alpha/disable"),
         ("POST", "/admin/reload"),
     ]:
@@ -269,7 +318,8 @@ def test_metrics_in_prometheus_text(stack, client):
         'byok_cooldowns_total{key="bravo",provider="sim"} 1.0',
         'byok_key_state{key="bravo",model="m",provider="sim",state="cooldown"} 1.0',
         'byok_key_state{key="alpha",model="m",provider="sim",state="ready"} 1.0',
-        'byok_tokens_total{key="alpha",kind="output",model="up",provider="sim"} 10.0',
+        'byok_tokens_total{key="alpha",kind="output",model="m",provider="sim",'
+        'target="sim/up"} 10.0',
         'byok_proxy_overhead_seconds_count{endpoint="/v1/chat/completions"} 2.0',
         'byok_upstream_first_byte_seconds_count{provider="sim"} 3.0',
     ]
@@ -536,7 +586,10 @@ def test_passthrough_models_share_one_metrics_label():
         text = client.get("/metrics", headers=ADMIN).text
         view = client.get("/admin/keys", headers=ADMIN).json()
     assert 'byok_requests_total{endpoint="/v1/chat/completions",model="*",status="200"} 2.0' in text
-    assert 'byok_tokens_total{key="alpha",kind="input",model="*",provider="openai"} 10.0' in text
+    tokens = (
+        'byok_tokens_total{key="alpha",kind="input",model="*",provider="openai",target="openai/*"}'
+    )
+    assert f"{tokens} 10.0" in text
     assert "any-model" not in text
     assert view["models"][0]["name"] == "*"
     assert view["models"][0]["passthrough"] is True

@@ -6,7 +6,9 @@ models listing: no tokens are spent.  Verdicts: valid, invalid,
 rate-limited, unreachable, error (the probe's docstring says which is which).
 The table names keys by label and fingerprint; a secret is never formatted,
 and any text that comes from elsewhere is scrubbed of every configured secret
-before it prints.  The exit status is 1 when a key is invalid, else 0.
+before it prints.  The check fails (exit status 1) when a key is invalid or
+a models listing answered 404 (its base URL is wrong, so every request with
+that provider would fail too), else it passes (0).
 """
 
 from __future__ import annotations
@@ -132,12 +134,25 @@ def format_checks(checks: list[Check], secrets: Iterable[str] = ()) -> str:
     return "\n".join(columns(rows, right={4}))
 
 
+def fails(check: Check) -> bool:
+    """Whether `check` fails `byok keys check`: a refused key, or a models
+    listing that is not where the base URL says (404)."""
+    return check.verdict == "invalid" or check.status == 404
+
+
 def summary(checks: list[Check]) -> str:
-    """`7 valid, 1 invalid, 0 rate-limited, 0 unreachable, 0 error`."""
+    """`7 valid, 1 invalid, 0 rate-limited, 0 unreachable, 1 error`, and when
+    the check fails, why: `; failed: 1 invalid, 1 listing not found (404)`."""
     counts = {v: 0 for v in VERDICTS}
     for check in checks:
         counts[check.verdict] += 1
-    return ", ".join(f"{counts[v]} {v}" for v in VERDICTS)
+    line = ", ".join(f"{counts[v]} {v}" for v in VERDICTS)
+    invalid = counts["invalid"]
+    not_found = sum(1 for c in checks if c.status == 404)
+    why = [f"{invalid} invalid"] if invalid else []
+    if not_found:
+        why.append(f"{not_found} {'listing' if not_found == 1 else 'listings'} not found (404)")
+    return f"{line}; failed: {', '.join(why)}" if why else line
 
 
 def run(
@@ -147,7 +162,8 @@ def run(
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """`byok keys check`: 1 if a key is invalid, else 0 (ConfigError propagates)."""
+    """`byok keys check`: 1 if a key is invalid or a models listing answered
+    404, else 0 (ConfigError propagates)."""
     out = out or sys.stdout
     err = err or sys.stderr
     if not timeout > 0:
@@ -171,4 +187,4 @@ def run(
         notes.append("unreachable keys could not be judged")
     if notes:
         print("; ".join(notes), file=out)
-    return 1 if any(c.verdict == "invalid" for c in checks) else 0
+    return 1 if any(fails(c) for c in checks) else 0

@@ -6,9 +6,14 @@ behaviour that can be changed while it runs: answer normally, rate-limit
 every n-th request), refuse (401, 403), fail (500, or Anthropic's 529),
 answer slowly, hang, trickle, reset the connection before answering, answer a
 stream's head and then reset, drop a stream in the middle, or send a head
-too large to read.  It records what it saw (key, path, model, stream) and
-how many requests were cancelled by their client, so a test can prove that a
-disconnect reached the upstream.
+too large to read.  It records what it saw (key, path, model, stream,
+headers, body) and how many requests were cancelled by their client, so a
+test can prove that a disconnect reached the upstream.
+
+Like OpenAI, an OpenAI-style stream tells its usage only when asked
+(``stream_options.include_usage``): then every chunk carries
+``"usage":null`` and a last chunk, with no choices, the usage; and
+``stream_options`` without ``"stream": true`` is refused.
 """
 
 from __future__ import annotations
@@ -46,6 +51,9 @@ class Behaviour:
     chunks: int = 5  # words in an answer (stream chunks)
     drop_after: int = 2  # with drop: chunks sent before the connection drops
     gzip: bool = False  # whole answers gzipped when the client accepts it
+    # with a stream: each event sent in pieces of this many bytes (0: whole),
+    # chunk_delay apart, so that they reach the reader in separate reads
+    piece: int = 0
 
 
 @dataclass
@@ -56,6 +64,7 @@ class Seen:
     stream: bool
     headers: dict[str, str] = field(default_factory=dict)
     at: float = 0.0  # trio's clock, when it arrived
+    body: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -107,10 +116,17 @@ class SimulatedUpstream:
             body = msgspec.json.decode(request.body)
         except msgspec.DecodeError:
             return _error(dialect, 400, "body is not JSON")
+        if not isinstance(body, dict):
+            return _error(dialect, 400, "body is not a JSON object")
         model = str(body.get("model", ""))
         stream = bool(body.get("stream", False))
-        seen = Seen(secret, path, model, stream, dict(request.headers), trio.current_time())
+        seen = Seen(secret, path, model, stream, dict(request.headers), trio.current_time(), body)
         self.seen.append(seen)
+        options = body.get("stream_options")
+        if options is not None and not stream:  # OpenAI's own rule and words
+            message = "The 'stream_options' parameter is only allowed when 'stream' is enabled."
+            return _error(dialect, 400, message)
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
         n = self._count[secret] = self._count.get(secret, 0) + 1
         if behaviour.delay:
             await self._wait(behaviour.delay)
@@ -137,7 +153,7 @@ class SimulatedUpstream:
         text = f"Hello from {self.names.get(secret, 'sim')}".split() + ["word"] * max(
             behaviour.chunks - 3, 0
         )
-        answer = _Answer(next(self._ids), model, text, dialect, path)
+        answer = _Answer(next(self._ids), model, text, dialect, path, include_usage)
         if not stream:
             # like the providers, an id of its own for every answer
             headers = [*JSON, ("x-request-id", f"req_sim_{answer.number}")]
@@ -185,9 +201,11 @@ class SimulatedUpstream:
             for n, event in enumerate(answer.events()):
                 if breaks and n >= behaviour.drop_after:
                     raise AbortConnection()
-                if behaviour.chunk_delay and n:
-                    await trio.sleep(behaviour.chunk_delay)
-                yield event
+                size = behaviour.piece or len(event)
+                for at in range(0, len(event), size):
+                    if behaviour.chunk_delay and (n or at):
+                        await trio.sleep(behaviour.chunk_delay)
+                    yield event[at : at + size]
             finished = True
         finally:
             if not finished and not breaks:
@@ -201,6 +219,7 @@ class _Answer:
     words: list[str]
     dialect: str
     path: str
+    include_usage: bool = False  # an OpenAI stream's stream_options.include_usage
 
     @property
     def text(self) -> str:
@@ -291,30 +310,30 @@ class _Answer:
     def events(self) -> list[bytes]:
         if self.dialect == "anthropic":
             return self._anthropic_events()
-        created = int(time.time())
-        base = {
-            "id": f"chatcmpl-sim-{self.number}",
-            "object": "chat.completion.chunk",
-            "created": created,
+        completions = self.path == "/v1/completions"
+        base: dict[str, Any] = {
+            "id": f"{'cmpl' if completions else 'chatcmpl'}-sim-{self.number}",
+            "object": "text_completion" if completions else "chat.completion.chunk",
+            "created": int(time.time()),
             "model": self.model,
         }
-        events = []
+        if self.include_usage:
+            base["usage"] = None  # on every chunk but the last, as OpenAI sends it
+        choices: list[dict[str, Any]] = []
         for n, word in enumerate(self.words):
-            delta = {"content": word if n == 0 else " " + word}
-            if n == 0:
-                delta["role"] = "assistant"
-            events.append(
-                _sse({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
-            )
-        events.append(
-            _sse(
-                {
-                    **base,
-                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-                    "usage": self.usage(),
-                }
-            )
-        )
+            piece = word if n == 0 else " " + word
+            if completions:
+                choices.append({"index": 0, "text": piece, "finish_reason": None, "logprobs": None})
+            else:
+                delta = {"role": "assistant", "content": piece} if n == 0 else {"content": piece}
+                choices.append({"index": 0, "delta": delta, "finish_reason": None})
+        if completions:
+            choices.append({"index": 0, "text": "", "finish_reason": "stop", "logprobs": None})
+        else:
+            choices.append({"index": 0, "delta": {}, "finish_reason": "stop"})
+        events = [_sse({**base, "choices": [choice]}) for choice in choices]
+        if self.include_usage:
+            events.append(_sse({**base, "choices": [], "usage": self.usage()}))
         events.append(b"data: [DONE]\n\n")
         return events
 

@@ -1,15 +1,23 @@
 """Terminal tables: the key table of /admin/keys, and aligned columns.
 
-Pure functions, a view in and text out: `byok status` prints the key table
-of a running byok, `byok demo` redraws it live, `byok keys check` prints its
-verdicts in columns.
+A view goes in; out comes a rich renderable (`key_table`, coloured on a
+terminal: `byok demo` redraws it live) or plain text (`format_table`,
+`columns`: what `byok status` and `byok keys check` print, and what a pipe
+or a file gets, without a colour or a cursor code).  rich does the column
+alignment; nothing here does I/O.
 """
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Container, Mapping, Sequence
 from typing import Any
+
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
 
 HEADER = (
     "key",
@@ -25,56 +33,155 @@ HEADER = (
     "reason",
 )
 NUMERIC = frozenset({2, 3, 4, 5, 6, 7, 8, 9})  # columns aligned right
-INDENT = "    "  # key rows sit under their target, which sits under its model
+INDENT = 4  # key rows sit under their target, which sits under its model
+# Left out in this order where the width is short: what is left says which
+# keys are out, and why.
+DROPPED_FIRST = tuple(
+    HEADER.index(name) for name in ("tokens out", "tokens in", "in flight", "latency", "picks")
+)
+MIN_REASON = 24  # columns kept for the reason, when a reason is that long
+STATE_STYLES = {
+    "ready": "green",
+    "cooldown": "yellow",
+    "half_open": "cyan",
+    "blocked": "bold red",
+    "disabled": "dim",
+}
+# Plain text is never wrapped: a line per row, however wide, is what a pipe,
+# a file or a grep wants.
+UNWRAPPED = 100_000
 
 
 def columns(rows: Sequence[Sequence[str]], right: Container[int] = ()) -> list[str]:
     """Rows of cells as aligned lines, two spaces apart; `right` columns flush right."""
     if not rows:
         return []
-    widths = [max(len(row[n]) for row in rows) for n in range(len(rows[0]))]
-    lines = []
+    table = _grid(len(rows[0]), right)
     for row in rows:
-        cells = [
-            cell.rjust(width) if n in right else cell.ljust(width)
-            for n, (cell, width) in enumerate(zip(row, widths))
-        ]
-        lines.append("  ".join(cells).rstrip())
-    return lines
+        table.add_row(*row)
+    return plain(table).splitlines()
+
+
+def key_table(view: Mapping[str, Any]) -> KeyTable:
+    """The /admin/keys view as a rich renderable (see KeyTable)."""
+    return KeyTable(view)
+
+
+class KeyTable:
+    """The key table of an /admin/keys view, grouped by model and target.
+
+    Under a config line, one header, then each model, its targets, and each
+    target's keys.  The key rows of every group share one set of column
+    widths: they are one table to the eye (rich has no cell that spans
+    columns, so each group is a table of its own, all with the same widths).
+    Where the width rich offers is too narrow for every column, the least
+    telling columns (DROPPED_FIRST) are left out, so that a key's label,
+    state and reason still read whole in an 80-column terminal."""
+
+    def __init__(self, view: Mapping[str, Any]) -> None:
+        now = _number(view.get("now")) or time.time()
+        config = view.get("config") or {}
+        self.config = _config_line(config, now) if config else None
+        self.groups: list[tuple[list[Text], list[list[str]]]] = []
+        for model in view.get("models") or []:
+            lines = [Text(_model_line(model), style="bold")]
+            for target in model.get("targets") or []:
+                lines.append(Text(f"  {target.get('provider', '?')}/{target.get('model', '?')}"))
+                keys = target.get("keys") or []
+                if not keys:
+                    lines.append(Text(" " * INDENT + "(no keys)", style="dim"))
+                self.groups.append((lines, [_key_row(key, now) for key in keys]))
+                lines = []
+            if lines:  # a model without targets
+                self.groups.append((lines, []))
+        rows = [list(HEADER), *(row for _, group in self.groups for row in group)]
+        self.widths = [max(len(row[n]) for row in rows) for n in range(len(HEADER))]
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        shown = self._columns(options.max_width)
+        if self.config is not None:
+            yield Text(self.config)
+        yield self._keys(shown, [], header=True)
+        for lines, rows in self.groups:
+            yield from lines
+            if rows:
+                yield self._keys(shown, rows, header=False)
+        if not self.groups:
+            yield Text("(no models)")
+
+    def _columns(self, width: int) -> list[int]:
+        """The columns that fit in `width`, with room for the reason column."""
+        shown = list(range(len(HEADER)))
+        reason = len(HEADER) - 1
+        wanted = min(self.widths[reason], MIN_REASON)
+        for dropped in (None, *DROPPED_FIRST):
+            if dropped is not None:
+                shown.remove(dropped)
+            used = INDENT + sum(self.widths[n] + 2 for n in shown if n != reason)
+            if used + wanted <= width:
+                break
+        return shown
+
+    def _keys(self, shown: list[int], rows: list[list[str]], header: bool) -> Padding:
+        """Rows in the `shown` columns of HEADER; all but the last (reason)
+        have the widths of the whole view, so that groups line up."""
+        table = Table(box=None, show_header=header, header_style="bold", pad_edge=False)
+        for n in shown:
+            last = n == len(HEADER) - 1
+            table.add_column(
+                HEADER[n],
+                justify="right" if n in NUMERIC else "left",
+                width=None if last else self.widths[n],
+                no_wrap=not last,
+            )
+        for row in rows:
+            table.add_row(*(_styled(n, row[n]) for n in shown))
+        return Padding(table, (0, 0, 0, INDENT), expand=False)
 
 
 def format_table(view: Mapping[str, Any]) -> str:
-    """The /admin/keys view as a terminal table, grouped by model and target."""
-    now = _number(view.get("now")) or time.time()
-    out: list[str] = []
-    config = view.get("config") or {}
-    if config:
-        parts = [str(config.get("source", "?"))]
-        if config.get("generation") is not None:
-            parts.append(f"generation {config['generation']}")
-        loaded = _number(config.get("loaded_at"))
-        if loaded is not None:
-            parts.append(f"loaded {_ago(now - loaded)} ago")
-        out.append("config: " + ", ".join(parts))
-    # Group lines (model, target) interleave with key rows; the key rows of
-    # every group share one set of column widths, so the table reads as one.
-    entries: list[str | list[str]] = []
-    for model in view.get("models") or []:
-        entries.append(_model_line(model))
-        for target in model.get("targets") or []:
-            entries.append(f"  {target.get('provider', '?')}/{target.get('model', '?')}")
-            keys = target.get("keys") or []
-            if not keys:
-                entries.append(INDENT + "(no keys)")
-            entries.extend(_key_row(key, now) for key in keys)
-    rows = [list(HEADER)] + [e for e in entries if isinstance(e, list)]
-    aligned = iter(columns(rows, NUMERIC))
-    out.append(INDENT + next(aligned))
-    for entry in entries:
-        out.append(entry if isinstance(entry, str) else INDENT + next(aligned))
-    if not view.get("models"):
-        out.append("(no models)")
-    return "\n".join(out)
+    """The /admin/keys view as plain text (`key_table` without colour)."""
+    return plain(key_table(view))
+
+
+def plain(renderable: RenderableType) -> str:
+    """`renderable` as text without colour or cursor codes, lines unwrapped
+    and without trailing spaces."""
+    console = Console(
+        file=io.StringIO(),
+        width=UNWRAPPED,
+        color_system=None,
+        force_terminal=False,
+        highlight=False,
+        emoji=False,
+        markup=False,
+    )
+    with console.capture() as captured:
+        console.print(renderable)
+    return "\n".join(line.rstrip() for line in captured.get().splitlines())
+
+
+def _grid(count: int, right: Container[int]) -> Table:
+    """A table of `count` columns without lines or header, two spaces between cells."""
+    table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1))
+    for n in range(count):
+        table.add_column(justify="right" if n in right else "left")
+    return table
+
+
+def _styled(column: int, cell: str) -> str | Text:
+    """A key's state in its colour (shown on a terminal only)."""
+    return Text(cell, style=STATE_STYLES.get(cell, "")) if column == 1 else cell
+
+
+def _config_line(config: Mapping[str, Any], now: float) -> str:
+    parts = [str(config.get("source", "?"))]
+    if config.get("generation") is not None:
+        parts.append(f"generation {config['generation']}")
+    loaded = _number(config.get("loaded_at"))
+    if loaded is not None:
+        parts.append(f"loaded {_ago(now - loaded)} ago")
+    return "config: " + ", ".join(parts)
 
 
 def _model_line(model: Mapping[str, Any]) -> str:
@@ -144,11 +251,12 @@ def _count(value: Any) -> str:
 
 
 def _ago(seconds: float) -> str:
-    seconds = max(seconds, 0.0)
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    if seconds < 3600:
-        return f"{seconds // 60:.0f}m{seconds % 60:02.0f}s"
-    if seconds < 86400:
-        return f"{seconds // 3600:.0f}h{seconds % 3600 // 60:02.0f}m"
-    return f"{seconds // 86400:.0f}d{seconds % 86400 // 3600:02.0f}h"
+    # whole seconds first: 899.6 s is 15m00s, not 14m60s
+    whole = round(max(seconds, 0.0))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02}s"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600:02}h"

@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 from byok_core import COMPILED, Selector, State
 
+from .tables import columns
+
 Outcome = tuple[str, float]  # ("ok" | "429" | "401" | "500", retry-after or latency)
 
 
@@ -43,12 +45,8 @@ UPSTREAMS: dict[str, Callable[[float], Outcome]] = {
 }
 
 
-def run(argv: list[str], out: Callable[[str], None] = print) -> int:
-    if argv and argv[0] not in ("tour",):
-        out(f"byok: unknown command {argv[0]!r}.")
-        out("The proxy (byok serve, byok demo) is the next milestone; today `python -m byok`")
-        out("runs a tour of the selection engine on simulated keys.")
-        return 2
+def run(out: Callable[[str], None] = print) -> int:
+    """`byok tour`: the requests, then the health table, through `out`."""
     sel = Selector(
         list(UPSTREAMS),
         strategy="weighted_round_robin",
@@ -64,14 +62,16 @@ def run(argv: list[str], out: Callable[[str], None] = print) -> int:
         t = n * 0.5
         out(f"t={t:5.1f}s  " + _serve(sel, t))
     out("\nhealth at t=30s:")
-    out(f"{'key':8} {'state':10} {'picks':>5} {'ok':>4} {'failed':>6}  cooldown")
+    rows = [["key", "state", "picks", "ok", "failed", "cooldown"]]
     for view in sel.snapshot(now=30.0):
         remaining = view["cooldown_remaining"]
-        out(
-            f"{view['id']:8} {view['state']:10} {view['picks']:5} {view['successes']:4} "
-            f"{view['failures']:6}  {f'{remaining:.1f}s' if remaining else '-'}"
+        numbers = [str(view[name]) for name in ("picks", "successes", "failures")]
+        rows.append(
+            [view["id"], view["state"], *numbers, f"{remaining:.1f}s" if remaining else "-"]
         )
-    out("\nThe proxy that puts this engine in front of real keys is the next milestone.")
+    for line in columns(rows, right={2, 3, 4}):
+        out(line)
+    out("\n`byok demo` puts this engine in front of simulated keys, behind a real proxy.")
     return 0
 
 

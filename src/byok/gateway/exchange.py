@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ..config import RetryPolicy
 from ..http.server import Request
+from .body import AskUsage
 from .runtime import Runtime
 
 
@@ -22,3 +23,6 @@ class Exchange:
     started: float  # perf_counter, for the overhead figure
     upstream_seconds: float = 0.0  # spent waiting on upstreams
     overhead: float | None = None  # seconds byok added, once the answer is made
+    # byok asks the upstream for the usage of a stream the client did not ask
+    # it for (body.ask_usage); the relay keeps it from the client
+    ask_usage: AskUsage = AskUsage.NO

@@ -2,13 +2,21 @@
 
 Upstream: the client's headers, less its credentials and what belongs to its
 connection, plus the key's credentials as its provider kind takes them
-(byok.providers).  Back to the client: the upstream's headers, less cookies,
-with the upstream's request id renamed; the server drops the hop-by-hop ones.
+(byok.providers).  The upstream is offered only content codings byok can
+read, since byok reads the usage of every answer it relays: for a whole
+answer, gzip and deflate if the client accepts them (br and zstd are left
+out: the client gets a coding it named, or none); for a stream, none, as
+byok reads it event by event (and takes an event out of some).  Back to the
+client: the upstream's headers, less cookies, with the upstream's request id
+renamed; the server drops the hop-by-hop ones.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from ..config import Provider
+from ..http.coding import INFLATABLE
 from ..http.server import Request
 
 # Request headers never sent upstream: the client's credentials, and what
@@ -38,18 +46,34 @@ DROP_RESPONSE_HEADERS = frozenset({"set-cookie"})
 # The upstream's own request id is worth keeping (a provider's support asks
 # for it), under another name: x-request-id is byok's, one per answer.
 RENAMED_RESPONSE_HEADERS = {"x-request-id": "x-upstream-request-id"}
+# The content codings byok can read an answer in (http/coding.py).
+_READABLE = INFLATABLE | {"identity"}
 
 
 def upstream_headers(
-    request: Request, provider: Provider, secret: str, path: str
+    request: Request, provider: Provider, secret: str, path: str, stream: bool = False
 ) -> list[tuple[str, str]]:
-    """The headers of an attempt on `secret`, for the client's `request`."""
+    """The headers of an attempt on `secret`, for the client's `request`
+    (`stream`: the client asked for a stream)."""
     headers = [(k, v) for k, v in request.headers if k not in DROP_REQUEST_HEADERS]
-    headers.append(("accept-encoding", request.header("accept-encoding") or "identity"))
+    accepted = "identity" if stream else readable_codings(request.header("accept-encoding"))
+    headers.append(("accept-encoding", accepted))
     spec = provider.spec
     chosen = request.header(spec.version_header) if spec.version_header else ""
     headers += spec.credentials(secret, path, provider.anthropic_version, chosen)
     return headers
+
+
+@lru_cache(maxsize=64)  # clients send a few values, over and over
+def readable_codings(accept_encoding: str) -> str:
+    """The client's accept-encoding less the codings byok cannot read
+    (br, zstd, ``*``), weights kept; identity when none is left."""
+    kept = [
+        item.strip()
+        for item in accept_encoding.split(",")
+        if item.split(";", 1)[0].strip().lower() in _READABLE
+    ]
+    return ", ".join(kept) or "identity"
 
 
 def client_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -9,7 +9,8 @@ Verdicts follow the proxy's own classification of an answer
 (gateway/outcomes.py): ``valid`` (2xx), ``invalid`` (401, 403: blocked),
 ``rate-limited`` (429: the key is valid, just at its limit now),
 ``unreachable`` (no HTTP answer: connection refused, TLS failure, timeout)
-and ``error`` (any other status).
+and ``error`` (any other status).  A 404 is an error of the base URL, not of
+the key: the check's note says which part of the URL is probably wrong.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import trio
 from .. import __version__
 from ..config import Key, Provider
 from ..http.upstream import Upstream, UpstreamError
-from ..providers import MODELS_PATH
+from ..providers import MODELS_PATH, base_url_problem
 from .outcomes import Kind, classify
 
 VERDICTS = ("valid", "invalid", "rate-limited", "unreachable", "error")
@@ -38,7 +39,9 @@ class Check:
     verdict: str
     status: int | None = None  # None: no HTTP answer
     latency_ms: float | None = None  # to the response head
-    detail: str = ""  # why a key is unreachable (host and cause, no secret)
+    # what the verdict does not say: why a key is unreachable (host and
+    # cause), what a 404 means; never a secret
+    detail: str = ""
 
 
 _VERDICTS = {
@@ -52,6 +55,19 @@ def verdict(status: int) -> str:
     """What a status of the models listing says about the key, as the proxy
     would judge an answer (outcomes.classify); anything else is "error"."""
     return _VERDICTS.get(classify(status, (), 0.0).kind, "error")
+
+
+def explain(provider: Provider, status: int) -> str:
+    """What a status of the models listing means beyond its verdict, or "":
+    a 404 says that the listing is not where the base URL points."""
+    if status != 404:
+        return ""
+    said = "the models listing answered 404"
+    if base_url_problem(provider.kind, provider.base_url) is None:
+        return f"{said}: is the base URL right? (or this server lists no models)"
+    if provider.spec.base_url_has_version:
+        return f"{said}: the base URL probably lacks /v1"
+    return f"{said}: the base URL probably should not end in /v1"
 
 
 def probe_request(provider: Provider, key: Key) -> tuple[str, list[tuple[str, str]]]:
@@ -70,7 +86,9 @@ async def check_key(upstream: Upstream, provider: Provider, key: Key, timeout: f
     started = trio.current_time()
     with trio.move_on_after(timeout):
         try:
-            response = await upstream.send(provider.base_url, "GET", url, headers, b"")
+            response = await upstream.send(
+                provider.base_url, "GET", url, headers, b"", egress=provider.egress
+            )
         except UpstreamError as error:  # its message names the host, never a header
             return Check(
                 provider.name, key.label, key.fingerprint, "unreachable", detail=str(error)
@@ -87,4 +105,12 @@ async def check_key(upstream: Upstream, provider: Provider, key: Key, timeout: f
     if status is None:
         detail = f"no answer within {timeout:g}s"
         return Check(provider.name, key.label, key.fingerprint, "unreachable", detail=detail)
-    return Check(provider.name, key.label, key.fingerprint, verdict(status), status, latency)
+    return Check(
+        provider.name,
+        key.label,
+        key.fingerprint,
+        verdict(status),
+        status,
+        latency,
+        explain(provider, status),
+    )

@@ -28,9 +28,10 @@ from ..http.server import Request, Response
 from ..http.upstream import Upstream, UpstreamError, UpstreamResponse
 from . import dialects, usage
 from .auth import credential, matches
-from .body import BodyError, RoutingFields, parse, with_model
+from .body import BodyError, RoutingFields, ask_usage, parse, with_model
 from .exchange import Exchange
 from .headers import upstream_headers
+from .listing import ModelListing
 from .outcomes import BYOK_OWN_FAILURES
 from .planner import ERROR_BODY_LIMIT, Attempt, GiveUp, Phase, Plan, Read, Try, Verdict, Wait
 from .relay import (
@@ -69,6 +70,7 @@ class Proxy:
         self.live = live
         self.upstream = upstream
         self.reporter = Reporter(live)
+        self.listing = ModelListing(upstream)
         self.max_response_bytes = MAX_RESPONSE_BYTES
 
     async def __call__(self, request: Request) -> Response | None:
@@ -86,7 +88,7 @@ class Proxy:
             if not _authorized(request, runtime):
                 return error_response("openai", 401, CLIENT_KEY_HELP)
             listed = "anthropic" if request.header("anthropic-version") else "openai"
-            names = runtime.router.known_models()
+            names = await self.listing.names(runtime, listed)
             return Response(200, list(dialects.JSON), dialects.model_listing(listed, names))
         try:
             fields, routes = self._admit(request, runtime, path, dialect)
@@ -97,6 +99,7 @@ class Proxy:
         exchange = Exchange(
             request, runtime, path, dialect, fields.model, fields.stream, policy, started
         )
+        exchange.ask_usage = ask_usage(fields, path)
         plan = Plan(
             self._current_router,
             routes,
@@ -220,7 +223,7 @@ class Proxy:
         """
         route, pool = attempt.route, attempt.pool
         try:
-            payload = with_model(ex.request.body, ex.model, route.upstream_model)
+            payload = with_model(ex.request.body, ex.model, route.upstream_model, ex.ask_usage)
         except BodyError as problem:  # a field name that is not UTF-8: the client's to fix
             plan.abandoned(attempt, trio.current_time())
             return error_response(ex.dialect, 400, str(problem))
@@ -256,9 +259,14 @@ class Proxy:
                         "POST",
                         upstream_url(pool.provider, ex.path),
                         upstream_headers(
-                            ex.request, pool.provider, pool.keys[attempt.label].secret, ex.path
+                            ex.request,
+                            pool.provider,
+                            pool.keys[attempt.label].secret,
+                            ex.path,
+                            ex.stream,
                         ),
                         payload,
+                        egress=pool.provider.egress,
                         on_queued=waiting_for_a_slot,
                         on_connecting=connecting,
                         on_written=written,
@@ -317,7 +325,7 @@ class Proxy:
         encoding = (answer.header("content-encoding") or "").lower()
         taken, given = usage.of_body(body, encoding)
         if taken or given:
-            self.reporter.used(attempt, taken, given)
+            self.reporter.used(ex, attempt, taken, given)
         return relay(ex, plan, answer.status, answer.headers, body)
 
     async def _first_bytes(

@@ -23,6 +23,7 @@ from ..http.coding import inflate
 from ..http.server import Response
 from ..http.upstream import UpstreamError, UpstreamResponse
 from . import dialects, usage
+from .body import AskUsage
 from .exchange import Exchange
 from .headers import client_headers
 from .planner import ERROR_BODY_LIMIT, Attempt, GiveUp, Plan
@@ -74,15 +75,23 @@ def relay_stream(
     reporter: Reporter,
 ) -> Response:
     """A stream whose first bytes are in: the client's answer, relaying the
-    rest as it comes; its usage is counted on the way."""
-    counted = usage.StreamUsage()
-    counted.feed(first)
+    rest as it comes; its usage is counted on the way, and kept from a client
+    that did not ask for it when byok did."""
+    counted: usage.StreamUsage | usage.HiddenStreamUsage
+    # byok asked for a stream in no coding: one that comes compressed all the
+    # same cannot be read event by event, and goes through as it came
+    if ex.ask_usage is not AskUsage.NO and not _encoded(answer):
+        counted = usage.HiddenStreamUsage()
+    else:
+        counted = usage.StreamUsage()
+    first = counted.feed(first)
     dialect = ex.dialect
 
     async def chunks() -> AsyncIterator[bytes]:
         yield first
         while True:
             broke = None
+            ended = False
             # the scope covers the wait for a chunk only: a generator
             # must not yield inside a cancel scope (trio's rule)
             with trio.CancelScope(
@@ -92,24 +101,28 @@ def relay_stream(
                     chunk = await upstream.__anext__()
                 except StopAsyncIteration:
                     plan.ended(attempt, trio.current_time())
-                    return
+                    ended = True
                 except UpstreamError as error:
                     broke = plan.redact(str(error))
                     plan.failed(attempt, f"stream broke: {broke}", trio.current_time())
+            if ended:
+                rest = counted.finish()  # an event the upstream did not end
+                if rest:
+                    yield rest
+                return
             if timer.cancelled_caught:
                 broke = plan.timed_out(attempt, trio.current_time())
             if broke is not None:
                 reporter.stream_broke(attempt, broke)
                 yield dialects.stream_error_event(dialect, f"upstream stream failed: {broke}")
                 return
-            counted.feed(chunk)
-            yield chunk
+            yield counted.feed(chunk)
 
     async def cleanup() -> None:
         plan.abandoned(attempt, trio.current_time())  # the client left mid-stream
         counted.finish()
         if counted.input or counted.output:
-            reporter.used(attempt, counted.input, counted.output)
+            reporter.used(ex, attempt, counted.input, counted.output)
         await close_quietly(answer)
 
     response = relay(ex, plan, answer.status, answer.headers, b"")
@@ -171,6 +184,10 @@ async def discard(response: Response) -> None:
     if isinstance(response.body, StreamBody):
         with trio.CancelScope(shield=True):
             await response.body.aclose()
+
+
+def _encoded(answer: UpstreamResponse) -> bool:
+    return (answer.header("content-encoding") or "identity").lower() != "identity"
 
 
 async def close_quietly(answer: UpstreamResponse) -> None:

@@ -28,6 +28,13 @@ def key_name(attempt: Attempt) -> str:
     return f"key {attempt.label} ({pool.keys[attempt.label].fingerprint}) of {pool.provider.name}"
 
 
+def _model_label(ex: Exchange) -> str:
+    """The model label of a request's metrics: the configured name it asked
+    for, or "*" for a passthrough model (whatever name a client sent: one
+    label for all, so that clients cannot grow the series without bound)."""
+    return ex.model if ex.model in ex.runtime.config.models else "*"
+
+
 class Reporter:
     def __init__(self, live: Live) -> None:
         self.live = live
@@ -101,13 +108,15 @@ class Reporter:
         else:  # probe_failed
             log.warning("%s probe failed (%s %s); out for %s", key, status, detail, out_for)
 
-    def used(self, attempt: Attempt, taken: int, given: int) -> None:
-        """Tokens an answer says it used: into the ledger and the metrics."""
+    def used(self, ex: Exchange, attempt: Attempt, taken: int, given: int) -> None:
+        """Tokens an answer says it used: into the ledger and the metrics,
+        under the model name the request is counted under (a fallback's
+        tokens count for the model the client asked for; `target` says
+        which upstream model served them)."""
         pool = attempt.pool
         provider = pool.provider.name
         self.ledger.used(provider, attempt.label, taken, given)
-        model = "*" if pool.passthrough else attempt.route.upstream_model
-        self.metrics.tokens(provider, attempt.label, model, taken, given)
+        self.metrics.tokens(provider, attempt.label, _model_label(ex), pool.name, taken, given)
 
     def stream_broke(self, attempt: Attempt, reason: str) -> None:
         log.warning("stream on %s ended early: %s", key_name(attempt), reason)
@@ -117,9 +126,7 @@ class Reporter:
         key = next((v for k, v in response.headers if k == "x-byok-key"), "-")
         path = ex.path
         status = response.status
-        # a passthrough model is whatever name a client sent: one label for all
-        model = ex.model if ex.model in ex.runtime.config.models else "*"
-        self.metrics.request(model, path, status, ex.overhead)
+        self.metrics.request(_model_label(ex), path, status, ex.overhead)
         self.ledger.answered(status)
         if not log.isEnabledFor(logging.INFO):
             return

@@ -140,6 +140,14 @@ class Live:
 def _runtime(
     config: Config, router: Router, generation: int, metrics: Metrics, ledger: Ledger
 ) -> Runtime:
+    for provider in config.providers.values():  # at start and at every reload
+        if not provider.egress.verify:
+            log.warning(
+                "providers.%s: verify = false: the TLS certificate of %s is NOT checked; "
+                "anyone on the network path can read and change this traffic, keys included",
+                provider.name,
+                provider.base_url,
+            )
     return Runtime(
         config=config,
         router=router,

@@ -5,21 +5,30 @@ Theory of operation
 -------------------
 HTTP/1.1 over trio streams (TCP, or TLS through ``trio.SSLStream``), with
 llhttp (through httptools, a C parser) reading responses, and a pool of
-keep-alive connections per origin (scheme, host, port).
+keep-alive connections per origin (scheme, host, port) and egress settings:
+two providers with the same base URL but another proxy, trust or client
+certificate never share a connection (egress.py reads the settings).
+
+A new connection goes to the origin directly, or through an HTTP proxy: to
+an https origin through a CONNECT tunnel (TLS end to end, the proxy sees
+only the host and port), to an http one as absolute-form requests
+(``POST http://host/path``, as curl sends them) on connections to the
+proxy.  The TCP connect, the proxy's TLS and tunnel and the origin's TLS
+handshake together are bounded by the origin's connect timeout.
 
 A request takes a connection from its origin's pool: the most recently used
 idle one (LIFO keeps few connections warm), after dropping any that sat idle
 past ``keepalive_expiry`` or that the server has closed meanwhile (an idle
 socket that reads as ready holds an EOF or garbage); else a new one, up to
-``max_connections`` per origin (10,000 by default: a cap against runaway
-growth, not a throttle; each connection is a file descriptor), after which
-requests wait for a connection to come back.  The request goes out in one
-write (head and body; the body always has a content-length), and then the
-caller's ``on_written`` is called: the caller's first-byte deadline starts
-there, never while a request waits for a slot or a connect.  ``send``
-returns once the response head is in; the body is read as it arrives,
-whatever the parser has so far handed out in one piece, so a stream that
-piles up is relayed in fewer, larger writes.
+``max_connections`` per origin (10,000 by default, or the provider's: a cap
+against runaway growth, not a throttle; each connection is a file
+descriptor), after which requests wait for a connection to come back.  The
+request goes out in one write (head and body; the body always has a
+content-length), and then the caller's ``on_written`` is called: the
+caller's first-byte deadline starts there, never while a request waits for
+a slot or a connect.  ``send`` returns once the response head is in; the
+body is read as it arrives, whatever the parser has so far handed out in
+one piece, so a stream that piles up is relayed in fewer, larger writes.
 
 ``sweep_idle``, run in a nursery of the caller's, closes idle connections
 that expired or that the server closed, without waiting for the next
@@ -40,12 +49,15 @@ connection closes.
 Timeouts are the caller's cancel scopes: this module has none of its own but
 the limit on a connect, and cancellation at any point closes the connection
 in use.  Network and protocol failures of every kind become ``UpstreamError``
-here, at the edge, with a message that names the host and never a secret,
-and a ``kind``: "refused" (no connection: refused, unreachable, DNS, TLS,
-connect limit), "reset" (the connection broke or closed before or while
+here, at the edge, with a message that names the host (or the proxy) and
+never a secret, and a ``kind``: "refused" (no connection: refused,
+unreachable, DNS, TLS, connect limit, a proxy that could not reach the
+upstream), "reset" (the connection broke or closed before or while
 answering), "malformed" (not HTTP, or over a limit), "invalid" (the
-request itself cannot be sent; nothing went out) or "local" (this process
-ran out of file descriptors or memory).
+request itself cannot be sent; nothing went out) or "local" (byok's own
+side failed, not the upstream: this process ran out of file descriptors or
+memory, or the egress proxy is unreachable or refuses byok, with a 407 for
+its credentials or a 403 for its policy).
 
 Why our own client: on the proxy's hot path it costs a fraction of httpx's,
 httpx2's or httpcore's (the figures are in docs/upstream-client.md, from
@@ -56,16 +68,22 @@ everything off that path.
 from __future__ import annotations
 
 import errno
+import os
+import re
 import ssl
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Literal
 from urllib.parse import urlsplit
 
 import httptools
 import trio
 
+from .egress import EgressError, EgressSettings, Proxy, authority, resolve_proxy, tls_context
+
 RECEIVE_SIZE = 65536
 CONNECT_TIMEOUT = 30.0  # the one limit of this module's own: the caller's is usually far shorter
+_TLSSettings = tuple[str | None, str | None, str | None, bool]  # tls_context's arguments
+_DEFAULT_TLS: _TLSSettings = (None, None, None, True)  # the system's trust store
 
 Kind = Literal["refused", "reset", "malformed", "invalid", "local"]
 
@@ -74,12 +92,14 @@ class UpstreamError(Exception):
     """The upstream could not be reached or broke off; the message is safe to log.
 
     `kind`: "refused" (no connection was made: refused, unreachable, DNS,
-    TLS handshake, connect limit), "reset" (the connection broke or was closed
-    before or while answering), "malformed" (a response that is not HTTP, or
-    a head or body over its limit), "invalid" (the request cannot be sent as
-    given; nothing went out), "local" (this process ran out of file
-    descriptors or memory: no fault of the upstream's).  Timeouts are the
-    caller's and never appear here.
+    TLS handshake, connect limit, a proxy that could not reach the upstream),
+    "reset" (the connection broke or was closed before or while answering),
+    "malformed" (a response that is not HTTP, or a head or body over its
+    limit), "invalid" (the request cannot be sent as given; nothing went
+    out), "local" (byok's own side failed: this process ran out of file
+    descriptors or memory, or the egress proxy cannot be reached or refuses
+    byok; no fault of the upstream's).  Timeouts are the caller's and never
+    appear here.
     """
 
     def __init__(self, message: str, kind: Kind = "reset") -> None:
@@ -88,19 +108,43 @@ class UpstreamError(Exception):
 
 
 class Origin:
-    """Where connections go: scheme, host and port, and the pool for them."""
+    """Where connections go (scheme, host and port), how they get there (a
+    proxy, TLS, a connect limit), and the pool for them."""
 
-    def __init__(self, scheme: str, host: str, port: int, max_connections: int) -> None:
+    def __init__(
+        self,
+        scheme: str,
+        host: str,
+        port: int,
+        max_connections: int,
+        *,
+        proxy: Proxy | None = None,
+        tls: ssl.SSLContext | None = None,
+        proxy_tls: ssl.SSLContext | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
+        """`tls` for an https origin; `proxy_tls` for an https:// proxy."""
         self.scheme, self.host, self.port = scheme, host, port
         default_port = 443 if scheme == "https" else 80
-        self.host_header = host if port == default_port else f"{host}:{port}"
+        host_header = host if port == default_port else f"{host}:{port}"
         if ":" in host and not host.startswith("["):  # an IPv6 literal
-            self.host_header = f"[{host}]" if port == default_port else f"[{host}]:{port}"
+            host_header = f"[{host}]" if port == default_port else f"[{host}]:{port}"
+        self.host_header = host_header
+        self.authority = authority(host, port)  # what a CONNECT asks for
+        self.proxy, self.tls, self.proxy_tls = proxy, tls, proxy_tls
+        self.connect_timeout = connect_timeout
+        # plain http through a proxy: absolute-form requests on connections to
+        # the proxy, each with the proxy's credentials
+        self.forwarded = proxy is not None and scheme == "http"
+        self.head_lines = f"host: {host_header}\r\n"  # what every request's head carries
+        if self.forwarded and proxy is not None and proxy.authorization:
+            self.head_lines += f"proxy-authorization: {proxy.authorization}\r\n"
         self.idle: list[_Connection] = []
         self.slots = trio.Semaphore(max_connections)
 
     def __repr__(self) -> str:
-        return f"Origin({self.scheme}://{self.host_header})"
+        via = f" via {self.proxy.address}" if self.proxy else ""
+        return f"Origin({self.scheme}://{self.host_header}{via})"
 
 
 class _Connection:
@@ -308,7 +352,7 @@ class UpstreamResponse:
 
 
 class Upstream:
-    """Pooled keep-alive connections, one pool per origin."""
+    """Pooled keep-alive connections, one pool per origin and egress settings."""
 
     def __init__(
         self,
@@ -317,13 +361,19 @@ class Upstream:
         ssl_context: ssl.SSLContext | None = None,
         max_head_bytes: int = 64 * 1024,
         max_headers: int = 1000,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
-        """`max_connections` per origin is a cap against runaway growth, not
-        a throttle: a gateway relaying thousands of concurrent streams holds a
+        """`max_connections` per origin (for sends without egress settings,
+        which carry their own) is a cap against runaway growth, not a
+        throttle: a gateway relaying thousands of concurrent streams holds a
         connection for each.  Every connection is a file descriptor, so the
         process's limit (``ulimit -n``, often 1024 by default) must be above
         the connections to all origins plus the clients' own; past it,
-        connects fail as "refused" (EMFILE).
+        connects fail as "local" (EMFILE).
+
+        `ssl_context` replaces the system's trust store for https origins
+        whose settings ask for no other TLS.  `environ` (os.environ if None)
+        is where HTTPS_PROXY, HTTP_PROXY and NO_PROXY are read, once per origin.
 
         `max_head_bytes` and `max_headers` bound a response head (status
         line, headers and trailers); past either, send() fails.
@@ -338,26 +388,75 @@ class Upstream:
         # server closed holds its descriptor in CLOSE-WAIT for seconds, not for
         # half of a long expiry.
         self.sweep_interval = min(max(keepalive_expiry / 2, 1.0), 5.0)
-        self._ssl_context = ssl_context
-        self._origins: dict[str, tuple[Origin, int]] = {}  # base URL -> origin, path start
-        self._by_address: dict[tuple[str, str, int], Origin] = {}
+        self._environ = os.environ if environ is None else environ
+        # one context per distinct TLS settings (each holds a trust store)
+        self._contexts: dict[_TLSSettings, ssl.SSLContext] = {}
+        if ssl_context is not None:
+            self._contexts[_DEFAULT_TLS] = ssl_context
+        # (base URL, settings) -> origin, path start
+        self._origins: dict[tuple[str, EgressSettings | None], tuple[Origin, int]] = {}
+        self._by_address: dict[tuple[str, str, int, EgressSettings | None], Origin] = {}
 
-    def origin(self, base_url: str) -> tuple[Origin, int]:
-        """The origin of a base URL, and where the path starts in URLs under it."""
-        found = self._origins.get(base_url)
+    def origin(self, base_url: str, egress: EgressSettings | None = None) -> tuple[Origin, int]:
+        """The origin (the pool) of a base URL reached with these settings, and
+        where the request target starts in URLs under it (0 through a proxy
+        that takes absolute-form requests).  Without settings: the
+        environment's proxy, the system's trust store, this Upstream's cap.
+        Prepared once: the proxy and TLS are settled here, not per request."""
+        found = self._origins.get((base_url, egress))
         if found is None:
             parts = urlsplit(base_url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
+            try:
+                port = parts.port or (443 if parts.scheme == "https" else 80)
+            except ValueError:  # a port out of range
+                port = 0
+            if parts.scheme not in ("http", "https") or not parts.hostname or not port:
                 raise UpstreamError(f"cannot send to {base_url!r}: not an http(s) URL", "invalid")
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-            address = (parts.scheme, parts.hostname, port)
+            address = (parts.scheme, parts.hostname, port, egress)
             origin = self._by_address.get(address)
             if origin is None:
-                origin = Origin(*address, self.max_connections)
-                self._by_address[address] = origin
-            found = (origin, len(f"{parts.scheme}://{parts.netloc}"))
-            self._origins[base_url] = found
+                origin = self._by_address[address] = self._new_origin(*address)
+            path_start = 0 if origin.forwarded else len(f"{parts.scheme}://{parts.netloc}")
+            found = self._origins[(base_url, egress)] = (origin, path_start)
         return found
+
+    def _new_origin(
+        self, scheme: str, host: str, port: int, egress: EgressSettings | None
+    ) -> Origin:
+        try:
+            setting = None if egress is None else egress.proxy
+            proxy = resolve_proxy(setting, scheme, host, port, self._environ)
+            tls = self._tls(egress, to_proxy=False) if scheme == "https" else None
+            proxy_tls = None
+            if proxy is not None and proxy.scheme == "https":
+                proxy_tls = self._tls(egress, to_proxy=True)
+        except EgressError as error:  # checked when the config loaded: a file changed since
+            message = f"cannot send to {host}: {error.field}: {error}"
+            raise UpstreamError(message, "invalid") from None
+        cap = self.max_connections if egress is None else egress.max_connections
+        timeout = (egress and egress.connect_timeout) or CONNECT_TIMEOUT
+        return Origin(
+            scheme,
+            host,
+            port,
+            cap,
+            proxy=proxy,
+            tls=tls,
+            proxy_tls=proxy_tls,
+            connect_timeout=timeout,
+        )
+
+    def _tls(self, egress: EgressSettings | None, *, to_proxy: bool) -> ssl.SSLContext:
+        """The context for these settings, shared by every origin that has
+        them; to an https:// proxy: the same trust, no client certificate."""
+        settings = _DEFAULT_TLS
+        if egress is not None:
+            cert, key = (None, None) if to_proxy else (egress.client_cert, egress.client_key)
+            settings = (egress.ca_file, cert, key, egress.verify)
+        context = self._contexts.get(settings)
+        if context is None:
+            context = self._contexts[settings] = tls_context(*settings)
+        return context
 
     async def send(
         self,
@@ -367,6 +466,7 @@ class Upstream:
         headers: list[tuple[str, str]],
         body: bytes,
         *,
+        egress: EgressSettings | None = None,
         on_queued: Callable[[], None] | None = None,
         on_connecting: Callable[[], None] | None = None,
         on_written: Callable[[], None] | None = None,
@@ -374,6 +474,8 @@ class Upstream:
         """Send and return once the response head is in; the body streams later.
 
         `url` starts with `base_url`; `headers` carry no host or content-length.
+        `egress`: the provider's proxy, TLS, connect timeout and connection
+        cap (None: the environment's proxy, the system's trust store).
         `on_queued()` is called only when no connection slot is free and the
         request must wait for one (the pool's wait, not the upstream's), and
         `on_connecting()` once a slot is ours.  `on_written()` is called
@@ -381,8 +483,9 @@ class Upstream:
         keep-alive race sends it once more): where a first-byte deadline starts,
         after any wait for a slot or a connect.
         """
-        origin, path_start = self.origin(base_url)
-        head = _request_head(method, url[path_start:] or "/", origin.host_header, headers, body)
+        found = self._origins.get((base_url, egress))
+        origin, path_start = self.origin(base_url, egress) if found is None else found
+        head = _request_head(method, url[path_start:] or "/", origin.head_lines, headers, body)
         message = head + body if len(body) < 65536 else None  # one write for small bodies
         try:
             origin.slots.acquire_nowait()
@@ -414,6 +517,8 @@ class Upstream:
                         failure = error
                     else:
                         connection.used = True
+                        if origin.forwarded and connection.parser.get_status_code() == 407:
+                            raise _proxy_refused(origin, 407, "")  # the proxy's, not the upstream's
                         return UpstreamResponse(connection, self)
                 # The keep-alive race: the server closed a reused connection as
                 # we wrote, and answered nothing; once more on a new connection.
@@ -439,35 +544,55 @@ class Upstream:
                 connection._start()
                 return connection
             await connection.aclose()
+        stream = await self._open(origin)
+        return _Connection(stream, origin, self.max_head_bytes, self.max_headers)
+
+    async def _open(self, origin: Origin) -> trio.abc.Stream:
+        """A new connection: TCP to the origin or its proxy (and TLS to an
+        https:// proxy), a CONNECT tunnel for an https origin behind a proxy,
+        then TLS to the origin; all within the origin's connect timeout."""
+        proxy = origin.proxy
+        at_proxy = proxy is not None  # until the tunnel is open, a failure is the proxy's
         stream: trio.abc.Stream | None = None
         try:
-            with trio.fail_after(CONNECT_TIMEOUT):
-                stream = await trio.open_tcp_stream(origin.host, origin.port)
-                if origin.scheme == "https":
+            with trio.fail_after(origin.connect_timeout):
+                if proxy is None:
+                    stream = await trio.open_tcp_stream(origin.host, origin.port)
+                else:
+                    stream = await trio.open_tcp_stream(proxy.host, proxy.port)
+                    if origin.proxy_tls is not None:
+                        stream = trio.SSLStream(
+                            stream,
+                            origin.proxy_tls,
+                            server_hostname=proxy.host,
+                            https_compatible=True,
+                        )
+                        await stream.do_handshake()
+                    if origin.tls is not None:
+                        await _tunnel(stream, origin, proxy, self.max_head_bytes)
+                    at_proxy = False
+                if origin.tls is not None:
                     stream = trio.SSLStream(
-                        stream, self._tls(), server_hostname=origin.host, https_compatible=True
+                        stream, origin.tls, server_hostname=origin.host, https_compatible=True
                     )
                     await stream.do_handshake()
         except BaseException as error:
             if stream is not None:  # a failed or cancelled handshake leaves a socket behind
                 await trio.aclose_forcefully(stream)
-            if isinstance(
-                error, (trio.TooSlowError, OSError, trio.BrokenResourceError, ssl.SSLError)
-            ):
+            if isinstance(error, trio.TooSlowError):
+                via = f" through proxy {proxy.address}" if proxy else ""
+                raise UpstreamError(
+                    f"connecting to {origin.host}{via} took over {origin.connect_timeout:g}s",
+                    "refused",
+                ) from None
+            if isinstance(error, (OSError, trio.BrokenResourceError, ssl.SSLError)):
+                if at_proxy and proxy is not None:
+                    raise UpstreamError(
+                        f"cannot connect to proxy {proxy.address}: {_reason(error)}", "local"
+                    ) from None
                 raise _transport_error(origin.host, "connect", error) from None
             raise
-        return _Connection(stream, origin, self.max_head_bytes, self.max_headers)
-
-    def _tls(self) -> ssl.SSLContext:
-        if self._ssl_context is None:
-            self._ssl_context = ssl.create_default_context()
-            try:
-                import certifi  # the CA bundle httpx uses, where present
-
-                self._ssl_context.load_verify_locations(certifi.where())
-            except ImportError:
-                pass
-        return self._ssl_context
+        return stream
 
     async def _release(self, connection: _Connection) -> None:
         origin = connection.origin
@@ -505,8 +630,8 @@ class Upstream:
         for connection in closing:
             await connection.aclose()
 
-    def idle_connections(self, base_url: str) -> int:
-        return len(self.origin(base_url)[0].idle)
+    def idle_connections(self, base_url: str, egress: EgressSettings | None = None) -> int:
+        return len(self.origin(base_url, egress)[0].idle)
 
     async def aclose(self) -> None:
         for origin in self._by_address.values():
@@ -515,9 +640,9 @@ class Upstream:
 
 
 def _request_head(
-    method: str, target: str, host: str, headers: list[tuple[str, str]], body: bytes
+    method: str, target: str, head_lines: str, headers: list[tuple[str, str]], body: bytes
 ) -> bytes:
-    lines = [f"{method} {target} HTTP/1.1\r\nhost: {host}\r\n"]
+    lines = [f"{method} {target} HTTP/1.1\r\n{head_lines}"]
     for name, value in headers:
         if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
             raise UpstreamError(f"header {name!r} holds a line break; not sent", "invalid")
@@ -535,7 +660,7 @@ def _dropped(connection: _Connection) -> bool:
     """An idle connection is readable only when the server closed it (or broke
     protocol): either way it cannot carry another request."""
     stream = connection.stream
-    if isinstance(stream, trio.SSLStream):
+    while isinstance(stream, trio.SSLStream):  # TLS, or TLS in TLS to an https:// proxy
         stream = stream.transport_stream
     assert isinstance(stream, trio.SocketStream)
     return stream.socket.is_readable()
@@ -549,14 +674,59 @@ def _transport_error(host: str, phase: str, error: BaseException) -> UpstreamErr
         # this process ran out of something: not the upstream's fault
         return UpstreamError(f"cannot reach {host}: {_reason(error)}", "local")
     if phase == "connect":  # no connection: whatever the cause, nothing was sent
-        if isinstance(error, trio.TooSlowError):
-            return UpstreamError(f"connecting to {host} took over {CONNECT_TIMEOUT:g}s", "refused")
         return UpstreamError(f"cannot connect to {host}: {_reason(error)}", "refused")
     if isinstance(error, httptools.HttpParserError):
         return UpstreamError(f"{host} sent a malformed response: {error}", "malformed")
     if phase == "send":
         return UpstreamError(f"cannot send to {host}: {_reason(error)}", "reset")
     return UpstreamError(f"connection to {host} broke: {_reason(error)}", "reset")
+
+
+async def _tunnel(stream: trio.abc.Stream, origin: Origin, proxy: Proxy, max_head: int) -> None:
+    """Ask the proxy for a tunnel to the origin; return once it is open."""
+    request = f"CONNECT {origin.authority} HTTP/1.1\r\nhost: {origin.authority}\r\n"
+    if proxy.authorization:
+        request += f"proxy-authorization: {proxy.authorization}\r\n"
+    await stream.send_all(f"{request}\r\n".encode("latin-1"))
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        if len(reply) > max_head:
+            message = f"proxy {proxy.address} answered CONNECT with a head over {max_head} bytes"
+            raise UpstreamError(message, "local")
+        data = await stream.receive_some(RECEIVE_SIZE)
+        if not data:
+            message = f"proxy {proxy.address} closed the connection instead of opening a tunnel"
+            raise UpstreamError(message, "local")
+        reply += data
+    head, _, rest = reply.partition(b"\r\n\r\n")
+    status = _STATUS_LINE.fullmatch(head.partition(b"\r\n")[0])
+    if status is None:
+        raise UpstreamError(f"proxy {proxy.address} answered CONNECT with no HTTP status", "local")
+    code = int(status[1])
+    if not 200 <= code < 300:
+        reason = "".join(c for c in (status[2] or b"").decode("latin-1") if c.isprintable())
+        raise _proxy_refused(origin, code, reason[:80])
+    if rest:  # the origin speaks only after our TLS hello: these bytes are the proxy's
+        raise UpstreamError(f"proxy {proxy.address} sent bytes before the tunnel opened", "local")
+
+
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] (\d{3})(?: ([^\r\n]*))?")
+
+
+def _proxy_refused(origin: Origin, code: int, reason: str) -> UpstreamError:
+    """A proxy that will not carry a request to the origin: a 5xx says it
+    could not reach the origin (as a failed connect would: "refused"); any
+    other status is the proxy refusing byok itself ("local": no key's fault)."""
+    assert origin.proxy is not None
+    proxy = origin.proxy
+    message = f"proxy {proxy.address} would not connect to {origin.authority}: {code} {reason}"
+    message = message.strip()
+    if code == 407:
+        if proxy.authorization:
+            message += "; it rejected the user:password in the proxy URL"
+        else:
+            message += "; it wants credentials: http://user:password@host:port as the proxy URL"
+    return UpstreamError(message, "refused" if code >= 500 else "local")
 
 
 _LOCAL_ERRNOS = frozenset(

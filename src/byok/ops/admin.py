@@ -6,17 +6,26 @@ Routes (docs/admin-api.md has the full contract):
     POST /admin/login, /admin/logout           the dashboard's session cookie
     GET  /dashboard, /dashboard/app.js         the page (sign-in form without a session)
     GET  /dashboard/app.css                    open: style, no data
-    GET  /admin/keys, /admin/stats, /metrics   admin key or session
+    GET  /admin/keys, /admin/models            admin key or session
+    GET  /admin/stats                          admin key or session
     POST /admin/keys/{label}/{action}          disable | enable | restore
     POST /admin/reload                         read the config file again
+    GET  /metrics                              metrics key, admin key or session
+                                               (or open with metrics_public)
+
+``/ready`` says whether this process can serve: it answers 503 only while
+it drains (a load balancer should send it nothing new); a model without a
+usable key is a fact about that model, not about the process, so model
+availability has its own endpoint, ``/admin/models``.
 
 Admin keys are the config's ``admin_keys``; with none, every admin route
-answers 403, on loopback too.  A request authenticates with its own header
-(``Authorization: Bearer``, ``x-api-key``) or with the dashboard's session
-cookie; a session is a random token, never the key, and a request that
-changes something on a session's strength must carry ``x-byok-csrf: 1``,
-which a page of another origin cannot send without a CORS preflight that
-byok never grants.
+answers 403, on loopback too.  Prometheus has keys of its own,
+``metrics_keys``, which open ``/metrics`` and nothing else.  A request
+authenticates with its own header (``Authorization: Bearer``,
+``x-api-key``) or with the dashboard's session cookie; a session is a
+random token, never the key, and a request that changes something on a
+session's strength must carry ``x-byok-csrf: 1``, which a page of another
+origin cannot send without a CORS preflight that byok never grants.
 """
 
 from __future__ import annotations
@@ -32,8 +41,9 @@ from urllib.parse import parse_qs, unquote
 import msgspec
 import trio
 
-from byok_core import KeyView, State
+from byok_core import State
 
+from ..config import Model
 from ..gateway.auth import credential, matches
 from ..gateway.routing import Pool
 from ..gateway.runtime import Live, ReloadError
@@ -45,7 +55,6 @@ log = logging.getLogger("byok.proxy")
 SESSION_COOKIE = "byok_session"
 SESSION_SECONDS = 12 * 3600
 ACTIONS = ("disable", "enable", "restore")
-USABLE = (State.READY, State.HALF_OPEN)
 
 _JSON = [("content-type", "application/json"), ("cache-control", "no-store")]
 _PAGE_HEADERS = [
@@ -74,6 +83,8 @@ class _Refused(Exception):
 class Admin:
     def __init__(self, live: Live) -> None:
         self.live = live
+        # set by app.serve() when a drain begins: /ready answers 503 from then on
+        self.draining = False
         self._sessions: dict[str, tuple[float, bytes]] = {}  # token -> (expiry, admin key)
         self._files: dict[str, bytes] = {}
 
@@ -89,6 +100,8 @@ class Admin:
         if path == "/dashboard/app.css":
             return self._file("app.css")
         try:
+            if path == "/metrics":
+                return self._metrics(request)
             return await self._route(request, path)
         except _Refused as refusal:
             if path == "/dashboard" and refusal.status == 401:
@@ -113,14 +126,12 @@ class Admin:
             return self._file("index.html")
         if path == "/dashboard/app.js":
             return self._file("app.js")
-        if path == "/metrics":
-            _expect(method, "GET")
-            return Response(
-                200, [("content-type", CONTENT_TYPE)], self.live.runtime.metrics.render()
-            )
         if path == "/admin/keys":
             _expect(method, "GET")
             return _json(200, self.keys_view())
+        if path == "/admin/models":
+            _expect(method, "GET")
+            return _json(200, self.models_view())
         if path == "/admin/stats":
             _expect(method, "GET")
             return _json(200, self._stats())
@@ -146,16 +157,44 @@ class Admin:
             if matches(presented, admin):
                 return False
             raise _Refused(401, "wrong admin key")
-        session = self._sessions.get(_cookie(request, SESSION_COOKIE))
-        if session is not None:
-            expiry, key = session
-            # a session ends with its time, or when its key leaves the config
-            if expiry > time.time() and key in admin:
-                return True
+        if self._in_session(request, admin):
+            return True
         raise _Refused(
             401,
             "an admin key is needed: send 'Authorization: Bearer <admin key>' "
             "(admin_keys in [server])",
+        )
+
+    def _in_session(self, request: Request, admin: list[bytes]) -> bool:
+        session = self._sessions.get(_cookie(request, SESSION_COOKIE))
+        if session is None:
+            return False
+        expiry, key = session
+        # a session ends with its time, or when its key leaves the config
+        return expiry > time.time() and key in admin
+
+    def _authenticate_scraper(self, request: Request) -> None:
+        """Pass a metrics key, an admin key or an admin session, or raise."""
+        server = self.live.runtime.config.server
+        admin = self._admin_secrets()
+        allowed = [k.secret.encode("utf-8") for k in server.metrics_keys] + admin
+        if not allowed:
+            raise _Refused(
+                403,
+                "metrics are off: set metrics_keys (or admin_keys) in [server], "
+                "or metrics_public = true for a scraper that sends no key",
+            )
+        presented = credential(request)
+        if presented:
+            if matches(presented, allowed):
+                return
+            raise _Refused(401, "wrong metrics key")
+        if self._in_session(request, admin):
+            return
+        raise _Refused(
+            401,
+            "a metrics key is needed: send 'Authorization: Bearer <key>' (metrics_keys or "
+            "admin_keys in [server]), or set metrics_public = true",
         )
 
     def _login(self, request: Request) -> Response:
@@ -183,26 +222,54 @@ class Admin:
     # ---- what it sees ---------------------------------------------------------------
 
     def _ready(self) -> Response:
-        router = self.live.runtime.router
-        why = []
-        for model, pools in router.pools_by_model():
-            if model is not None:
-                # the model answers if any of its targets or fallbacks has a usable key
-                chain = [model.name, *model.fallbacks]
-                pools = [
-                    router.pool(t.provider, t.model)
-                    for name in chain
-                    for t in router.config.models[name].targets
-                ]
-                name = f"model {model.name}"
-            else:
-                name = f"passthrough provider {pools[0].provider.name}"
-            now = trio.current_time()
-            views = [(v["id"], v) for pool in pools for v in pool.selector.snapshot(now=now)]
-            if not any(v["state"] in USABLE for _, v in views):
-                out = ", ".join(f"{label} {_state_text(v)}" for label, v in views)
-                why.append(f"{name}: no usable key: {out}")
-        return _json(503 if why else 200, {"ready": not why, "why": why})
+        if self.draining:
+            why = ["draining: finishing the requests in flight before it stops"]
+            return _json(503, {"ready": False, "why": why})
+        return _json(200, {"ready": True, "why": []})
+
+    def _metrics(self, request: Request) -> Response:
+        _expect(request.method, "GET")
+        if not self.live.runtime.config.server.metrics_public:
+            self._authenticate_scraper(request)
+        return Response(200, [("content-type", CONTENT_TYPE)], self.live.runtime.metrics.render())
+
+    def models_view(self) -> dict[str, Any]:
+        """Whether each model can be served now: the JSON of GET /admin/models."""
+        models = []
+        for model, pools in self.live.runtime.router.pools_by_model():
+            entry: dict[str, Any] = {
+                "name": model.name if model else "*",
+                "passthrough": model is None,
+            }
+            if model is None:
+                entry["provider"] = pools[0].provider.name
+            models.append({**entry, **self._availability(model, pools)})
+        return {"now": time.time(), "models": models}
+
+    def _availability(self, model: Model | None, pools: list[Pool]) -> dict[str, Any]:
+        """Whether a request for the model would find a usable key now, on
+        its targets or its fallbacks' targets (as the proxy tries them); if
+        not, why, and when the soonest key returns (what Retry-After says)."""
+        if model is not None:
+            router = self.live.runtime.router
+            chain = [model, *(router.config.models[name] for name in model.fallbacks)]
+            targets = [router.pool(t.provider, t.model) for m in chain for t in m.targets]
+            # a target shared by a model and its fallback counts once
+            pools = list({pool.name: pool for pool in targets}.values())
+        now = trio.current_time()
+        soonest: float | None = None
+        why = "blocked_or_disabled"  # no key returns by itself: an operator or re-validation
+        for pool in pools:
+            wait, cause = pool.selector.outlook(now=now)
+            if wait is not None and (soonest is None or wait < soonest):
+                soonest, why = wait, cause
+        available = soonest == 0.0
+        return {
+            "available": available,
+            "why": None if available else str(why),
+            "retry_after": None if soonest is None else round(soonest, 3),
+            "targets": [pool.name for pool in pools],
+        }
 
     def keys_view(self) -> dict[str, Any]:
         """Every key of every model and target: the JSON of GET /admin/keys."""
@@ -225,6 +292,7 @@ class Admin:
                     "passthrough": model is None,
                     "strategy": pools[0].selector.strategy if model is None else model.strategy,
                     "fallbacks": list(model.fallbacks) if model else [],
+                    "availability": self._availability(model, pools),
                     "targets": targets,
                 }
             )
@@ -358,12 +426,6 @@ class Admin:
         page.body = page.body.replace(b"{{error}}", html.escape(error).encode("utf-8"))
         page.status = 401
         return page
-
-
-def _state_text(view: KeyView) -> str:
-    if view["state"] == State.COOLDOWN:
-        return f"cooldown {view['cooldown_remaining']:.1f}s"
-    return str(view["state"])
 
 
 def _expect(method: str, wanted: str) -> None:

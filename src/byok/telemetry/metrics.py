@@ -5,6 +5,13 @@ Counters and histograms are updated as requests pass; labelled children are
 cached in plain dicts, because ``.labels()`` takes a lock and builds a tuple
 on every call and this is the hot path.  Key states are not updated as they
 change: a collector reads the engine's snapshots when Prometheus scrapes.
+
+The ``*_created`` samples (each series' creation time, which prometheus-client
+adds to counters and histograms) are left out of the page: Prometheus's text
+format turns them into gauge families of their own that nobody graphs.
+prometheus-client's own switch for that (``disable_created_metrics()``) is
+global to the process and would change every other registry in it, so the
+page is filtered here instead.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from byok_core import STATES
@@ -50,7 +58,23 @@ class _KeyStateCollector(Collector):
         )
 
 
+class _WithoutCreated(Collector):
+    """A registry as the page shows it: every family, without its ``*_created`` samples."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.registry.collect():
+            # each collect() builds new families: filtering them changes nothing kept
+            created = family.name + "_created"
+            family.samples = [s for s in family.samples if s.name != created]
+            yield family
+
+
 class Metrics:
+    """One process's metrics: updated as requests pass, rendered for ``GET /metrics``."""
+
     def __init__(self, key_states: KeyStates) -> None:
         self.registry = registry = CollectorRegistry(auto_describe=True)
         self._requests = Counter(
@@ -87,8 +111,9 @@ class Metrics:
         )
         self._tokens = Counter(
             "byok_tokens",
-            "Tokens in the usage of answers, by key, model and kind (input, output)",
-            ["provider", "key", "model", "kind"],
+            "Tokens in the usage of answers, by key, model (the name clients ask for, as in "
+            "byok_requests), target (provider/upstream-model) and kind (input, output)",
+            ["provider", "key", "model", "target", "kind"],
             registry=registry,
         )
         self._reloads = Counter(
@@ -98,6 +123,7 @@ class Metrics:
             registry=registry,
         )
         registry.register(_KeyStateCollector(key_states))
+        self._page = _WithoutCreated(registry)
         self._children: dict[tuple[Any, ...], Any] = {}
 
     def _child(self, metric: Any, *labels: str) -> Any:
@@ -121,14 +147,18 @@ class Metrics:
     def cooldown(self, provider: str, key: str) -> None:
         self._child(self._cooldowns, provider, key).inc()
 
-    def tokens(self, provider: str, key: str, model: str, taken: int, given: int) -> None:
+    def tokens(
+        self, provider: str, key: str, model: str, target: str, taken: int, given: int
+    ) -> None:
+        """Tokens one answer used: `model` is the public name, as `request()` takes it."""
         if taken:
-            self._child(self._tokens, provider, key, model, "input").inc(taken)
+            self._child(self._tokens, provider, key, model, target, "input").inc(taken)
         if given:
-            self._child(self._tokens, provider, key, model, "output").inc(given)
+            self._child(self._tokens, provider, key, model, target, "output").inc(given)
 
     def reload(self, ok: bool) -> None:
         self._child(self._reloads, "ok" if ok else "error").inc()
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """The page Prometheus scrapes (text format 0.0.4, CONTENT_TYPE)."""
+        return generate_latest(self._page)
