@@ -34,7 +34,8 @@ Basic``, and are never shown: an error names the proxy by host and port.
 
 TLS: the system's trust store by default (OpenSSL's default paths, which
 ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` override; on Windows the system
-store); certifi's bundle is never added because it happens to be installed.
+store; on macOS the Keychain, through truststore); certifi's bundle is
+never added because it happens to be installed.
 ``ca_file`` replaces the store with its CA certificates (curl's
 ``--cacert``); ``client_cert`` (and ``client_key``, unless the key is in
 the certificate's file) is presented for mutual TLS; ``verify = false``
@@ -46,6 +47,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import ssl
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,7 +225,7 @@ def tls_context(
     if client_key is not None and client_cert is None:
         raise EgressError("client_key", "needs client_cert, the certificate it belongs to")
     if ca_file is None:
-        context = ssl.create_default_context()  # the system store, and never certifi's
+        context = _system_trust()
     else:
         path = _readable(ca_file, "ca_file")
         try:
@@ -248,6 +250,19 @@ def tls_context(
             message = f"{pair}: not a usable certificate and key ({error.reason or error})"
             raise EgressError("client_cert", message) from None
     return context
+
+
+def _system_trust() -> ssl.SSLContext:
+    """The operating system's trust store, and never certifi's bundle.
+    OpenSSL's default paths are that store on Linux and the BSDs, and on
+    Windows Python loads the system store into them; on macOS they are not
+    (python.org's Python has none at all), so the Keychain is asked through
+    truststore there."""
+    if sys.platform == "darwin":
+        import truststore
+
+        return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    return ssl.create_default_context()
 
 
 class _Encrypted(Exception):
