@@ -122,8 +122,8 @@ def test_serve_answers_and_drains_on_sigterm(tmp_path):
 
 def test_demo_runs_and_shows_the_table():
     """Piped, as CI runs it: the snippets, then the table once at the end,
-    plain (no colour, no cursor code)."""
-    result = byok("demo", "--port", "0", "--duration", "4", timeout=60)
+    plain (no colour, no cursor code, even where FORCE_COLOR is set)."""
+    result = byok("demo", "--port", "0", "--duration", "4", env={"FORCE_COLOR": "1"}, timeout=60)
     assert result.returncode == 0, result.stderr
     assert re.search(
         r"^  curl .* http://127\.0\.0\.1:\d+/v1/chat/completions ", result.stdout, re.M

@@ -193,7 +193,8 @@ async def _traffic(url: str) -> None:
 async def _show_table(app: App, out: TextIO) -> None:
     """The key table until cancelled: live on a terminal, printed elsewhere."""
     console = Console(file=out)
-    if console.is_terminal and not console.is_dumb_terminal:
+    # the stream itself decides: FORCE_COLOR makes rich call a pipe a terminal
+    if _isatty(out) and not console.is_dumb_terminal:
         await _live_table(app, console)
     else:
         await _printed_table(app, out)
