@@ -156,7 +156,8 @@ async def test_the_clients_other_stream_options_are_kept(
             )
             relayed = [chunk async for chunk in answer]
         assert running.simulator.seen[-1].body["stream_options"] == sent
-        assert relayed and all(chunk.choices for chunk in relayed)  # no usage chunk
+        assert relayed
+        assert all(chunk.choices for chunk in relayed)  # no usage chunk
         assert await tokens(running) == {"input": 5, "output": WORDS}
 
 
@@ -192,7 +193,8 @@ async def test_the_usage_event_never_reaches_a_raw_client(autojump_clock: Any) -
         text = b"".join(reads)
         events = [event for event in text.split(b"\n\n") if event]
         assert events[-1] == b"data: [DONE]"
-        assert b'"choices":[]' not in text and b'"prompt_tokens"' not in text
+        assert b'"choices":[]' not in text
+        assert b'"prompt_tokens"' not in text
         assert len(events) == WORDS + 2  # the words, the finish, [DONE]
         assert len(pieces) > 3 * len(events)  # the upstream sends pieces...
         assert all(read.endswith(b"\n\n") for read in reads)  # ...relayed as whole events

@@ -162,3 +162,11 @@ def test_a_usage_event_that_is_not_json_is_relayed():
     hidden = HiddenStreamUsage()
     assert hidden.feed(event) == event
     assert (hidden.input, hidden.output) == (0, 0)
+
+
+def test_a_usage_with_no_count_is_not_worth_a_look():
+    # the fast path looks for a count's name (..._tokens): an empty usage has none
+    event = sse({**CHUNK, "choices": [], "usage": {}})
+    hidden = HiddenStreamUsage()
+    assert hidden.feed(event) is event
+    assert (hidden.input, hidden.output) == (0, 0)

@@ -173,8 +173,7 @@ class HiddenStreamUsage:
     chunk waits for its end in the next (an SSE client acts on an event only
     once it has ended, so it waits no longer for it); a stream that breaks
     off loses it, rather than ending on half an event.  The common chunk,
-    whole events and no usage object, goes back as it came, after two byte
-    searches.
+    whole events and no usage, goes back as it came, after one byte search.
 
     With include_usage, OpenAI also puts ``"usage":null`` on every other
     chunk.  It stays: the SDKs read a null usage as none (their parsed chunks
@@ -193,12 +192,11 @@ class HiddenStreamUsage:
 
     def feed(self, chunk: bytes) -> bytes:
         """Count what `chunk` tells; what to relay of it now."""
-        if (  # the common chunk, at the cost of byte searches alone (_has_usage inlined)
-            not self._held
-            and chunk.endswith(_EVENT_ENDS)
-            and b'"usage":{' not in chunk
-            and b'"usage": {' not in chunk
-        ):
+        # The common chunk, whole events and no token count, goes by after
+        # one byte search: a count's name ends in _tokens, and outside a
+        # usage object no name of a chat or completion chunk does (a quote in
+        # a string is escaped).  A usage with no count goes by as well.
+        if not self._held and chunk.endswith(_EVENT_ENDS) and b'_tokens"' not in chunk:
             return chunk
         if self._held:
             self._held += chunk
