@@ -29,6 +29,9 @@ import msgspec
 
 from ..http.coding import INFLATABLE, inflate
 
+# Bytes are searched with bytes.find, not `in`: CPython's bytes `in` first
+# tries its operand as an int and pays for the TypeError (some 1,900
+# instructions under callgrind, more than the search through a stream chunk).
 _USAGE = b'"usage"'
 _LINE_LIMIT = 4 * 1024 * 1024  # of an unfinished line kept between chunks
 _INFLATE_LIMIT = 16 * 1024 * 1024  # of a compressed answer inflated to find its usage
@@ -72,7 +75,7 @@ _decode_chunk = msgspec.json.Decoder(_Chunk).decode
 def _has_usage(data: bytes) -> bool:
     """Whether `data` holds a usage object: the ``"usage":null`` that rides on
     every chunk of an OpenAI stream with include_usage is not worth decoding."""
-    return b'"usage":{' in data or b'"usage": {' in data
+    return data.find(b'"usage":{') >= 0 or data.find(b'"usage": {') >= 0
 
 
 def _usage_of(data: bytes) -> tuple[int, int]:
@@ -101,7 +104,7 @@ def of_body(body: bytes, encoding: str = "") -> tuple[int, int]:
         if inflated is None:
             return 0, 0
         body = inflated
-    if _USAGE not in body:
+    if body.find(_USAGE) < 0:
         return 0, 0
     return _usage_of(body)
 
@@ -136,7 +139,7 @@ class StreamUsage:
             whole = b"".join([*self._parts, whole])
             self._parts.clear()
             self._size = 0
-        if _USAGE in whole:
+        if whole.find(_USAGE) >= 0:
             self._take(whole)
         if cut + 1 < len(chunk):
             rest = chunk[cut + 1 :]
@@ -151,7 +154,7 @@ class StreamUsage:
             last = b"".join(self._parts)
             self._parts.clear()
             self._size = 0
-            if _USAGE in last:
+            if last.find(_USAGE) >= 0:
                 self._take(last)
         return b""
 
@@ -196,7 +199,7 @@ class HiddenStreamUsage:
         # one byte search: a count's name ends in _tokens, and outside a
         # usage object no name of a chat or completion chunk does (a quote in
         # a string is escaped).  A usage with no count goes by as well.
-        if not self._held and chunk.endswith(_EVENT_ENDS) and b'_tokens"' not in chunk:
+        if not self._held and chunk.endswith(_EVENT_ENDS) and chunk.find(b'_tokens"') < 0:
             return chunk
         if self._held:
             self._held += chunk
