@@ -39,8 +39,7 @@ front would cost every non-ASCII body a second decode.
 
 from __future__ import annotations
 
-import enum
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -76,34 +75,37 @@ class RoutingFields(msgspec.Struct, gc=False):
     stream_options: Any = msgspec.UNSET
 
 
-class AskUsage(enum.Enum):
-    """Whether byok asks the upstream for a stream's usage, and how the body changes."""
-
-    NO = "no"  # not an OpenAI-style stream, or the client asked (or sent a value byok leaves)
-    INSERT = "insert"  # no stream_options: one member goes in front of the client's
-    MERGE = "merge"  # stream_options null, or without include_usage: include_usage added
+# Whether byok asks the upstream for a stream's usage, and how the body changes:
+#   "no"      not an OpenAI-style stream, or the client asked (or sent a value
+#             byok leaves for the upstream to judge)
+#   "insert"  no stream_options: one member goes in front of the client's
+#   "merge"   stream_options null, or without include_usage: include_usage added
+# Strings, not an Enum: read on every request, and an Enum member's lookup
+# costs five times a string comparison.
+AskUsage = Literal["no", "insert", "merge"]
 
 
 def ask_usage(fields: RoutingFields, path: str) -> AskUsage:
     """How byok asks for the usage of this request's stream, the client having not."""
     if not fields.stream or path not in USAGE_ENDPOINTS:
-        return AskUsage.NO
+        return "no"
     options = fields.stream_options
-    if options is msgspec.UNSET:
-        return AskUsage.INSERT
+    if options is _UNSET:
+        return "insert"
     if options is None:
-        return AskUsage.MERGE
+        return "merge"
     if isinstance(options, dict):
         asked = options.get("include_usage")
         # false is as good as unsaid: the client gets no usage event either way
-        return AskUsage.MERGE if asked is None or asked is False else AskUsage.NO
-    return AskUsage.NO  # not an object: the upstream says what is wrong with it
+        return "merge" if asked is None or asked is False else "no"
+    return "no"  # not an object: the upstream says what is wrong with it
 
 
 _fields = msgspec.json.Decoder(RoutingFields)
 _members = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _encode = msgspec.json.Encoder().encode
 _decode_any = msgspec.json.Decoder().decode
+_UNSET = msgspec.UNSET
 _OPTIONS_ASKED = msgspec.Raw(b'{"include_usage":true}')
 _USAGE_ASKED = b'{"stream_options":' + bytes(_OPTIONS_ASKED) + b","
 
@@ -121,14 +123,14 @@ def parse(body: bytes) -> RoutingFields:
         raise BodyError("request body is nested too deeply") from None
 
 
-def with_model(body: bytes, requested: str, upstream: str, usage: AskUsage = AskUsage.NO) -> bytes:
+def with_model(body: bytes, requested: str, upstream: str, usage: AskUsage = "no") -> bytes:
     """`body` (which `parse` read `requested` from) with its top-level ``model``
     set to `upstream`, and asking for a stream's usage as `usage` (from
     ``ask_usage``) says: `body` itself when nothing changes."""
     if requested == upstream:
-        if usage is AskUsage.NO:
+        if usage == "no":
             return body
-        if usage is AskUsage.INSERT:
+        if usage == "insert":
             # the body is an object (parse read it) with a model member to
             # follow this one; only whitespace precedes its brace
             return _USAGE_ASKED + memoryview(body)[body.index(b"{") + 1 :]
@@ -140,9 +142,9 @@ def with_model(body: bytes, requested: str, upstream: str, usage: AskUsage = Ask
         raise BodyError("request body is nested too deeply") from None
     if requested != upstream:
         members["model"] = msgspec.Raw(_encode(upstream))  # keeps the first one's place
-    if usage is AskUsage.INSERT:
+    if usage == "insert":
         members["stream_options"] = _OPTIONS_ASKED
-    elif usage is AskUsage.MERGE:
+    elif usage == "merge":
         options = _decode_any(members["stream_options"])  # null, or an object
         asked = {**options, "include_usage": True} if options else {"include_usage": True}
         members["stream_options"] = msgspec.Raw(_encode(asked))

@@ -25,4 +25,4 @@ class Exchange:
     overhead: float | None = None  # seconds byok added, once the answer is made
     # byok asks the upstream for the usage of a stream the client did not ask
     # it for (body.ask_usage); the relay keeps it from the client
-    ask_usage: AskUsage = AskUsage.NO
+    ask_usage: AskUsage = "no"

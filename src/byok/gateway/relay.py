@@ -23,7 +23,6 @@ from ..http.coding import inflate
 from ..http.server import Response
 from ..http.upstream import UpstreamError, UpstreamResponse
 from . import dialects, usage
-from .body import AskUsage
 from .exchange import Exchange
 from .headers import client_headers
 from .planner import ERROR_BODY_LIMIT, Attempt, GiveUp, Plan
@@ -80,7 +79,7 @@ def relay_stream(
     counted: usage.StreamUsage | usage.HiddenStreamUsage
     # byok asked for a stream in no coding: one that comes compressed all the
     # same cannot be read event by event, and goes through as it came
-    if ex.ask_usage is not AskUsage.NO and not _encoded(answer):
+    if ex.ask_usage != "no" and not _encoded(answer):
         counted = usage.HiddenStreamUsage()
     else:
         counted = usage.StreamUsage()

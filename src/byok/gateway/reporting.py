@@ -143,18 +143,14 @@ class Reporter:
                 "ms": round(took, 2),
                 "stream": ex.stream,
             }
-        log.info(
-            "%s %s model=%s key=%s attempts=%d status=%d %.1fms%s",
-            ex.request.method,
-            path,
-            ex.model,
-            key,
-            len(plan.attempts),
-            status,
-            took,
-            " stream" if ex.stream else "",
-            extra={"fields": fields} if fields else None,
+        line = (
+            f"{ex.request.method} {path} model={ex.model} key={key} "
+            f"attempts={len(plan.attempts)} status={status} {took:.1f}ms"
+            f"{' stream' if ex.stream else ''}"
         )
+        direct = logs.direct
+        if direct is None or not direct.write(log, line, fields):
+            log.info("%s", line, extra={"fields": fields} if fields else None)
 
     def refused(self, path: str, status: int) -> None:
         """A request byok would not forward (its one log line is the access log's)."""

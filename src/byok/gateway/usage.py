@@ -215,6 +215,8 @@ class HiddenStreamUsage:
 
     def finish(self) -> bytes:
         """The stream ended: what is left to relay (an event it did not end).  Once only."""
+        if not self._held:  # the common end: the stream's last event ended it
+            return b""
         rest = bytes(self._held)
         self._held.clear()
         return self._shown(rest) if _has_usage(rest) else rest

@@ -43,6 +43,8 @@ from typing import Union
 import httptools
 import trio
 
+from .sockets import FastSocketStream
+
 log = logging.getLogger("byok.http.server")
 
 Body = Union[bytes, AsyncIterator[bytes]]
@@ -153,7 +155,7 @@ async def serve_http(
     async with trio.open_nursery() as connections:
 
         async def handle(stream: trio.SocketStream) -> None:
-            await _Connection(app, limits, stream, shutdown).run()
+            await _Connection(app, limits, FastSocketStream.take(stream), shutdown).run()
 
         with trio.CancelScope() as accepting:
             connections.start_soon(_stop_accepting, shutdown, accepting)
@@ -182,7 +184,7 @@ class _Connection:
     """One client connection: its reader, its parser (and the parser's
     callbacks), and the loop that serves its requests in order."""
 
-    def __init__(self, app: App, limits: Limits, stream: trio.SocketStream, shutdown: Shutdown):
+    def __init__(self, app: App, limits: Limits, stream: FastSocketStream, shutdown: Shutdown):
         self.app, self.limits, self.stream, self.shutdown = app, limits, stream, shutdown
         try:
             peer = stream.socket.getpeername()

@@ -79,6 +79,7 @@ import httptools
 import trio
 
 from .egress import EgressError, EgressSettings, Proxy, authority, resolve_proxy, tls_context
+from .sockets import FastSocketStream
 
 RECEIVE_SIZE = 65536
 CONNECT_TIMEOUT = 30.0  # the one limit of this module's own: the caller's is usually far shorter
@@ -557,9 +558,9 @@ class Upstream:
         try:
             with trio.fail_after(origin.connect_timeout):
                 if proxy is None:
-                    stream = await trio.open_tcp_stream(origin.host, origin.port)
+                    stream = await _open_tcp(origin.host, origin.port)
                 else:
-                    stream = await trio.open_tcp_stream(proxy.host, proxy.port)
+                    stream = await _open_tcp(proxy.host, proxy.port)
                     if origin.proxy_tls is not None:
                         stream = trio.SSLStream(
                             stream,
@@ -662,8 +663,13 @@ def _dropped(connection: _Connection) -> bool:
     stream = connection.stream
     while isinstance(stream, trio.SSLStream):  # TLS, or TLS in TLS to an https:// proxy
         stream = stream.transport_stream
-    assert isinstance(stream, trio.SocketStream)
-    return stream.socket.is_readable()
+    assert isinstance(stream, FastSocketStream)
+    return stream.is_readable()
+
+
+async def _open_tcp(host: str, port: int) -> FastSocketStream:
+    """trio's connect (happy eyeballs, TCP_NODELAY), then the socket for the hot path."""
+    return FastSocketStream.take(await trio.open_tcp_stream(host, port))
 
 
 def _transport_error(host: str, phase: str, error: BaseException) -> UpstreamError:

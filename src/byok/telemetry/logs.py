@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import os
+import random
 import re
 import sys
 import time
@@ -30,10 +30,13 @@ _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def request_id(offered: str) -> str:
-    """The client's x-request-id if it is a sane one, else a new id."""
+    """The client's x-request-id if it is a sane one, else a new id.
+
+    A new id is 64 random bits from the process's PRNG: ids need to be
+    distinct, not unguessable, and os.urandom costs a system call each."""
     if offered and _CLIENT_ID.fullmatch(offered):
         return offered
-    return os.urandom(8).hex()
+    return f"{random.getrandbits(64):016x}"
 
 
 class RequestIdFilter(logging.Filter):
@@ -68,6 +71,69 @@ class JsonFormatter(logging.Formatter):
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
+class _Direct:
+    """The request's one INFO line, written as `setup`'s handler would write
+    it, without the logging module's record, filter and formatter: that path
+    costs several microseconds a line and this line is written once per
+    request.  `write` says False whenever anything else might want the
+    record (another handler on the root or on the logger), and the caller
+    logs it the usual way."""
+
+    def __init__(self, handler: logging.StreamHandler[TextIO], json_lines: bool) -> None:
+        self.handler, self.json_lines = handler, json_lines
+        self.root = logging.getLogger()
+        self._second = -1  # the wall-clock second _stamp was made for
+        self._stamp = ""
+
+    def write(self, logger: logging.Logger, message: str, fields: dict[str, Any] | None) -> bool:
+        handlers = self.root.handlers
+        if logger.handlers or len(handlers) != 1 or handlers[0] is not self.handler:
+            return False
+        now = time.time()
+        second = int(now)
+        if second != self._second:  # strftime once a second, not once a line
+            self._second = second
+            if self.json_lines:
+                self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            else:
+                self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+        millis = int((now - second) * 1000)
+        if self.json_lines:
+            entry: dict[str, Any] = {
+                "time": f"{self._stamp}.{millis:03d}Z",
+                "level": "info",
+                "logger": logger.name,
+                "request_id": REQUEST_ID.get(),
+                "message": message,
+            }
+            if fields:
+                entry.update(fields)
+            line = json.dumps(entry, ensure_ascii=False, default=str)
+        else:
+            line = f"{self._stamp},{millis:03d} INFO {logger.name} [{REQUEST_ID.get()}] {message}"
+        handler = self.handler
+        with handler.lock or _NO_LOCK:  # as Handler.handle does, for threads that log too
+            try:
+                handler.stream.write(line + handler.terminator)
+                handler.flush()
+            except Exception:  # as StreamHandler.emit: a broken stream costs a line, not a request
+                return False
+        return True
+
+
+class _NoLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_LOCK = _NoLock()
+# set by setup(): byok serve's own handler, for the request's line
+direct: _Direct | None = None
+
+
 def setup(
     log_format: str = "text", level: int = logging.INFO, stream: TextIO | None = None
 ) -> None:
@@ -79,8 +145,9 @@ def setup(
     handler.setFormatter(
         JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
     )
-    global structured
+    global structured, direct
     structured = log_format == "json"
+    direct = _Direct(handler, structured)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -1,28 +1,33 @@
-"""Prometheus metrics (``GET /metrics``), with prometheus-client.
+"""Prometheus metrics (``GET /metrics``), rendered by prometheus-client.
 
 Each running byok has a registry of its own (tests run several in one process).
-Counters and histograms are updated as requests pass; labelled children are
-cached in plain dicts, because ``.labels()`` takes a lock and builds a tuple
-on every call and this is the hot path.  Key states are not updated as they
-change: a collector reads the engine's snapshots when Prometheus scrapes.
+The request path does not call prometheus-client: its counters and
+histograms take a lock and walk their labels on every update, and byok runs
+on one thread.  Instead each update adds to a plain dict keyed by the label
+values (a histogram's buckets are a list of counts found by bisection), and
+a collector turns those dicts into metric families when Prometheus scrapes.
+Key states are not updated as they change either: a collector reads the
+engine's snapshots at scrape time.
 
-The ``*_created`` samples (each series' creation time, which prometheus-client
-adds to counters and histograms) are left out of the page: Prometheus's text
-format turns them into gauge families of their own that nobody graphs.
-prometheus-client's own switch for that (``disable_created_metrics()``) is
-global to the process and would change every other registry in it, so the
-page is filtered here instead.
+The families carry no ``*_created`` samples (prometheus-client adds them to
+its own counters and histograms; Prometheus's text format turns them into
+gauge families of their own that nobody graphs).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from byok_core import STATES
 
@@ -34,131 +39,164 @@ FIRST_BYTE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120
 KeyStates = Callable[[], Iterable[tuple[str, str, str, str]]]
 
 
-class _KeyStateCollector(Collector):
-    def __init__(self, key_states: KeyStates) -> None:
-        self.key_states = key_states
+class _Counter:
+    """A counter family's values by label values; `add` is the hot path."""
 
-    def describe(self) -> Iterator[GaugeMetricFamily]:
+    def __init__(self, name: str, documentation: str, labels: list[str]) -> None:
+        self.name, self.documentation, self.labels = name, documentation, labels
+        self.values: dict[tuple[str, ...], float] = {}
+
+    def family(self) -> CounterMetricFamily:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+        for labels, value in list(self.values.items()):
+            family.add_metric(labels, value)
+        return family
+
+
+class _Histogram:
+    """A histogram family: per label values, the count in each bucket (not
+    cumulative: one bisection and one increment per observation) and the sum."""
+
+    def __init__(
+        self, name: str, documentation: str, labels: list[str], buckets: tuple[float, ...]
+    ) -> None:
+        self.name, self.documentation, self.labels = name, documentation, labels
+        self.bounds = buckets  # the last bucket, +Inf, is implied
+        self.values: dict[tuple[str, ...], tuple[list[int], list[float]]] = {}
+
+    def observe(self, labels: tuple[str, ...], value: float) -> None:
+        found = self.values.get(labels)
+        if found is None:
+            found = self.values[labels] = ([0] * (len(self.bounds) + 1), [0.0])
+        counts, total = found
+        counts[bisect_left(self.bounds, value)] += 1  # le: a value on a bound is in it
+        total[0] += value
+
+    def family(self) -> HistogramMetricFamily:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
+        names = [*(floatToGoString(b) for b in self.bounds), "+Inf"]
+        for labels, (counts, total) in list(self.values.items()):
+            cumulative, running = [], 0
+            for name, count in zip(names, counts):
+                running += count
+                cumulative.append((name, running))
+            family.add_metric(list(labels), cumulative, total[0])
+        return family
+
+
+class _Families(Collector):
+    """The page's families, built from the dicts at scrape time."""
+
+    def __init__(self, families: list[_Counter | _Histogram], key_states: KeyStates) -> None:
+        self.families, self.key_states = families, key_states
+
+    def describe(self) -> Iterator[Metric]:
         # the registry asks for names at registration: no snapshot needed for that
-        yield self._family()
+        for each in self.families:
+            yield each.family()
+        yield _key_state_family()
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = self._family()
+    def collect(self) -> Iterator[Metric]:
+        for each in self.families:
+            yield each.family()
+        family = _key_state_family()
         for model, provider, key, current in self.key_states():
             for state in STATES:
                 family.add_metric([model, provider, key, state], 1.0 if state == current else 0.0)
         yield family
 
-    @staticmethod
-    def _family() -> GaugeMetricFamily:
-        return GaugeMetricFamily(
-            "byok_key_state",
-            "1 for the state each key is in, per model (ready, cooldown, half_open, ...)",
-            labels=["model", "provider", "key", "state"],
-        )
 
-
-class _WithoutCreated(Collector):
-    """A registry as the page shows it: every family, without its ``*_created`` samples."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
-
-    def collect(self) -> Iterator[Metric]:
-        for family in self.registry.collect():
-            # each collect() builds new families: filtering them changes nothing kept
-            created = family.name + "_created"
-            family.samples = [s for s in family.samples if s.name != created]
-            yield family
+def _key_state_family() -> GaugeMetricFamily:
+    return GaugeMetricFamily(
+        "byok_key_state",
+        "1 for the state each key is in, per model (ready, cooldown, half_open, ...)",
+        labels=["model", "provider", "key", "state"],
+    )
 
 
 class Metrics:
     """One process's metrics: updated as requests pass, rendered for ``GET /metrics``."""
 
     def __init__(self, key_states: KeyStates) -> None:
-        self.registry = registry = CollectorRegistry(auto_describe=True)
-        self._requests = Counter(
+        self._requests = _Counter(
             "byok_requests",
             "Client requests answered, by model, endpoint and status",
             ["model", "endpoint", "status"],
-            registry=registry,
         )
-        self._attempts = Counter(
-            "byok_attempts",
-            "Upstream attempts, by key and outcome",
-            ["provider", "key", "outcome"],
-            registry=registry,
+        self._attempts = _Counter(
+            "byok_attempts", "Upstream attempts, by key and outcome", ["provider", "key", "outcome"]
         )
-        self._overhead = Histogram(
+        self._overhead = _Histogram(
             "byok_proxy_overhead_seconds",
             "Time byok added to a request: its whole time minus the time waiting on upstreams",
             ["endpoint"],
-            buckets=OVERHEAD_BUCKETS,
-            registry=registry,
+            OVERHEAD_BUCKETS,
         )
-        self._first_byte = Histogram(
+        self._first_byte = _Histogram(
             "byok_upstream_first_byte_seconds",
             "From sending an attempt to the upstream's response head",
             ["provider"],
-            buckets=FIRST_BYTE_BUCKETS,
-            registry=registry,
+            FIRST_BYTE_BUCKETS,
         )
-        self._cooldowns = Counter(
+        self._cooldowns = _Counter(
             "byok_cooldowns",
             "Times a key went into cooldown (rate limit or open circuit)",
             ["provider", "key"],
-            registry=registry,
         )
-        self._tokens = Counter(
+        self._tokens = _Counter(
             "byok_tokens",
             "Tokens in the usage of answers, by key, model (the name clients ask for, as in "
             "byok_requests), target (provider/upstream-model) and kind (input, output)",
             ["provider", "key", "model", "target", "kind"],
-            registry=registry,
         )
-        self._reloads = Counter(
-            "byok_config_reloads",
-            "Config reloads, by result (ok, error)",
-            ["result"],
-            registry=registry,
+        self._reloads = _Counter(
+            "byok_config_reloads", "Config reloads, by result (ok, error)", ["result"]
         )
-        registry.register(_KeyStateCollector(key_states))
-        self._page = _WithoutCreated(registry)
-        self._children: dict[tuple[Any, ...], Any] = {}
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (id(metric), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
+        self.registry = CollectorRegistry(auto_describe=True)
+        families: list[_Counter | _Histogram] = [
+            self._requests,
+            self._attempts,
+            self._overhead,
+            self._first_byte,
+            self._cooldowns,
+            self._tokens,
+            self._reloads,
+        ]
+        self.registry.register(_Families(families, key_states))
 
     def request(self, model: str, endpoint: str, status: int, overhead: float | None) -> None:
-        self._child(self._requests, model, endpoint, str(status)).inc()
+        values, labels = self._requests.values, (model, endpoint, str(status))
+        values[labels] = values.get(labels, 0.0) + 1
         if overhead is not None:
-            self._child(self._overhead, endpoint).observe(overhead)
+            self._overhead.observe((endpoint,), overhead)
 
     def attempt(self, provider: str, key: str, outcome: str) -> None:
-        self._child(self._attempts, provider, key, outcome).inc()
+        values, labels = self._attempts.values, (provider, key, outcome)
+        values[labels] = values.get(labels, 0.0) + 1
 
     def first_byte(self, provider: str, seconds: float) -> None:
-        self._child(self._first_byte, provider).observe(seconds)
+        self._first_byte.observe((provider,), seconds)
 
     def cooldown(self, provider: str, key: str) -> None:
-        self._child(self._cooldowns, provider, key).inc()
+        values, labels = self._cooldowns.values, (provider, key)
+        values[labels] = values.get(labels, 0.0) + 1
 
     def tokens(
         self, provider: str, key: str, model: str, target: str, taken: int, given: int
     ) -> None:
         """Tokens one answer used: `model` is the public name, as `request()` takes it."""
+        values = self._tokens.values
         if taken:
-            self._child(self._tokens, provider, key, model, target, "input").inc(taken)
+            labels = (provider, key, model, target, "input")
+            values[labels] = values.get(labels, 0.0) + taken
         if given:
-            self._child(self._tokens, provider, key, model, target, "output").inc(given)
+            labels = (provider, key, model, target, "output")
+            values[labels] = values.get(labels, 0.0) + given
 
     def reload(self, ok: bool) -> None:
-        self._child(self._reloads, "ok" if ok else "error").inc()
+        values, labels = self._reloads.values, ("ok" if ok else "error",)
+        values[labels] = values.get(labels, 0.0) + 1
 
     def render(self) -> bytes:
         """The page Prometheus scrapes (text format 0.0.4, CONTENT_TYPE)."""
-        return generate_latest(self._page)
+        return generate_latest(self.registry)
