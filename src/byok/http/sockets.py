@@ -32,7 +32,7 @@ _BUSY = "another task is already {} on this connection"
 class FastSocketStream(trio.abc.HalfCloseableStream):
     """A connected TCP socket as a trio stream; see the module docstring."""
 
-    __slots__ = ("socket", "_closed", "_receiving", "_sending")
+    __slots__ = ("_closed", "_receiving", "_sending", "socket")
 
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)

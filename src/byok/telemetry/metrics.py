@@ -27,7 +27,6 @@ from prometheus_client.core import (
 )
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 from byok_core import STATES
 
@@ -74,7 +73,8 @@ class _Histogram:
 
     def family(self) -> HistogramMetricFamily:
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
-        names = [*(floatToGoString(b) for b in self.bounds), "+Inf"]
+        # as prometheus-client writes these bounds ("0.0001", "1.0", ...)
+        names = [*(repr(float(b)) for b in self.bounds), "+Inf"]
         for labels, (counts, total) in list(self.values.items()):
             cumulative, running = [], 0
             for name, count in zip(names, counts):
