@@ -34,6 +34,7 @@ work in C (figures in docs/upstream-client.md and benchmarks/README.md).
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -113,15 +114,16 @@ class Shutdown:
     def __init__(self) -> None:
         self.requested = trio.Event()
         self.grace = 30.0
-        self._idle: set[trio.CancelScope] = set()
+        # connections waiting for their next request: closed at once by start()
+        self._idle: set[_Connection] = set()
         self._active = 0
         self._drained = trio.Event()
 
     def start(self, grace: float) -> None:
         self.grace = grace
         self.requested.set()
-        for scope in self._idle:
-            scope.cancel()
+        for connection in self._idle:
+            connection._changed.set()
 
     def _begin(self) -> None:
         self._active += 1
@@ -143,20 +145,25 @@ async def serve_http(
     limits: Limits | None = None,
     shutdown: Shutdown | None = None,
     *,
+    listeners: list[trio.SocketListener] | None = None,
     task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve `app` until cancelled, or until `shutdown` has drained it.
 
-    task_status gets the bound listeners (port 0 picks a free port)."""
+    task_status gets the bound listeners (port 0 picks a free port);
+    `listeners` already open (such as ones that share their port with other
+    processes) are served instead of opening host:port."""
     limits = limits or Limits()
     shutdown = shutdown or Shutdown()
-    listeners = await trio.open_tcp_listeners(port, host=host)
+    if listeners is None:
+        listeners = await trio.open_tcp_listeners(port, host=host)
     task_status.started(listeners)
     async with trio.open_nursery() as connections:
 
         async def handle(stream: trio.SocketStream) -> None:
             await _Connection(app, limits, FastSocketStream.take(stream), shutdown).run()
 
+        connections.start_soon(_expire_waits, shutdown, limits)
         with trio.CancelScope() as accepting:
             connections.start_soon(_stop_accepting, shutdown, accepting)
             await trio.serve_listeners(handle, listeners, handler_nursery=connections)
@@ -165,6 +172,21 @@ async def serve_http(
         with trio.move_on_after(shutdown.grace):
             await shutdown._wait_drained()
         connections.cancel_scope.cancel()
+
+
+async def _expire_waits(shutdown: Shutdown, limits: Limits) -> None:
+    """Wake the connections whose wait for a request passed its deadline.
+
+    One task for all connections instead of a cancel scope with a deadline
+    around every wait: entering and leaving a scope costs a trio request
+    more than the rest of the wait.  A timeout fires up to one tick late."""
+    tick = min(1.0, max(0.01, min(limits.read_timeout, limits.idle_timeout) / 8))
+    while True:
+        await trio.sleep(tick)
+        now = trio.current_time()
+        for connection in shutdown._idle:
+            if now >= connection.deadline:
+                connection._changed.set()
 
 
 async def _stop_accepting(shutdown: Shutdown, accepting: trio.CancelScope) -> None:
@@ -199,6 +221,7 @@ class _Connection:
         self.idle_since = trio.current_time()
         self.serving: trio.CancelScope | None = None
         self._changed = trio.Event()  # the reader has news for the server loop
+        self.deadline = math.inf  # of the wait for a request, while there is one
         self._room = trio.Event()  # the server loop took a request off a full queue
         self._continue = False  # the client waits for "100 Continue"
 
@@ -345,22 +368,24 @@ class _Connection:
                 return None
             if self.gone:
                 return None
-            waiting_idle = self.began is None
-            if waiting_idle:
+            if self.shutdown.requested.is_set():
+                return None  # draining: a request not yet in is not served
+            if self.began is None:
                 deadline = self.idle_since + limits.idle_timeout
             else:
-                deadline = self.began + limits.read_timeout  # type: ignore[operator]
-            self._changed = trio.Event()
-            with trio.move_on_at(deadline) as timer:
-                self.shutdown._idle.add(timer)  # closed at once on shutdown
-                try:
-                    await self._changed.wait()
-                finally:
-                    self.shutdown._idle.discard(timer)
-            if timer.cancelled_caught:
-                if self.began is not None and not self.shutdown.requested.is_set():
+                deadline = self.began + limits.read_timeout
+            if trio.current_time() >= deadline:  # _expire_waits woke us
+                if self.began is not None:
                     await self._send_simple(408, "request did not arrive in time")
                 return None
+            self.deadline = deadline
+            self._changed = trio.Event()
+            idle = self.shutdown._idle
+            idle.add(self)
+            try:
+                await self._changed.wait()
+            finally:
+                idle.discard(self)
         request = self.ready.popleft()
         self._room.set()
         return request
