@@ -232,9 +232,11 @@ class Proxy:
         handed_over = False
         started = trio.current_time()
         queued = False
+        answer: UpstreamResponse | None = None
         try:
-            # One scope, its deadline moved as the attempt goes: first the
-            # connect (as if a connection slot were free, the common case)...
+            # One scope for the whole attempt, its deadline moved as it goes
+            # (a scope costs a request more than moving its deadline): first
+            # the connect (as if a connection slot were free, the common case)...
             with trio.CancelScope(deadline=plan.connect_deadline(started)) as timer:
 
                 def waiting_for_a_slot() -> None:
@@ -250,7 +252,7 @@ class Proxy:
                         plan.slot_taken(attempt, started)  # the scope's deadline already
 
                 def written() -> None:
-                    # ...then the head, first_byte_timeout from the write
+                    # ...then the head, first_byte_timeout from the write...
                     timer.deadline = plan.written(attempt, trio.current_time())
 
                 try:
@@ -275,48 +277,42 @@ class Proxy:
                     local = error.kind in BYOK_OWN_FAILURES
                     plan.failed(attempt, str(error), trio.current_time(), local=local)
                     return None
+                now = trio.current_time()
+                ex.upstream_seconds += now - started
+                read, until = plan.head(attempt, answer.status, answer.headers, now, time.time())
+                self.reporter.metrics.first_byte(pool.provider.name, attempt.first_byte or 0.0)
+                timer.deadline = until  # ...then the body, or a stream's first bytes
+                if read is Read.FIRST_BYTES:
+                    response = await self._first_bytes(ex, plan, attempt, answer)
+                    handed_over = response is not None
+                    return response
+                return await self._whole(ex, plan, attempt, answer, read)
+            # the scope's deadline passed (nothing else cancels it)
             now = trio.current_time()
-            ex.upstream_seconds += now - started
-            if timer.cancelled_caught:
-                plan.timed_out(attempt, now)
-                return None
-            read, until = plan.head(attempt, answer.status, answer.headers, now, time.time())
-            self.reporter.metrics.first_byte(pool.provider.name, attempt.first_byte or 0.0)
-            if read is Read.FIRST_BYTES:
-                response = await self._first_bytes(ex, plan, attempt, answer, until)
-                handed_over = response is not None
-                return response
-            return await self._whole(ex, plan, attempt, answer, read, until)
+            if answer is None:
+                ex.upstream_seconds += now - started
+            plan.timed_out(attempt, now)
+            return None
         finally:
             if not handed_over and attempt.phase is not Phase.DONE:
                 plan.abandoned(attempt, trio.current_time())  # cancelled, or a bug
 
     async def _whole(
-        self,
-        ex: Exchange,
-        plan: Plan,
-        attempt: Attempt,
-        answer: UpstreamResponse,
-        read: Read,
-        until: float,
+        self, ex: Exchange, plan: Plan, attempt: Attempt, answer: UpstreamResponse, read: Read
     ) -> Response | None:
-        """A body read whole: a 2xx answer, or an error body (bounded)."""
+        """A body read whole: a 2xx answer, or an error body (bounded), by the
+        deadline of the attempt's scope (its timeout is the caller's to report)."""
         limit = ERROR_BODY_LIMIT if read is Read.ERROR_BODY else self.max_response_bytes
-        reading = now = trio.current_time()
+        reading = trio.current_time()
         try:
-            with trio.CancelScope(deadline=until) as timer:
-                try:
-                    body = await answer.read(limit=limit)
-                except UpstreamError as error:
-                    plan.failed(attempt, str(error), trio.current_time())
-                    return None
+            body = await answer.read(limit=limit)
+        except UpstreamError as error:
+            plan.failed(attempt, str(error), trio.current_time())
+            return None
         finally:
             now = trio.current_time()
             ex.upstream_seconds += now - reading
             await close_quietly(answer)
-        if timer.cancelled_caught:
-            plan.timed_out(attempt, now)
-            return None
         verdict = plan.body(attempt, body, now)
         if verdict is Verdict.RELAY:  # the request's own fault: the upstream's answer
             return relay_client_error(ex, plan, answer, body)
@@ -329,29 +325,29 @@ class Proxy:
         return relay(ex, plan, answer.status, answer.headers, body)
 
     async def _first_bytes(
-        self, ex: Exchange, plan: Plan, attempt: Attempt, answer: UpstreamResponse, until: float
+        self, ex: Exchange, plan: Plan, attempt: Attempt, answer: UpstreamResponse
     ) -> Response | None:
-        """A stream's head is in: wait for its first bytes before the client
-        sees anything, so that a break before them is retried unseen."""
+        """A stream's head is in: wait for its first bytes (by the deadline of
+        the attempt's scope) before the client sees anything, so that a break
+        before them is retried unseen."""
         chunks = answer.chunks()
         first = b""
         ended = False
         reading = trio.current_time()
-        with trio.CancelScope(deadline=until) as timer:
-            try:
-                first = await chunks.__anext__()
-            except StopAsyncIteration:
-                ended = True
-            except UpstreamError as error:
-                plan.failed(attempt, f"stream: {error}", trio.current_time())
-                await close_quietly(answer)
-                return None
-        now = trio.current_time()
-        ex.upstream_seconds += now - reading
-        if timer.cancelled_caught:
-            plan.timed_out(attempt, now)
+        try:
+            first = await chunks.__anext__()
+        except StopAsyncIteration:
+            ended = True
+        except UpstreamError as error:
+            plan.failed(attempt, f"stream: {error}", trio.current_time())
             await close_quietly(answer)
             return None
+        except trio.Cancelled:
+            ex.upstream_seconds += trio.current_time() - reading
+            await close_quietly(answer)
+            raise
+        now = trio.current_time()
+        ex.upstream_seconds += now - reading
         if ended:  # a 2xx with an empty body
             won = plan.ended(attempt, now)
             await close_quietly(answer)
