@@ -219,7 +219,8 @@ class _Connection:
         self.gone = False  # the client hung up
         self.began: float | None = None  # when the request now arriving began
         self.idle_since = trio.current_time()
-        self.serving: trio.CancelScope | None = None
+        self.serving = False  # the server loop is answering a request
+        self._scope: trio.CancelScope | None = None  # the connection's: cancelled, all ends
         self._changed = trio.Event()  # the reader has news for the server loop
         self.deadline = math.inf  # of the wait for a request, while there is one
         self._room = trio.Event()  # the server loop took a request off a full queue
@@ -228,6 +229,7 @@ class _Connection:
     async def run(self) -> None:
         try:
             async with trio.open_nursery() as nursery:
+                self._scope = nursery.cancel_scope
                 nursery.start_soon(self._read)
                 try:
                     await self._serve()
@@ -275,15 +277,17 @@ class _Connection:
                     return  # nothing after a broken request can be trusted
                 if self._continue:
                     self._continue = False
-                    if self.serving is None:  # the server loop is not writing
+                    if not self.serving:  # the server loop is not writing
                         await self.stream.send_all(b"HTTP/1.1 100 Continue\r\n\r\n")
         except (*_GONE, trio.BusyResourceError):
             pass
         except Exception:  # a bug here must cost one connection, not the server
             log.exception("reading from %s failed", self.client)
         self.gone = True
-        if self.serving is not None:
-            self.serving.cancel()
+        if self.serving and self._scope is not None:
+            # the request's work is for nobody now: end it (and the
+            # connection) at its next checkpoint
+            self._scope.cancel()
         self._changed.set()
 
     # httptools callbacks, for the request arriving now
@@ -391,24 +395,26 @@ class _Connection:
         return request
 
     async def _serve_cycle(self, request: Request) -> bool:
-        """One request's answer; False when the connection must close."""
-        keep_alive = False  # stays so if the client leaves before the answer is written
-        with trio.CancelScope() as cycle:
-            self.serving = cycle
-            if self.gone:
-                cycle.cancel()
+        """One request's answer; False when the connection must close.
+
+        A client that leaves meanwhile cancels the whole connection (the
+        reader does: see _read), not a scope of this request's own, because
+        a cancel scope per request costs more than most of its work."""
+        if self.gone:
+            return False  # nobody to answer
+        self.serving = True
+        try:
             try:
-                try:
-                    response = await self.app(request)
-                except AbortConnection:
-                    raise  # the application drops the connection, unanswered
-                except Exception:
-                    log.exception("request handler failed: %s %s", request.method, request.path)
-                    response = Response(500, [("content-type", "text/plain")], b"internal error\n")
-                keep_alive = await self._send_response(request, response)
-            finally:
-                self.serving = None
-        return keep_alive and not cycle.cancelled_caught and not self.gone
+                response = await self.app(request)
+            except AbortConnection:
+                raise  # the application drops the connection, unanswered
+            except Exception:
+                log.exception("request handler failed: %s %s", request.method, request.path)
+                response = Response(500, [("content-type", "text/plain")], b"internal error\n")
+            keep_alive = await self._send_response(request, response)
+        finally:
+            self.serving = False
+        return keep_alive and not self.gone
 
     async def _send_response(self, request: Request, response: Response) -> bool:
         """Write the response; True when the connection can carry another."""
