@@ -66,7 +66,7 @@ class App:
         """Background work while serving, until cancelled: idle upstream
         connections swept, blocked keys re-validated."""
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self.upstream.sweep_idle)
+            nursery.start_soon(self.upstream.housekeeping)
             nursery.start_soon(self.live.revalidator.run, self.upstream)
 
     async def aclose(self) -> None:

@@ -144,6 +144,13 @@ CASES = [
         alone=Expect(200, "faulty", "attempt_timeout of 20s reached", broken=True),
     ),
     Case(
+        "silent mid-stream",
+        {"mode": "trickle", "chunk_delay": 10},  # past stream_idle_timeout
+        stream=True,
+        with_healthy=Expect(200, "faulty", "the stream went silent for 5s", broken=True),
+        alone=Expect(200, "faulty", "the stream went silent for 5s", broken=True),
+    ),
+    Case(
         "garbage",
         provider="garbage",
         with_healthy=Expect(200, "healthy"),

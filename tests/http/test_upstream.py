@@ -661,3 +661,87 @@ async def test_a_request_that_cannot_be_sent_is_invalid():
         with pytest.raises(UpstreamError) as caught:
             await upstream.send(base, "POST", base + "/x", headers, b"")
         assert caught.value.kind == "invalid"
+
+
+# -- read deadlines (read_by, expire_reads) --
+
+
+async def test_a_read_past_its_deadline_is_cut_and_the_connection_not_reused(autojump_clock):
+    async def head_then_silence(stream, n):
+        await Reader(stream).request()
+        await stream.send_all(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n"
+        )
+        await trio.sleep_forever()
+
+    async with (
+        serving(head_then_silence) as (upstream, base, _),
+        trio.open_nursery() as nursery,
+    ):
+        await nursery.start(upstream.housekeeping)
+        answer = await upstream.send(base, "POST", base + "/chat/completions", [], b"{}")
+        chunks = answer.chunks()
+        assert await chunks.__anext__() == b"first"
+        started = trio.current_time()
+        answer.read_by(started + 3)
+        with pytest.raises(upstream_module.UpstreamTimeout, match="sent nothing in time"):
+            await chunks.__anext__()
+        assert trio.current_time() - started == pytest.approx(3)  # known before: on time
+        await answer.aclose()
+        assert upstream.idle_connections(base) == 0  # a cut connection is not pooled
+        assert upstream._read_deadlines == {}
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_deadline_moved_on_before_it_passes_cuts_nothing(autojump_clock):
+    async def slow_chunks(stream, n):
+        await Reader(stream).request()
+        await stream.send_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        for _ in range(5):
+            await trio.sleep(2)
+            await stream.send_all(b"1\r\nx\r\n")
+        await stream.send_all(b"0\r\n\r\n")
+
+    async with (
+        serving(slow_chunks) as (upstream, base, _),
+        trio.open_nursery() as nursery,
+    ):
+        await nursery.start(upstream.housekeeping)
+        answer = await upstream.send(base, "POST", base + "/chat/completions", [], b"{}")
+        got = b""
+        chunks = answer.chunks()
+        while True:
+            answer.read_by(trio.current_time() + 3)  # each chunk comes 2 s after the last
+            try:
+                got += await chunks.__anext__()
+            except StopAsyncIteration:
+                break
+        assert got == b"xxxxx"
+        assert upstream._read_deadlines == {}  # read to the end: forgotten
+        assert upstream.idle_connections(base) == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_deadline_given_while_the_watch_sleeps_is_late_by_a_tick_at_most(autojump_clock):
+    async def head_then_silence(stream, n):
+        await Reader(stream).request()
+        await stream.send_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        await trio.sleep_forever()
+
+    async with (
+        serving(head_then_silence) as (upstream, base, _),
+        trio.open_nursery() as nursery,
+    ):
+        await nursery.start(upstream.housekeeping)
+        first = await upstream.send(base, "POST", base + "/chat/completions", [], b"{}")
+        second = await upstream.send(base, "POST", base + "/chat/completions", [], b"{}")
+        first.read_by(trio.current_time() + 100)
+        await trio.sleep(0.01)  # the watch now sleeps until its next tick
+        started = trio.current_time()
+        second.read_by(started + 0.05)  # sooner than anything it knew
+        with pytest.raises(upstream_module.UpstreamTimeout):
+            await second.read()
+        late = trio.current_time() - started - 0.05
+        assert 0 <= late <= upstream_module.READ_TICK
+        await first.aclose()
+        nursery.cancel_scope.cancel()

@@ -121,12 +121,17 @@ class FastSocketStream(trio.abc.HalfCloseableStream):
                 raise self._broken(error) from error
 
     async def aclose(self) -> None:
+        self.abort()
+        await trio.lowlevel.checkpoint()
+
+    def abort(self) -> None:
+        """Close at once, from any task: one waiting on this socket gets
+        ClosedResourceError (aclose, without the checkpoint)."""
         if not self._closed:
             self._closed = True
-            # wakes any task waiting on this socket with ClosedResourceError
+            # wakes any task waiting on this socket, before the descriptor goes
             trio.lowlevel.notify_closing(self.socket)
             self.socket.close()
-        await trio.lowlevel.checkpoint()
 
     def is_readable(self) -> bool:
         """Whether a receive would not block: data, or the peer's end of the

@@ -47,17 +47,19 @@ and so does a body over the limit given to ``read``; either way the
 connection closes.
 
 Timeouts are the caller's cancel scopes: this module has none of its own but
-the limit on a connect, and cancellation at any point closes the connection
-in use.  Network and protocol failures of every kind become ``UpstreamError``
-here, at the edge, with a message that names the host (or the proxy) and
-never a secret, and a ``kind``: "refused" (no connection: refused,
-unreachable, DNS, TLS, connect limit, a proxy that could not reach the
-upstream), "reset" (the connection broke or closed before or while
-answering), "malformed" (not HTTP, or over a limit), "invalid" (the
-request itself cannot be sent; nothing went out) or "local" (byok's own
-side failed, not the upstream: this process ran out of file descriptors or
-memory, or the egress proxy is unreachable or refuses byok, with a 407 for
-its credentials or a 403 for its policy).
+the limit on a connect and the read deadlines a caller may give a response
+being read (``read_by``: cheaper than a scope around every chunk of a
+stream; ``expire_reads`` cuts the connection when one passes), and
+cancellation at any point closes the connection in use. Network and protocol
+failures of every kind become ``UpstreamError`` here, at the edge, with a
+message that names the host (or the proxy) and never a secret, and a
+``kind``: "refused" (no connection: refused, unreachable, DNS, TLS, connect
+limit, a proxy that could not reach the upstream), "reset" (the connection
+broke or closed before or while answering), "malformed" (not HTTP, or over a
+limit), "invalid" (the request itself cannot be sent; nothing went out) or
+"local" (byok's own side failed, not the upstream: this process ran out of
+file descriptors or memory, or the egress proxy is unreachable or refuses
+byok, with a 407 for its credentials or a 403 for its policy).
 
 Why our own client: on the proxy's hot path it costs a fraction of httpx's,
 httpx2's or httpcore's (the figures are in docs/upstream-client.md, from
@@ -106,6 +108,16 @@ class UpstreamError(Exception):
     def __init__(self, message: str, kind: Kind = "reset") -> None:
         super().__init__(message)
         self.kind: Kind = kind
+
+
+class UpstreamTimeout(UpstreamError):
+    """The read deadline the caller gave with ``UpstreamResponse.read_by``
+    passed: the connection was cut (kind "reset")."""
+
+
+# The longest expire_reads sleeps without looking: a deadline given while it
+# sleeps, earlier than any it knew, is cut up to this late.
+READ_TICK = 0.25
 
 
 class Origin:
@@ -161,6 +173,7 @@ class _Connection:
         self.parser = httptools.HttpResponseParser(self)
         self.idle_since = 0.0
         self.used = False  # has served a response before: may be stale
+        self.expired = False  # its read deadline passed: cut by expire_reads
         self._start()
 
     def _start(self) -> None:
@@ -237,6 +250,8 @@ class _Connection:
         try:
             data = await self.stream.receive_some(RECEIVE_SIZE)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as error:
+            if self.expired:
+                raise UpstreamTimeout(f"{self.origin.host} sent nothing in time") from None
             raise _transport_error(self.origin.host, "receive", error) from None
         if not data:
             if self.headed and not self.framed:
@@ -261,7 +276,16 @@ class _Connection:
             raise self._head_too_large()
 
     def reusable(self) -> bool:
-        return self.complete and self.framed and self.keep_alive
+        return self.complete and self.framed and self.keep_alive and not self.expired
+
+    def expire(self) -> None:
+        """Cut the connection now: a task waiting to read gets UpstreamTimeout."""
+        self.expired = True
+        stream = self.stream
+        while isinstance(stream, trio.SSLStream):  # the socket under the TLS layers
+            stream = stream.transport_stream
+        assert isinstance(stream, FastSocketStream)
+        stream.abort()
 
     async def aclose(self) -> None:
         with trio.CancelScope(shield=True), trio.move_on_after(1):
@@ -345,10 +369,24 @@ class UpstreamResponse:
     def closed(self) -> bool:
         return self._connection is None
 
+    def read_by(self, deadline: float) -> None:
+        """Until when the next read of the body may wait (trio time): past
+        it, the connection is cut and the read raises UpstreamTimeout.  For
+        a stream, say it before each chunk; it costs a dict update, where a
+        cancel scope around each read would cost as much as the read.
+        Needs ``Upstream.housekeeping`` (or ``expire_reads``) running."""
+        connection = self._connection
+        if connection is not None:
+            upstream = self._upstream
+            upstream._read_deadlines[connection] = deadline
+            if not upstream._reads_given.is_set():
+                upstream._reads_given.set()
+
     async def aclose(self) -> None:
         """Give the connection back if the response was read to its end, else close it."""
         connection, self._connection = self._connection, None
         if connection is not None:
+            self._upstream._read_deadlines.pop(connection, None)
             await self._upstream._release(connection)
 
 
@@ -397,6 +435,9 @@ class Upstream:
         # (base URL, settings) -> origin, path start
         self._origins: dict[tuple[str, EgressSettings | None], tuple[Origin, int]] = {}
         self._by_address: dict[tuple[str, str, int, EgressSettings | None], Origin] = {}
+        # read_by() deadlines of responses being read, for expire_reads
+        self._read_deadlines: dict[_Connection, float] = {}
+        self._reads_given = trio.Event()
 
     def origin(self, base_url: str, egress: EgressSettings | None = None) -> tuple[Origin, int]:
         """The origin (the pool) of a base URL reached with these settings, and
@@ -605,6 +646,39 @@ class Upstream:
                 await connection.aclose()
         finally:
             origin.slots.release()
+
+    async def housekeeping(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """`sweep_idle` and `expire_reads`, until cancelled: run it in a
+        nursery beside the code that sends."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.sweep_idle)
+            await nursery.start(self.expire_reads)
+            task_status.started()
+
+    async def expire_reads(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Cut the connections whose read deadline (``read_by``) passed, until
+        cancelled.  One task for every response being read: it sleeps until
+        the soonest deadline (at most READ_TICK) and parks while there is none."""
+        task_status.started()
+        deadlines = self._read_deadlines
+        while True:
+            if not deadlines:
+                self._reads_given = trio.Event()
+                await self._reads_given.wait()
+                continue
+            now = trio.current_time()
+            soonest = now + READ_TICK
+            for connection, deadline in list(deadlines.items()):
+                if now >= deadline:
+                    del deadlines[connection]
+                    connection.expire()
+                elif deadline < soonest:
+                    soonest = deadline
+            await trio.sleep_until(soonest)
 
     async def sweep_idle(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
