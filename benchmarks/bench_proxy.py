@@ -4,6 +4,7 @@
     python benchmarks/bench_proxy.py --with-litellm   # and LiteLLM (installed on first use)
     python benchmarks/bench_proxy.py --duration 3     # a quick look
     python benchmarks/bench_proxy.py --baseline HEAD~3 --rounds 6 --only byok
+    python benchmarks/bench_proxy.py --with-litellm --rounds 5 --write-readme
 
 Needs Debian's nginx (nginx-light will do), libnginx-mod-http-echo and wrk:
     apt-get install nginx-light libnginx-mod-http-echo wrk
@@ -15,8 +16,8 @@ worker.  Each case runs wrk for --duration seconds with a Lua script that POSTs
 a chat request and prints exact percentiles.  CPU per request is the proxy's
 user+system time over the case (from /proc) divided by the requests served;
 RSS is read after the last case; startup is the time from exec to the first
-200 answered through the proxy.  Nothing is asserted: the script prints
-figures, and the ratios under the table.
+200 answered through the proxy.  Nothing is asserted: the script prints its
+figures as Markdown at the end.
 
 "direct" is wrk against nginx itself: the upstream's own ceiling, to show that
 it is not what limits the proxies.  The slow-stream cases (250 and 1,000
@@ -35,30 +36,45 @@ the same config.  --only always keeps byok and the baseline.
 the idle ones cost nothing) and, case by case, runs the targets' wrk runs
 interleaved round by round (A B A B ...), so that the machine's noise falls on
 every target alike.  CPU per request is still taken over exactly one wrk run of
-one target.  The table then holds the medians over the rounds, followed by each
-round's req/s and CPU ms/request and, with --baseline, per case the ratio of
-byok's median CPU per request to the baseline's, the median of the per-round
-ratios (each byok run against the baseline run right after it) and in how many
-rounds byok was the cheaper of the two.  --baseline alone implies this mode
-with one round; without either option each target runs alone in turn, as
-before.
+one target.  The tables then hold the medians over the rounds, and each round's
+req/s and CPU ms/request; with --baseline, per case, the median of the per-round
+ratios of byok's CPU per request to the baseline's and in how many rounds byok
+was the cheaper of the two.  --baseline alone implies this mode with one round;
+without either option each target runs alone in turn.
+
+--write-readme [FILE] writes the Markdown printed at the end into the README's
+speed section (FILE, default this repository's README.md): everything between
+the line "<!-- speed:begin ... -->" and the line "<!-- speed:end -->" is
+replaced, and the begin line is stamped with a digest of the text, which
+tests/test_benchmarks.py checks, so that the figures there are only ever the
+ones a run printed.  The text names the date, the commit measured, the machine
+and this command.  It is refused before the run on a tree with uncommitted
+changes (README.md aside), so that the commit named is the code measured;
+--allow-dirty measures anyway and says "+ local changes".
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import hashlib
 import http.client
 import json
 import os
 import platform
+import re
+import shlex
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 HERE = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "byok-bench"
@@ -66,6 +82,10 @@ ECHO_MODULE = "/usr/lib/nginx/modules/ngx_http_echo_module.so"
 CLIENT_KEY = "sk-client-bench"
 UPSTREAM_KEYS = [f"sk-bench-upstream-{n}" for n in range(1, 5)]
 PROXY_CORE, LOAD_CORE = "0", "1"
+DIRECT, FLOOR, BYOK, LITELLM = "direct (nginx)", "floor (trio forwarder)", "byok", "LiteLLM"
+README = HERE.parent / "README.md"
+BEGIN, END = "<!-- speed:begin", "<!-- speed:end -->"  # around the README's speed section
+MACHINE_NOTE = "shared with other work, so noisy"
 
 COMPLETION = json.dumps(
     {
@@ -133,6 +153,8 @@ def _nginx_conf(port: int, workdir: Path) -> str:
             lines.append(f"echo {_nginx_quote(_chunk(n))};")
             lines.append("echo;")
             lines.append("echo_flush;")
+        if delay:  # [DONE] is the 20th chunk, as late as the others: 19 gaps in all
+            lines.append(f"echo_sleep {delay};")
         lines.append("echo 'data: [DONE]';")
         lines.append("echo;")
         return "\n            ".join(lines)
@@ -252,17 +274,11 @@ def _baseline(rev: str) -> tuple[str, Path]:
     interpreter and the dependency versions installed here, then reused.
     """
     repo = HERE.parent
-
-    def git(*arguments: str) -> str:
-        run = subprocess.run(
-            ["git", "-C", str(repo), *arguments], capture_output=True, text=True, check=False
-        )
-        if run.returncode:
-            raise SystemExit(f"--baseline {rev}: git {arguments[0]}: {run.stderr.strip()}")
-        return run.stdout.strip()
-
-    full = git("rev-parse", "--verify", "--end-of-options", f"{rev}^{{commit}}")
-    name = f"byok@{git('rev-parse', '--short', full)}"
+    context = f"--baseline {rev}: "
+    full = _git(
+        repo, "rev-parse", "--verify", "--end-of-options", f"{rev}^{{commit}}", context=context
+    )
+    name = f"byok@{_git(repo, 'rev-parse', '--short', full, context=context)}"
     home = CACHE / "baseline" / full
     python = home / "venv" / "bin" / "python"
     done = home / "installed"
@@ -277,7 +293,7 @@ def _baseline(rev: str) -> tuple[str, Path]:
     untar = subprocess.run(["tar", "-x", "-C", str(source)], stdin=archive.stdout, check=False)
     archive.stdout.close()
     if archive.wait() or untar.returncode:
-        raise SystemExit(f"--baseline {rev}: git archive {full} | tar -x failed")
+        _fail(f"--baseline {rev}: git archive {full} | tar -x failed")
     # the same versions of trio, httptools, msgspec... as the byok measured beside it
     freeze = subprocess.run(
         [sys.executable, "-m", "pip", "freeze"], capture_output=True, text=True, check=True
@@ -310,9 +326,9 @@ def _targets(
 ) -> list[Target]:
     upstream = f"http://127.0.0.1:{nginx_port}"
     targets = [
-        Target("direct (nginx)", [], nginx_port, direct=True),
+        Target(DIRECT, [], nginx_port, direct=True),
         Target(
-            "floor (trio forwarder)",
+            FLOOR,
             [
                 sys.executable,
                 str(HERE / "trio_forwarder.py"),
@@ -324,7 +340,7 @@ def _targets(
             nginx_port + 1,
         ),
         Target(
-            "byok",
+            BYOK,
             [
                 sys.executable,
                 "-m",
@@ -347,7 +363,7 @@ def _targets(
         }
         targets.append(
             Target(
-                "LiteLLM",
+                LITELLM,
                 [
                     str(python.parent / "litellm"),
                     "--config",
@@ -415,7 +431,9 @@ def _post(port: int, path: str, body: str, timeout: float = 5.0) -> int:
         conn.close()
 
 
-def _wait_for_200(target: Target, started: float, limit: float = 120.0) -> float:
+def _wait_for_200(
+    target: Target, started: float, limit: float = 120.0, log: Path | None = None
+) -> float:
     path, body = _path_and_body(target, "fixed")
     while time.perf_counter() - started < limit:
         try:
@@ -424,7 +442,9 @@ def _wait_for_200(target: Target, started: float, limit: float = 120.0) -> float
         except OSError:
             pass
         time.sleep(0.005)
-    raise SystemExit(f"{target.name} gave no 200 within {limit:.0f}s")
+    _fail(
+        f"{target.name} gave no 200 within {limit:.0f}s" + (f"; its output: {log}" if log else "")
+    )
 
 
 def _tree(pid: int) -> list[int]:
@@ -508,7 +528,8 @@ def _wrk(target: Target, case: Case, duration: float, workdir: Path, pid: int | 
     cpu_before = _cpu_seconds(pid) if pid else 0.0
     run = subprocess.run(command, capture_output=True, text=True)
     if run.returncode:
-        raise SystemExit(f"wrk failed on {target.name}, {case.name}: {run.stderr or run.stdout}")
+        output = " ".join((run.stderr or run.stdout).split())
+        _fail(f"wrk failed on {target.name}, {case.name}: {output}")
     output = run.stdout
     cpu = _cpu_seconds(pid) - cpu_before if pid else None
     line = next(x for x in output.splitlines() if x.startswith("WRK "))
@@ -549,6 +570,27 @@ def main() -> None:
         "--cases",
         help="comma-separated case names to run (e.g. 'c16,stream c16'); default: all",
     )
+    parser.add_argument(
+        "--write-readme",
+        nargs="?",
+        const=README,
+        type=Path,
+        metavar="FILE",
+        help="after the run, write the Markdown printed at the end between the "
+        f"'{BEGIN} ...' and '{END}' lines of FILE (default: this repository's README.md); "
+        "refused on a tree with uncommitted changes",
+    )
+    parser.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="let --write-readme measure a tree with uncommitted changes "
+        "(the section then says '+ local changes')",
+    )
+    parser.add_argument(
+        "--machine-note",
+        default=MACHINE_NOTE,
+        help=f"how the written text describes the machine's cores (default: {MACHINE_NOTE!r})",
+    )
     args = parser.parse_args()
     if args.cases:
         wanted = [name.strip() for name in args.cases.split(",")]
@@ -558,14 +600,17 @@ def main() -> None:
         CASES[:] = [c for c in CASES if c.name in wanted]
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    # everything that can refuse the run does so before minutes of measuring
+    commit = _check_write(args.write_readme, HERE.parent, args.allow_dirty)
     for tool in ("nginx", "wrk", "taskset"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
-            raise SystemExit(
-                f"{tool} is missing: apt-get install nginx-light libnginx-mod-http-echo wrk"
-            )
+            _fail(f"{tool} is missing: apt-get install nginx-light libnginx-mod-http-echo wrk")
     if not Path(ECHO_MODULE).exists():
-        raise SystemExit("nginx's echo module is missing: apt-get install libnginx-mod-http-echo")
+        _fail("nginx's echo module is missing: apt-get install libnginx-mod-http-echo")
     baseline = _baseline(args.baseline) if args.baseline else None
+    litellm = _litellm_version(_litellm_python()) if args.with_litellm else None
+    date = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    load = os.getloadavg()[0]  # before nginx and the proxies add their own
 
     workdir = Path(tempfile.mkdtemp(prefix="byok-bench-"))
     (workdir / "nginx.conf").write_text(_nginx_conf(args.port, workdir))
@@ -594,28 +639,105 @@ def main() -> None:
             or t.direct
             or (baseline is not None and t.name.startswith("byok"))
         ]
-        if baseline is None and args.rounds == 1:
-            results, extras = _run_one_by_one(targets, args.duration, workdir)
-            runs = None
-        else:
+        interleaved = baseline is not None or args.rounds > 1
+        if interleaved:
             runs, extras = _run_interleaved(targets, args.duration, workdir, args.rounds)
-            results = {
-                name: {case: _median(each) for case, each in cases.items()}
-                for name, cases in runs.items()
-            }
+        else:
+            runs, extras = _run_one_by_one(targets, args.duration, workdir)
     finally:
         nginx.terminate()
         nginx.wait(5)
-    _report(results, extras, args.duration, args.rounds if runs else None)
-    if runs:
-        _report_rounds(runs, baseline[0] if baseline else None)
+    markdown = speed_markdown(
+        Report(
+            date=date,
+            commit=commit,
+            machine=_machine(),
+            machine_note=args.machine_note,
+            load=load,
+            command=shlex.join(["python", "benchmarks/bench_proxy.py", *sys.argv[1:]]),
+            duration=args.duration,
+            rounds=args.rounds if interleaved else None,
+            runs=runs,
+            extras=extras,
+            baseline=baseline[0] if baseline else None,
+            litellm=litellm,
+        )
+    )
+    print()
+    print(markdown, end="")
+    if args.write_readme:
+        write_section(args.write_readme, markdown)
+        print(f"\nwrote the speed section of {args.write_readme}")
+
+
+def _fail(message: str) -> NoReturn:
+    """End on an expected failure: one line on stderr, exit status 2, no traceback."""
+    print(f"bench_proxy.py: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _git(repo: Path, *arguments: str, context: str = "") -> str:
+    # --no-optional-locks: `git status` would otherwise refresh the index, which others
+    # working in the same tree may hold at that moment
+    run = subprocess.run(
+        ["git", "--no-optional-locks", "-C", str(repo), *arguments],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if run.returncode:
+        _fail(f"{context}git {arguments[0]}: {run.stderr.strip()}")
+    return run.stdout.strip()
+
+
+def commit_measured(repo: Path) -> tuple[str, bool]:
+    """The short hash of HEAD in repo, and whether the tree differs from it.
+
+    Untracked files count (a new module changes what runs); the top README.md does not:
+    it holds no code, and --write-readme itself rewrites it.
+    """
+    head = _git(repo, "rev-parse", "--short", "HEAD")
+    changes = _git(repo, "status", "--porcelain", "--", ".", ":(exclude)README.md")
+    return head, bool(changes)
+
+
+def _check_write(readme: Path | None, repo: Path, allow_dirty: bool) -> str:
+    """The commit to name in the text; refuses a README without markers or a dirty tree."""
+    head, dirty = commit_measured(repo)
+    if readme is not None:
+        try:
+            problem = _markers_problem(readme.read_text())
+        except OSError as e:
+            _fail(f"--write-readme: cannot read {readme}: {e.strerror}")
+        if problem:
+            _fail(f"--write-readme: {readme}: {problem}")
+        if dirty and not allow_dirty:
+            _fail(
+                f"--write-readme: the tree has changes not in {head} (git status); commit "
+                "them so that the figures name the code that produced them, or pass "
+                "--allow-dirty to write them as '+ local changes'"
+            )
+    return f"{head} + local changes" if dirty else head
+
+
+def _litellm_version(python: Path) -> str:
+    run = subprocess.run(
+        [str(python), "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if run.returncode:
+        _fail(f"LiteLLM's venv ({python.parent.parent}) is broken; delete it to reinstall")
+    return run.stdout.strip()
 
 
 def _start(target: Target, workdir: Path) -> tuple[subprocess.Popen[bytes] | None, float | None]:
     """Start a target's process on the proxy core; its startup time to the first 200."""
     if not target.command:
         return None, None
-    log = open(workdir / f"{target.name.split()[0]}.log", "w")  # noqa: SIM115
+    path = workdir / f"{target.name.split()[0]}.log"
+    log = open(path, "w")  # noqa: SIM115
     env = {**os.environ, **(target.env or {})}
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -626,7 +748,7 @@ def _start(target: Target, workdir: Path) -> tuple[subprocess.Popen[bytes] | Non
         cwd=target.cwd,
     )
     try:
-        return process, _wait_for_200(target, started)
+        return process, _wait_for_200(target, started, log=path)
     except BaseException:
         _stop(process)
         raise
@@ -644,7 +766,7 @@ def _stop(process: subprocess.Popen[bytes] | None) -> None:
 
 
 def _cases(target: Target) -> list[Case]:
-    return [c for c in CASES if c.litellm or target.name != "LiteLLM"]
+    return [c for c in CASES if c.litellm or target.name != LITELLM]
 
 
 def _print_run(target: Target, case: Case, figures: Figures, note: str = "") -> None:
@@ -656,33 +778,35 @@ def _print_run(target: Target, case: Case, figures: Figures, note: str = "") -> 
     )
 
 
-def _run_one_by_one(
-    targets: list[Target], duration: float, workdir: Path
-) -> tuple[dict[str, dict[str, Figures]], dict[str, tuple[float | None, float | None]]]:
-    """Each target alone in turn: started, every case, stopped."""
-    results: dict[str, dict[str, Figures]] = {}
-    extras: dict[str, tuple[float | None, float | None]] = {}  # startup s, RSS MiB
+Runs = dict[str, dict[str, list[Figures]]]  # target → case → its runs, in the order run
+Extras = dict[str, tuple[float | None, float | None]]  # target → (startup s, RSS MiB)
+
+
+def _run_one_by_one(targets: list[Target], duration: float, workdir: Path) -> tuple[Runs, Extras]:
+    """Each target alone in turn: started, every case once, stopped."""
+    runs: Runs = {}
+    extras: Extras = {}
     for target in targets:
-        results[target.name] = {}
+        runs[target.name] = {}
         process, startup = _start(target, workdir)
         try:
             pid = process.pid if process else None
             for case in _cases(target):
                 figures = _wrk(target, case, duration, workdir, pid)
-                results[target.name][case.name] = figures
+                runs[target.name][case.name] = [figures]
                 _print_run(target, case, figures)
                 time.sleep(1)
             extras[target.name] = (startup, _rss_mib(pid) if pid else None)
         finally:
             _stop(process)
-    return results, extras
+    return runs, extras
 
 
 def _run_interleaved(
     targets: list[Target], duration: float, workdir: Path, rounds: int
-) -> tuple[dict[str, dict[str, list[Figures]]], dict[str, tuple[float | None, float | None]]]:
+) -> tuple[Runs, Extras]:
     """Every target started once; per case, round after round, one run of each target."""
-    runs: dict[str, dict[str, list[Figures]]] = {t.name: {} for t in targets}
+    runs: Runs = {t.name: {} for t in targets}
     started: list[tuple[Target, subprocess.Popen[bytes] | None, float | None]] = []
     try:
         for target in targets:
@@ -692,7 +816,8 @@ def _run_interleaved(
                 for target, process, _ in started:
                     if case not in _cases(target):
                         continue
-                    figures = _wrk(target, case, duration, workdir, process and process.pid)
+                    pid = process.pid if process else None
+                    figures = _wrk(target, case, duration, workdir, pid)
                     runs[target.name].setdefault(case.name, []).append(figures)
                     _print_run(target, case, figures, f"round {n + 1}/{rounds}  ")
                     time.sleep(1)
@@ -705,125 +830,398 @@ def _run_interleaved(
 
 def _median(runs: list[Figures]) -> Figures:
     cpu = [f.cpu_ms for f in runs if f.cpu_ms is not None]
+    # a run in which no request finished has no latencies: its zeros would pull them down
+    done = [f for f in runs if f.rps] or runs
     return Figures(
         rps=statistics.median(f.rps for f in runs),
-        p50=statistics.median(f.p50 for f in runs),
-        p90=statistics.median(f.p90 for f in runs),
-        p99=statistics.median(f.p99 for f in runs),
+        p50=statistics.median(f.p50 for f in done),
+        p90=statistics.median(f.p90 for f in done),
+        p99=statistics.median(f.p99 for f in done),
         errors=sum(f.errors for f in runs),
         cpu_ms=statistics.median(cpu) if cpu else None,
     )
 
 
-def _report_rounds(runs: dict[str, dict[str, list[Figures]]], baseline: str | None) -> None:
-    print()
-    print("Each round, in the order run:")
-    print()
-    print("| target | case | req/s each round | CPU ms/req each round |")
-    print("|---|---|---|---|")
-    for name, cases in runs.items():
-        for case, each in cases.items():
-            rps = ", ".join(f"{f.rps:,.0f}" for f in each)
-            cpu = ", ".join(f"{f.cpu_ms:.3f}" if f.cpu_ms is not None else "-" for f in each)
-            print(f"| {name} | {case} | {rps} | {cpu} |")
-    if baseline is None or "byok" not in runs or baseline not in runs:
-        return
-    print()
-    print(
-        f"byok / {baseline}: 'CPU ratio' is byok's median CPU per request over the "
-        "baseline's (> 1: byok costs more); 'paired' is the median of the per-round "
-        "ratios, each byok run against the baseline run right after it; 'byok cheaper': "
-        "rounds in which byok used less CPU per request."
-    )
-    print()
-    print(
-        f"| case | byok req/s | {baseline} req/s | req/s ratio | byok CPU ms/req "
-        f"| {baseline} CPU ms/req | CPU ratio | paired | per-round CPU ratios | byok cheaper |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
-    for case, new in runs["byok"].items():
-        old = runs[baseline].get(case)
-        if not old:
-            continue
-        a, b = _median(new), _median(old)
-        pairs = [
-            (x.cpu_ms, y.cpu_ms)
-            for x, y in zip(new, old)
-            if x.cpu_ms is not None and y.cpu_ms  # both measured
-        ]
-        if a.cpu_ms is None or not b.cpu_ms or not pairs:
-            continue
-        ratios = [x / y for x, y in pairs]
-        each = ", ".join(f"{r:.3f}" for r in ratios)
-        cheaper = sum(r < 1 for r in ratios)
-        print(
-            f"| {case} | {a.rps:,.0f} | {b.rps:,.0f} | {a.rps / b.rps:.3f} | {a.cpu_ms:.3f} "
-            f"| {b.cpu_ms:.3f} | {a.cpu_ms / b.cpu_ms:.3f} | {statistics.median(ratios):.3f} "
-            f"| {each} | {cheaper}/{len(pairs)} |"
-        )
+# ---- the README's speed section ------------------------------------------------------
+#
+# The generator is the only writer of the figures between the markers: it replaces
+# everything between them, and stamps the begin marker with a digest of what it wrote,
+# so that a figure changed by hand later no longer matches (tests/test_benchmarks.py
+# checks the README against its stamp).
+
+_MARKER = re.compile(r"^<!-- speed:(begin|end)\b.*-->[ \t]*$", re.MULTILINE)
+_STAMP = re.compile(r"\bdigest ([0-9a-f]{12})\b")
 
 
-def _report(
-    results: dict[str, dict[str, Figures]],
-    extras: dict[str, tuple[float | None, float | None]],
-    duration: float,
-    rounds: int | None = None,
-) -> None:
-    print()
-    print(
-        f"{platform.python_implementation()} {platform.python_version()}, "
-        f"{_cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}; "
-        f"proxies on core {PROXY_CORE}, nginx and wrk on core {LOAD_CORE}; "
-        f"{duration:g} s per case"
-        + (
-            f"; {rounds} interleaved round{'s' if rounds > 1 else ''}, medians "
-            "(errors summed over the rounds)"
-            if rounds
-            else ""
-        )
+@dataclass
+class Report:
+    """One run's figures and what they were measured on: what the speed section says."""
+
+    date: str  # UTC, ISO
+    commit: str  # short hash of HEAD, "+ local changes" when the tree differed from it
+    machine: str
+    machine_note: str  # how the cores are described: "shared with other work, so noisy"
+    load: float  # 1-minute load average as the run began
+    command: str  # the command line that produced it
+    duration: float  # seconds per run
+    rounds: int | None  # interleaved rounds; None: each target alone in turn
+    runs: Runs
+    extras: Extras
+    baseline: str | None = None  # "byok@<hash>" when --baseline ran
+    litellm: str | None = None  # LiteLLM's version when it ran
+
+
+def speed_markdown(report: Report) -> str:
+    """The README's speed section for one run, in Markdown ending with a newline."""
+    medians = {
+        name: {case: _median(each) for case, each in cases.items()}
+        for name, cases in report.runs.items()
+    }
+    parts = [
+        _intro(report),
+        _headline(report, medians),
+        _ratios(medians),
+        _slow(medians),
+        _against_baseline(report),
+        _method(report),
+        _every_run(report, medians),
+    ]
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def write_section(readme: Path, markdown: str) -> None:
+    """Replace the speed section of readme with markdown, stamped with its digest.
+
+    The file is read again here, after the run, so that edits made to the rest of it
+    meanwhile are kept; it is replaced in one rename.
+    """
+    text = readme.read_text()
+    problem = _markers_problem(text)
+    if problem:
+        _fail(f"--write-readme: {readme}: {problem}")
+    begin, end = _markers(text)
+    stamp = (
+        f"{BEGIN}: written by benchmarks/bench_proxy.py --write-readme, digest "
+        f"{_digest(markdown)}; run it again rather than edit the figures -->"
     )
-    print()
-    print("| target | case | req/s | p50 ms | p90 ms | p99 ms | CPU ms/req | errors |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
-    for name, cases in results.items():
+    spare = readme.with_name(readme.name + ".new")
+    spare.write_text(text[: begin.start()] + stamp + "\n" + markdown + text[end.start() :])
+    spare.replace(readme)
+
+
+def section_problem(text: str) -> str | None:
+    """What is wrong with the speed section of README text, or None if nothing.
+
+    Wrong: the markers missing, repeated or out of order, or a section the generator
+    stamped whose text no longer matches its digest (edited by hand since).
+    """
+    problem = _markers_problem(text)
+    if problem:
+        return problem
+    begin, end = _markers(text)
+    stamp = _STAMP.search(begin.group(0))
+    if stamp and stamp.group(1) != _digest(text[begin.end() + 1 : end.start()]):
+        return (
+            "the speed section differs from what bench_proxy.py wrote (digest "
+            f"{stamp.group(1)}): rerun `python benchmarks/bench_proxy.py --write-readme` "
+            "instead of editing its figures"
+        )
+    return None
+
+
+def _markers(text: str) -> tuple[re.Match[str], re.Match[str]]:
+    begin, end = _MARKER.finditer(text)
+    return begin, end
+
+
+def _markers_problem(text: str) -> str | None:
+    found = [m.group(1) for m in _MARKER.finditer(text)]
+    if found == ["begin", "end"]:
+        return None
+    return (
+        f"the speed section needs one line '{BEGIN} -->' and, below it, one line "
+        f"'{END}'; found {', '.join(found) or 'neither'}"
+    )
+
+
+def _digest(body: str) -> str:
+    return hashlib.sha256(body.encode()).hexdigest()[:12]
+
+
+def _prose(text: str) -> str:
+    """A paragraph wrapped as the rest of the README is, so that a rerun diffs by line."""
+    return textwrap.fill(text, 78, break_long_words=False, break_on_hyphens=False)
+
+
+def _intro(report: Report) -> str:
+    said = _prose(
+        "The proxy, one process on one core, against nginx on loopback. Measured on "
+        f"{report.date} at commit {report.commit}, on {report.machine}, by:"
+    )
+    return f"{said}\n\n```sh\n{report.command}\n```"
+
+
+def _label(name: str, report: Report) -> str:
+    if name == FLOOR:
+        return "bare trio forwarder (the floor)"
+    if name == LITELLM and report.litellm:
+        return f"LiteLLM proxy {report.litellm}"
+    return name
+
+
+def _headline(report: Report, medians: dict[str, dict[str, Figures]]) -> str:
+    names = sorted((n for n in medians if n != DIRECT), key=lambda n: n != BYOK)
+    if not names:
+        return ""
+    direct_c1 = medians.get(DIRECT, {}).get("c1")
+
+    def rate(case: str) -> Callable[[str], str | None]:
+        return lambda n: f"{medians[n][case].rps:,.0f}" if case in medians[n] else None
+
+    def cpu(case: str) -> Callable[[str], str | None]:
+        def cell(n: str) -> str | None:
+            figures = medians[n].get(case)
+            return f"{figures.cpu_ms:.3f} ms" if figures and figures.cpu_ms else None
+
+        return cell
+
+    def added(n: str) -> str | None:
+        c1 = medians[n].get("c1")
+        if c1 and c1.rps and direct_c1 and direct_c1.rps:
+            return f"{c1.p50 - direct_c1.p50:.2f} ms"
+        return None
+
+    def memory(n: str) -> str | None:
+        rss = report.extras.get(n, (None, None))[1]
+        return f"{rss:.0f} MiB" if rss is not None else None
+
+    def startup(n: str) -> str | None:
+        seconds = report.extras.get(n, (None, None))[0]
+        return f"{seconds:.2f} s" if seconds is not None else None
+
+    rows = [
+        ("chat completions/s, 1 connection", rate("c1")),
+        ("chat completions/s, 16 connections", rate("c16")),
+        ("chat completions/s, 64 connections", rate("c64")),
+        ("20-chunk streams/s, 16 connections", rate("stream c16")),
+        ("CPU per chat completion, 16 connections", cpu("c16")),
+        ("CPU per 20-chunk stream, 16 connections", cpu("stream c16")),
+        ("added p50 latency, one connection", added),
+        ("memory after the run", memory),
+        ("start to first answer", startup),
+    ]
+    lines = [
+        "| | " + " | ".join(_label(n, report) for n in names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for title, cell in rows:
+        cells = [cell(n) for n in names]
+        if any(cells):
+            lines.append(f"| {title} | " + " | ".join(c or "-" for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def _times(ratio: float) -> str:
+    if ratio >= 10:
+        return f"{ratio:,.0f}x"
+    return f"{ratio:.2f}x" if ratio >= 0.1 else f"{ratio:.3f}x"
+
+
+def _ratios(medians: dict[str, dict[str, Figures]]) -> str:
+    byok = medians.get(BYOK)
+    others = [(n, short) for n, short in ((FLOOR, "floor"), (LITELLM, "LiteLLM")) if n in medians]
+    if not byok or not others:
+        return ""
+    cases = list(byok)
+    lines = [
+        _prose(
+            "byok over the others, from the same run: req/s is byok's over theirs (above "
+            "1: byok serves more), CPU per request byok's over theirs (below 1: byok "
+            "spends less)."
+        ),
+        "",
+        "| | " + " | ".join(cases) + " |",
+        "|---|" + "---:|" * len(cases),
+    ]
+    for name, short in others:
+        theirs = medians[name]
+        rps, cpu = [], []
+        for case in cases:
+            mine, other = byok[case], theirs.get(case)
+            rps.append(_times(mine.rps / other.rps) if other and other.rps else "-")
+            if other and other.cpu_ms and mine.cpu_ms:
+                cpu.append(_times(mine.cpu_ms / other.cpu_ms))
+            else:
+                cpu.append("-")
+        lines.append(f"| req/s, byok / {short} | " + " | ".join(rps) + " |")
+        lines.append(f"| CPU per request, byok / {short} | " + " | ".join(cpu) + " |")
+    return "\n".join(lines)
+
+
+def _late(f: Figures) -> tuple[float, float, float]:
+    """How late a slow stream's last chunk came: p50, p90, p99 in ms."""
+    return f.p50 - NOMINAL_SLOW_MS, f.p90 - NOMINAL_SLOW_MS, f.p99 - NOMINAL_SLOW_MS
+
+
+def _slow(medians: dict[str, dict[str, Figures]]) -> str:
+    slow = [c for c in CASES if c.kind == "slow" and any(c.name in m for m in medians.values())]
+    if not slow:
+        return ""
+    widest = slow[-1]
+    text = (
+        f"Slow streams, {STREAM_CHUNKS} chunks 20 ms apart ({NOMINAL_SLOW_MS} ms when "
+        "nothing is late): how late each stream's last chunk arrived. "
+    )
+    byok = medians.get(BYOK, {}).get(widest.name)
+    direct = medians.get(DIRECT, {}).get(widest.name)
+    if byok and byok.rps:
+        p50, p90, p99 = _late(byok)
+        text += (
+            f"With {widest.connections:,} concurrent streams through byok, the last chunk of "
+            f"the p99 stream came {p99:,.0f} ms late (p50 {p50:,.0f} ms, p90 {p90:,.0f} ms)"
+        )
+        if direct and direct.rps:
+            text += f"; straight from nginx, with no proxy between, {_late(direct)[2]:,.0f} ms"
+        text += "."
+    elif byok:
+        text += (
+            f"With {widest.connections:,} concurrent streams through byok, not one finished "
+            "within the run."
+        )
+    lines = [_prose(text)]
+    lines += [
+        "",
+        "| target | "
+        + " | ".join(f"{c.connections:,} streams: p50 / p90 / p99 ms late" for c in slow)
+        + " |",
+        "|---|" + "---:|" * len(slow),
+    ]
+    for name, cases in medians.items():
+        cells = [_lateness(cases.get(c.name)) for c in slow]
+        if any(cell != "-" for cell in cells):
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _lateness(figures: Figures | None) -> str:
+    if figures is None:
+        return "-"
+    if not figures.rps:
+        return "none finished"
+    return " / ".join(f"{x:,.0f}" for x in _late(figures))
+
+
+def _against_baseline(report: Report) -> str:
+    old = report.baseline
+    if not old or BYOK not in report.runs or old not in report.runs:
+        return ""
+    lines = [
+        _prose(
+            f"This tree against {old} in the same run, which is how a change to the hot "
+            f"path is judged: in each round, byok's CPU per request over that of {old} "
+            "(below 1: this tree is cheaper), the median of those per-round ratios, and "
+            "in how many rounds this tree was the cheaper."
+        ),
+        "",
+        f"| case | byok CPU ms/req | {old} CPU ms/req | CPU per request, byok / {old}, "
+        "median of the rounds | rounds byok was cheaper | each round | req/s, byok / "
+        f"{old} |",
+        "|---|---:|---:|---:|---:|---|---:|",
+    ]
+    for case, new_runs in report.runs[BYOK].items():
+        old_runs = report.runs[old].get(case, [])
+        pairs = [(a.cpu_ms, b.cpu_ms) for a, b in zip(new_runs, old_runs) if a.cpu_ms and b.cpu_ms]
+        if not pairs:
+            continue
+        ratios = [a / b for a, b in pairs]
+        new, base = _median(new_runs), _median(old_runs)
+        lines.append(
+            f"| {case} | {new.cpu_ms:.3f} | {base.cpu_ms:.3f} | "
+            f"{statistics.median(ratios):.3f} | {sum(r < 1 for r in ratios)} of {len(ratios)} "
+            f"| {', '.join(f'{r:.3f}' for r in ratios)} | {new.rps / base.rps:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def _method(report: Report) -> str:
+    cores = os.cpu_count()
+    text = (
+        f"How far to trust it: {cores} cores, {report.machine_note}; the proxy under test "
+        f"has core {PROXY_CORE} to itself, nginx and wrk share core {LOAD_CORE}; the "
+        f"1-minute load average was {report.load:.2f} as the run began. "
+    )
+    if report.rounds is None:
+        text += (
+            f"Each target ran alone in turn, one {report.duration:g} s run per case: a "
+            "single sample each, which moves with whatever else the machine is doing at "
+            "that moment (`--rounds N` gives medians of interleaved rounds). "
+        )
+    else:
+        s = "s" if report.rounds > 1 else ""
+        text += (
+            "Every target was started once, then the targets took turns case by case "
+            f"(A B C A B C ...) for {report.rounds} round{s} of {report.duration:g} s, so "
+            "that the machine's noise fell on all of them alike; each figure is the "
+            f"median over the round{s}, errors are summed. "
+        )
+        spread = report.runs.get(BYOK, {}).get("c16", [])
+        cpu = [f.cpu_ms for f in spread if f.cpu_ms is not None]
+        if len(spread) > 1 and cpu:
+            rates = [f.rps for f in spread]
+            text += (
+                f"Over the rounds, byok's req/s at c16 went from {min(rates):,.0f} to "
+                f"{max(rates):,.0f}, its CPU per request from {min(cpu):.3f} to "
+                f"{max(cpu):.3f} ms. "
+            )
+    return _prose(
+        text + "CPU per request is the proxy's user + system time over a run (its process "
+        "tree, from /proc) divided by the requests it served. Absolute rates are this "
+        "machine's; ratios taken in one run are what carry over."
+    )
+
+
+def _every_run(report: Report, medians: dict[str, dict[str, Figures]]) -> str:
+    title = "Every target and case" + (
+        f", medians of {report.rounds} rounds" if report.rounds and report.rounds > 1 else ""
+    )
+    lines = [
+        f"<details><summary>{title}</summary>",
+        "",
+        "| target | case | req/s | p50 ms | p90 ms | p99 ms | CPU ms/req | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, cases in medians.items():
         for case, f in cases.items():
             cpu = f"{f.cpu_ms:.3f}" if f.cpu_ms is not None else "-"
-            print(
-                f"| {name} | {case} | {f.rps:,.0f} | {f.p50:.2f} | {f.p90:.2f} | {f.p99:.2f} "
-                f"| {cpu} | {f.errors} |"
-            )
-    print()
-    print("| target | startup to first 200 | RSS after the run |")
-    print("|---|---:|---:|")
-    for name, (startup, rss) in extras.items():
-        if startup is not None and rss is not None:
-            print(f"| {name} | {startup:.2f} s | {rss:.0f} MiB |")
-    byok = results.get("byok")
-    if not byok:
-        return
-    print()
-    for other in ("floor (trio forwarder)", "LiteLLM"):
-        if other in results:
-            ratios = [
-                f"{c} {byok[c].rps / f.rps:.2f}x"
-                for c, f in results[other].items()
-                if c in byok and f.rps
-            ]
-            print(f"byok / {other}: " + ", ".join(ratios))
-    if "c16" in byok and "c64" in byok:
-        print(f"byok c64 / c16: {byok['c64'].rps / byok['c16'].rps:.2f}x")
-    direct = results.get("direct (nginx)", {})
-    if "c1" in direct and "c1" in byok:
-        print(f"byok added p50 at c1: {byok['c1'].p50 - direct['c1'].p50:.2f} ms")
-    for slow in (c for c in results.get("direct (nginx)", {}) if c.startswith("slow")):
-        for name, cases in results.items():
-            if slow in cases:
-                t = cases[slow]
-                print(
-                    f"{slow}, {name}: last chunk later than the nominal {NOMINAL_SLOW_MS} ms by "
-                    f"p50 {t.p50 - NOMINAL_SLOW_MS:.1f} ms, p90 {t.p90 - NOMINAL_SLOW_MS:.1f} ms, "
-                    f"p99 {t.p99 - NOMINAL_SLOW_MS:.1f} ms"
-                )
+            # no request finished: no latency to give
+            late = f"{f.p50:.2f} | {f.p90:.2f} | {f.p99:.2f}" if f.rps else "- | - | -"
+            lines.append(f"| {name} | {case} | {f.rps:,.0f} | {late} | {cpu} | {f.errors} |")
+    if report.rounds and report.rounds > 1:
+        lines += [
+            "",
+            "Each round, in the order run:",
+            "",
+            "| target | case | req/s each round | CPU ms/req each round |",
+            "|---|---|---|---|",
+        ]
+        for name, each_case in report.runs.items():
+            for case, runs in each_case.items():
+                rps = ", ".join(f"{f.rps:,.0f}" for f in runs)
+                cpu = ", ".join(f"{f.cpu_ms:.3f}" if f.cpu_ms is not None else "-" for f in runs)
+                lines.append(f"| {name} | {case} | {rps} | {cpu} |")
+    return "\n".join([*lines, "", "</details>"])
+
+
+def _machine() -> str:
+    try:
+        system = platform.freedesktop_os_release()["PRETTY_NAME"] + ", "
+    except (OSError, KeyError):
+        system = ""
+    return (
+        f"{_cpu_model()}, {os.cpu_count()} cores, {system}{platform.system()} "
+        f"{platform.release()} {platform.machine()}, {platform.python_implementation()} "
+        f"{platform.python_version()}"
+    )
 
 
 def _cpu_model() -> str:

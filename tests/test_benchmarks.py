@@ -1,0 +1,267 @@
+"""The README's speed section: written by benchmarks/bench_proxy.py and only by it.
+
+The benchmark itself needs nginx, wrk and minutes of a quiet machine, so it is not
+run here; what is tested is what turns its figures into the README's text, and the
+README against the digest the generator stamped on it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_proxy", ROOT / "benchmarks/bench_proxy.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load()
+Figures = bench.Figures
+
+
+def _fig(rps: float, p50: float, cpu_ms: float | None, errors: int = 0) -> Any:
+    return Figures(rps=rps, p50=p50, p90=p50 * 1.2, p99=p50 * 1.5, errors=errors, cpu_ms=cpu_ms)
+
+
+def _report(**changes: object) -> Any:
+    """A run of every target over c1, c16 and the 1,000 slow streams, two rounds."""
+    runs = {
+        "direct (nginx)": {
+            "c1": [_fig(38_000, 0.02, None)] * 2,
+            "c16": [_fig(55_000, 0.2, None)] * 2,
+            "slow stream c1000": [_fig(1_500, 600, None, errors=1)] * 2,
+        },
+        "floor (trio forwarder)": {
+            "c1": [_fig(2_000, 0.42, 0.5)] * 2,
+            "c16": [_fig(2_000, 6.0, 0.4)] * 2,
+            "slow stream c1000": [_fig(300, 2_000, 3.0)] * 2,
+        },
+        "byok": {
+            "c1": [_fig(2_500, 0.37, 0.4)] * 2,
+            "c16": [_fig(2_900, 5.0, 0.3), _fig(3_100, 5.0, 0.3)],
+            "slow stream c1000": [_fig(950, 500, 1.0)] * 2,
+        },
+        "LiteLLM": {"c1": [_fig(80, 11.5, 12.0)] * 2, "c16": [_fig(100, 190, 12.0)] * 2},
+    }
+    fields: dict[str, object] = {
+        "date": "2026-12-02",
+        "commit": "cb4bfc7",
+        "machine": "AMD EPYC, 2 cores, Linux 6.1 x86_64, CPython 3.11.7",
+        "machine_note": bench.MACHINE_NOTE,
+        "load": 0.57,
+        "command": "python benchmarks/bench_proxy.py --with-litellm --rounds 2 --write-readme",
+        "duration": 10.0,
+        "rounds": 2,
+        "runs": runs,
+        "extras": {
+            "direct (nginx)": (None, None),
+            "floor (trio forwarder)": (0.18, 40.0),
+            "byok": (0.26, 57.0),
+            "LiteLLM": (8.27, 462.0),
+        },
+        "litellm": "1.52.0",
+    }
+    return bench.Report(**{**fields, **changes})
+
+
+def _flat(text: str) -> str:
+    """The text with its prose unwrapped, to look for a sentence in it."""
+    return " ".join(text.split())
+
+
+README_TEXT = """# project
+
+## Speed
+
+<!-- speed:begin -->
+| old | 3,207 |
+<!-- speed:end -->
+
+After the section.
+"""
+
+
+def test_the_readme_speed_section_is_the_one_the_generator_wrote() -> None:
+    assert bench.section_problem((ROOT / "README.md").read_text()) is None
+
+
+def test_the_section_replaces_only_the_text_between_the_markers(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(README_TEXT)
+    markdown = bench.speed_markdown(_report())
+    bench.write_section(readme, markdown)
+    text = readme.read_text()
+    assert text.startswith("# project\n\n## Speed\n\n<!-- speed:begin: written by ")
+    assert text.endswith(markdown + "<!-- speed:end -->\n\nAfter the section.\n")
+    assert "| old | 3,207 |" not in text
+    assert bench.section_problem(text) is None
+
+
+def test_a_figure_edited_by_hand_after_the_run_is_caught(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(README_TEXT)
+    bench.write_section(readme, bench.speed_markdown(_report()))
+    edited = readme.read_text().replace("| 3,000 |", "| 3,300 |", 1)
+    assert edited != readme.read_text()
+    problem = bench.section_problem(edited)
+    assert problem is not None
+    assert "rerun `python benchmarks/bench_proxy.py --write-readme`" in problem
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("# no section\n", "found neither"),
+        ("<!-- speed:end -->\n<!-- speed:begin -->\n", "found end, begin"),
+        ("<!-- speed:begin -->\n<!-- speed:begin -->\n<!-- speed:end -->\n", "begin, begin, end"),
+    ],
+)
+def test_markers_missing_repeated_or_out_of_order_are_named(text: str, found: str) -> None:
+    problem = bench.section_problem(text)
+    assert problem is not None
+    assert found in problem
+
+
+def test_the_section_names_date_commit_machine_command_and_litellm_version() -> None:
+    text = bench.speed_markdown(_report(commit="cb4bfc7 + local changes"))
+    assert all(len(line) <= 78 for line in text.splitlines() if not line.startswith("|"))
+    flat = _flat(text)
+    assert "Measured on 2026-12-02 at commit cb4bfc7 + local changes, on AMD EPYC, 2 cores" in flat
+    assert "```sh\npython benchmarks/bench_proxy.py --with-litellm --rounds 2" in text
+    assert "| | byok | bare trio forwarder (the floor) | LiteLLM proxy 1.52.0 |" in text
+
+
+def test_the_headline_table_holds_medians_startup_and_memory() -> None:
+    text = bench.speed_markdown(_report())
+    assert "| chat completions/s, 16 connections | 3,000 | 2,000 | 100 |" in text
+    assert "| CPU per chat completion, 16 connections | 0.300 ms | 0.400 ms | 12.000 ms |" in text
+    assert "| added p50 latency, one connection | 0.35 ms | 0.40 ms | 11.48 ms |" in text
+    assert "| memory after the run | 57 MiB | 40 MiB | 462 MiB |" in text
+    assert "| start to first answer | 0.26 s | 0.18 s | 8.27 s |" in text
+
+
+def test_ratios_of_req_s_and_cpu_per_request_against_floor_and_litellm() -> None:
+    text = bench.speed_markdown(_report())
+    assert "| | c1 | c16 | slow stream c1000 |" in text
+    assert "| req/s, byok / floor | 1.25x | 1.50x | 3.17x |" in text
+    assert "| CPU per request, byok / floor | 0.80x | 0.75x | 0.33x |" in text
+    # LiteLLM is not run on the slow streams: no ratio there
+    assert "| req/s, byok / LiteLLM | 31x | 30x | - |" in text
+    assert "| CPU per request, byok / LiteLLM | 0.033x | 0.025x | - |" in text
+
+
+def test_the_lateness_of_1000_slow_streams_is_stated_plainly() -> None:
+    text = bench.speed_markdown(_report())
+    # p99 of byok's streams 750 ms, less the 380 ms the stream takes when nothing is late
+    assert (
+        "With 1,000 concurrent streams through byok, the last chunk of the p99 stream came "
+        "370 ms late (p50 120 ms, p90 220 ms); straight from nginx, with no proxy between, "
+        "520 ms."
+    ) in _flat(text)
+    assert "| byok | 120 / 220 / 370 |" in text
+
+
+def test_the_slow_stream_takes_the_nominal_time_the_lateness_is_counted_from() -> None:
+    conf = bench._nginx_conf(18000, Path("/nowhere"))
+    slow = conf.split("location = /slow/v1/chat/completions {", 1)[1]  # the last location
+    assert slow.count("echo_sleep 0.02;") * 20 == bench.NOMINAL_SLOW_MS == 380
+    assert slow.count("echo_flush;") + 1 == bench.STREAM_CHUNKS  # and [DONE]
+
+
+def test_a_case_in_which_no_request_finished_shows_no_latency() -> None:
+    report = _report()
+    report.runs["floor (trio forwarder)"]["slow stream c1000"] = [
+        Figures(rps=0, p50=0, p90=0, p99=0, errors=0, cpu_ms=None)
+    ] * 2
+    report.runs["byok"]["slow stream c1000"] = [
+        Figures(rps=0, p50=0, p90=0, p99=0, errors=0, cpu_ms=None),
+        _fig(950, 500, 1.0),
+    ]
+    text = bench.speed_markdown(report)
+    assert "| floor (trio forwarder) | slow stream c1000 | 0 | - | - | - | - | 0 |" in text
+    assert "| floor (trio forwarder) | none finished |" in text
+    # the latencies of the run that finished streams, not pulled down by the one that did not
+    assert "| byok | 120 / 220 / 370 |" in text
+
+
+def test_the_method_and_the_noise_are_stated() -> None:
+    text = bench.speed_markdown(_report())
+    flat = _flat(text)
+    assert "2 cores, shared with other work, so noisy" in flat
+    assert "load average was 0.57 as the run began" in flat
+    assert "for 2 rounds of 10 s" in flat
+    assert "byok's req/s at c16 went from 2,900 to 3,100, its CPU per request from 0.300" in flat
+    assert "| byok | c16 | 2,900, 3,100 | 0.300, 0.300 |" in text
+    alone = bench.speed_markdown(_report(rounds=None))
+    assert "Each target ran alone in turn, one 10 s run per case" in _flat(alone)
+    assert "Each round" not in alone
+
+
+def test_a_baseline_is_judged_by_the_per_round_cpu_ratio() -> None:
+    report = _report(baseline="byok@000b3b5")
+    report.runs["byok"]["c16"] = [_fig(3_000, 5, 0.30), _fig(3_000, 5, 0.33), _fig(3_000, 5, 0.27)]
+    report.runs["byok@000b3b5"] = {
+        "c16": [_fig(2_500, 6, 0.33), _fig(2_500, 6, 0.30), _fig(2_500, 6, 0.30)]
+    }
+    text = bench.speed_markdown(report)
+    # rounds: 0.30/0.33, 0.33/0.30, 0.27/0.30 = 0.909, 1.100, 0.900
+    assert "| c16 | 0.300 | 0.300 | 0.909 | 2 of 3 | 0.909, 1.100, 0.900 | 1.200 |" in text
+    assert "byok@000b3b5" not in bench.speed_markdown(_report())
+
+
+def _git(repo: Path, *arguments: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *arguments],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "README.md").write_text(README_TEXT)
+    (tmp_path / "code.py").write_text("x = 1\n")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-q", "-m", "one")
+    return tmp_path
+
+
+def test_local_changes_to_code_count_and_the_readme_does_not(repo: Path) -> None:
+    head = _git(repo, "rev-parse", "--short", "HEAD")
+    assert bench.commit_measured(repo) == (head, False)
+    (repo / "README.md").write_text(README_TEXT + "more\n")
+    assert bench.commit_measured(repo) == (head, False)
+    (repo / "new.py").write_text("")
+    assert bench.commit_measured(repo) == (head, True)
+
+
+def test_write_readme_is_refused_on_a_dirty_tree_in_one_line(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (repo / "code.py").write_text("x = 2\n")
+    with pytest.raises(SystemExit) as exit_:
+        bench._check_write(repo / "README.md", repo, allow_dirty=False)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "pass --allow-dirty" in err
+    head = _git(repo, "rev-parse", "--short", "HEAD")
+    assert bench._check_write(repo / "README.md", repo, allow_dirty=True) == (
+        f"{head} + local changes"
+    )
