@@ -4,6 +4,8 @@ failure and the tokens it served, and the recent traffic in time buckets.
 The engine (byok_core) keeps health per pool; these notes are per key
 (provider and label), and they outlive config reloads, so that an operator
 still sees why a key went out and what it has cost since the process started.
+In a group of workers, what `seen` and `recent` say adds the other workers'
+latest snapshots (byok.telemetry.group) to this one's notes.
 """
 
 from __future__ import annotations
@@ -11,6 +13,10 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass
+
+import msgspec
+
+from .group import GroupShare
 
 
 @dataclass
@@ -35,6 +41,18 @@ class Bucket:
     failed_attempts: int = 0  # upstream attempts that failed, retried or not
 
 
+class _Snapshot(msgspec.Struct, frozen=True):
+    """One process's notes, as its group's other workers read them."""
+
+    # provider, label, input tokens, output tokens, last reason (status, message, at)
+    keys: list[tuple[str, str, int, int, tuple[int | None, str, float] | None]]
+    buckets: list[tuple[int, int, int, int]]  # t, requests, errors, failed attempts
+
+
+_encode_snapshot = msgspec.json.Encoder().encode
+_decode_snapshot = msgspec.json.Decoder(_Snapshot).decode
+
+
 class Ledger:
     BUCKET_SECONDS = 5
     BUCKETS = 120  # ten minutes
@@ -42,6 +60,8 @@ class Ledger:
     def __init__(self) -> None:
         self.keys: dict[tuple[str, str], KeyNotes] = {}
         self._buckets: deque[Bucket] = deque(maxlen=self.BUCKETS)
+        # the other workers' notes, when this process is one of a group
+        self.group: GroupShare | None = None
 
     def notes(self, provider: str, label: str) -> KeyNotes:
         found = self.keys.get((provider, label))
@@ -50,8 +70,22 @@ class Ledger:
         return found
 
     def seen(self, provider: str, label: str) -> KeyNotes:
-        """The notes of a key, for reading: a key never noted gets empty ones."""
-        return self.keys.get((provider, label)) or _NOTHING_NOTED
+        """The notes of a key, for reading: a key never noted gets empty ones.
+        In a group: the group's tokens, and the latest reason of any worker."""
+        mine = self.keys.get((provider, label)) or _NOTHING_NOTED
+        peers = self._peers()
+        if not peers:
+            return mine
+        seen = KeyNotes(mine.reason, mine.input_tokens, mine.output_tokens)
+        for peer in peers:
+            for their_provider, their_label, taken, given, reason in peer.keys:
+                if their_label != label or their_provider != provider:
+                    continue
+                seen.input_tokens += taken
+                seen.output_tokens += given
+                if reason is not None and (seen.reason is None or reason[2] > seen.reason.at):
+                    seen.reason = Reason(*reason)
+        return seen
 
     def failed(self, provider: str, label: str, status: int | None, message: str) -> None:
         self.notes(provider, label).reason = Reason(status, message, time.time())
@@ -77,8 +111,68 @@ class Ledger:
         size = self.BUCKET_SECONDS
         now = time.time() if now is None else now
         current = int(now // size) * size
-        filled = {b.t: b for b in self._buckets}
+        filled = {b.t: Bucket(b.t, b.requests, b.errors, b.failed_attempts) for b in self._buckets}
+        for peer in self._peers():
+            for t, requests, errors, failed in peer.buckets:
+                bucket = filled.get(t)
+                if bucket is None:
+                    bucket = filled[t] = Bucket(t)
+                bucket.requests += requests
+                bucket.errors += errors
+                bucket.failed_attempts += failed
         return [filled.get(t) or Bucket(t) for t in _starts(current, size, self.BUCKETS)]
+
+    def export(self) -> bytes:
+        """This process's notes, for the other workers of its group."""
+        return _encode_snapshot(
+            _Snapshot(
+                keys=[
+                    (
+                        provider,
+                        label,
+                        notes.input_tokens,
+                        notes.output_tokens,
+                        None
+                        if notes.reason is None
+                        else (notes.reason.status, notes.reason.message, notes.reason.at),
+                    )
+                    for (provider, label), notes in self.keys.items()
+                ],
+                buckets=[(b.t, b.requests, b.errors, b.failed_attempts) for b in self._buckets],
+            )
+        )
+
+    def absorb(self, exported: bytes) -> None:
+        """Take over notes `export` made (this worker's predecessor's): the
+        tokens add up, the latest reason stays, the buckets add up."""
+        snapshot = _decode_snapshot(exported)
+        for provider, label, taken, given, reason in snapshot.keys:
+            notes = self.notes(provider, label)
+            notes.input_tokens += taken
+            notes.output_tokens += given
+            if reason is not None and (notes.reason is None or reason[2] > notes.reason.at):
+                notes.reason = Reason(*reason)
+        buckets = {b.t: b for b in self._buckets}
+        for t, requests, errors, failed in snapshot.buckets:
+            bucket = buckets.get(t)
+            if bucket is None:
+                bucket = buckets[t] = Bucket(t)
+            bucket.requests += requests
+            bucket.errors += errors
+            bucket.failed_attempts += failed
+        self._buckets.clear()
+        self._buckets.extend(sorted(buckets.values(), key=lambda b: b.t))  # the latest kept
+
+    def _peers(self) -> list[_Snapshot]:
+        if self.group is None:
+            return []
+        found = []
+        for data in self.group.peers("ledger"):
+            try:
+                found.append(_decode_snapshot(data))
+            except msgspec.DecodeError:  # another version's, or a damaged file
+                continue
+        return found
 
     def _bucket(self) -> Bucket:
         now = time.time()

@@ -9,6 +9,10 @@ a collector turns those dicts into metric families when Prometheus scrapes.
 Key states are not updated as they change either: a collector reads the
 engine's snapshots at scrape time.
 
+In a group of workers (``byok serve --workers N``) each worker's page adds
+the other workers' latest snapshots (byok.telemetry.group) to its own
+counts, so that the page shows the group whichever worker answers.
+
 The families carry no ``*_created`` samples (prometheus-client adds them to
 its own counters and histograms; Prometheus's text format turns them into
 gauge families of their own that nobody graphs).
@@ -19,6 +23,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 
+import msgspec
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -30,6 +35,8 @@ from prometheus_client.registry import Collector
 
 from byok_core import STATES
 
+from .group import GroupShare
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 FIRST_BYTE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -38,16 +45,41 @@ FIRST_BYTE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120
 KeyStates = Callable[[], Iterable[tuple[str, str, str, str]]]
 
 
+class _Snapshot(msgspec.Struct, frozen=True):
+    """One process's counts, as its group's other workers read them."""
+
+    counters: dict[str, list[tuple[list[str], float]]] = msgspec.field(default_factory=dict)
+    # label values, bucket counts (not cumulative), sum
+    histograms: dict[str, list[tuple[list[str], list[int], float]]] = msgspec.field(
+        default_factory=dict
+    )
+
+
+_encode_snapshot = msgspec.json.Encoder().encode
+_decode_snapshot = msgspec.json.Decoder(_Snapshot).decode
+
+
 class _Counter:
-    """A counter family's values by label values; `add` is the hot path."""
+    """A counter family's values by label values, added to on the request path."""
 
     def __init__(self, name: str, documentation: str, labels: list[str]) -> None:
         self.name, self.documentation, self.labels = name, documentation, labels
         self.values: dict[tuple[str, ...], float] = {}
 
-    def family(self) -> CounterMetricFamily:
+    def export(self) -> list[tuple[list[str], float]]:
+        return [(list(labels), value) for labels, value in list(self.values.items())]
+
+    def absorb(self, values: dict[tuple[str, ...], float], exported: _Snapshot) -> None:
+        for labels, value in exported.counters.get(self.name, ()):
+            key = tuple(labels)
+            values[key] = values.get(key, 0.0) + value
+
+    def family(self, peers: list[_Snapshot]) -> CounterMetricFamily:
+        values = dict(self.values)
+        for peer in peers:
+            self.absorb(values, peer)
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
-        for labels, value in list(self.values.items()):
+        for labels, value in values.items():
             family.add_metric(labels, value)
         return family
 
@@ -71,11 +103,35 @@ class _Histogram:
         counts[bisect_left(self.bounds, value)] += 1  # le: a value on a bound is in it
         total[0] += value
 
-    def family(self) -> HistogramMetricFamily:
+    def export(self) -> list[tuple[list[str], list[int], float]]:
+        return [
+            (list(labels), list(counts), total[0])
+            for labels, (counts, total) in list(self.values.items())
+        ]
+
+    def absorb(
+        self,
+        values: dict[tuple[str, ...], tuple[list[int], list[float]]],
+        exported: _Snapshot,
+    ) -> None:
+        for labels, counts, total in exported.histograms.get(self.name, ()):
+            if len(counts) != len(self.bounds) + 1:
+                continue  # another version's buckets: not comparable
+            key = tuple(labels)
+            mine = values.get(key)
+            if mine is None:
+                values[key] = (list(counts), [total])
+            else:
+                values[key] = ([a + b for a, b in zip(mine[0], counts)], [mine[1][0] + total])
+
+    def family(self, peers: list[_Snapshot]) -> HistogramMetricFamily:
+        values = {labels: (list(c), list(t)) for labels, (c, t) in list(self.values.items())}
+        for peer in peers:
+            self.absorb(values, peer)
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
         # as prometheus-client writes these bounds ("0.0001", "1.0", ...)
         names = [*(repr(float(b)) for b in self.bounds), "+Inf"]
-        for labels, (counts, total) in list(self.values.items()):
+        for labels, (counts, total) in values.items():
             cumulative, running = [], 0
             for name, count in zip(names, counts):
                 running += count
@@ -87,18 +143,24 @@ class _Histogram:
 class _Families(Collector):
     """The page's families, built from the dicts at scrape time."""
 
-    def __init__(self, families: list[_Counter | _Histogram], key_states: KeyStates) -> None:
-        self.families, self.key_states = families, key_states
+    def __init__(
+        self,
+        families: list[_Counter | _Histogram],
+        key_states: KeyStates,
+        peers: Callable[[], list[_Snapshot]],
+    ) -> None:
+        self.families, self.key_states, self.peers = families, key_states, peers
 
     def describe(self) -> Iterator[Metric]:
         # the registry asks for names at registration: no snapshot needed for that
         for each in self.families:
-            yield each.family()
+            yield each.family([])
         yield _key_state_family()
 
     def collect(self) -> Iterator[Metric]:
+        peers = self.peers()
         for each in self.families:
-            yield each.family()
+            yield each.family(peers)
         family = _key_state_family()
         for model, provider, key, current in self.key_states():
             for state in STATES:
@@ -153,16 +215,47 @@ class Metrics:
             "byok_config_reloads", "Config reloads, by result (ok, error)", ["result"]
         )
         self.registry = CollectorRegistry(auto_describe=True)
-        families: list[_Counter | _Histogram] = [
+        self._counters = [
             self._requests,
             self._attempts,
-            self._overhead,
-            self._first_byte,
             self._cooldowns,
             self._tokens,
             self._reloads,
         ]
-        self.registry.register(_Families(families, key_states))
+        self._histograms = [self._overhead, self._first_byte]
+        # the other workers' counts, when this process is one of a group
+        self.group: GroupShare | None = None
+        self.registry.register(
+            _Families([*self._counters, *self._histograms], key_states, self._peers)
+        )
+
+    def export(self) -> bytes:
+        """This process's counts, for the other workers of its group."""
+        return _encode_snapshot(
+            _Snapshot(
+                counters={c.name: c.export() for c in self._counters},
+                histograms={h.name: h.export() for h in self._histograms},
+            )
+        )
+
+    def absorb(self, exported: bytes) -> None:
+        """Add counts `export` made (a dead worker's, this one's predecessor) to these."""
+        snapshot = _decode_snapshot(exported)
+        for counter in self._counters:
+            counter.absorb(counter.values, snapshot)
+        for histogram in self._histograms:
+            histogram.absorb(histogram.values, snapshot)
+
+    def _peers(self) -> list[_Snapshot]:
+        if self.group is None:
+            return []
+        found = []
+        for data in self.group.peers("metrics"):
+            try:
+                found.append(_decode_snapshot(data))
+            except msgspec.DecodeError:  # another version's, or a damaged file
+                continue
+        return found
 
     def request(self, model: str, endpoint: str, status: int, overhead: float | None) -> None:
         values, labels = self._requests.values, (model, endpoint, str(status))
