@@ -13,7 +13,7 @@ else:
     # for bit on every architecture, aarch64 included.
     COMPILE_ARGS = ["-O3", "-ffp-contract=off"]
 
-MODULES = ["_health", "_selector"]
+MODULES = ["_health", "_segment", "_selector"]
 
 extensions = [
     Extension(

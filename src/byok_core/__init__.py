@@ -8,6 +8,16 @@
 The compiled modules load by default; ``BYOK_NO_EXTENSIONS=1`` in the
 environment selects their pure-Python twins (same surface, same results).
 ``COMPILED`` says which ones this process is running.
+
+Worker processes on one host share their keys' health through a
+``HealthSegment`` in shared memory::
+
+    segment = HealthSegment.create()                          # the supervisor
+    segment = HealthSegment.attach(name, worker=i)            # each worker
+    sel = Selector(["key-a", "key-b"], shared=segment, scope="gpt-4o/openai")
+
+A 429 reported in one process then cools the key in every process at once
+(every process passes ``now`` from time.monotonic(), or leaves it None).
 """
 
 import os as _os
@@ -20,17 +30,20 @@ __version__ = "0.1.0"
 COMPILED: bool
 if _os.environ.get("BYOK_NO_EXTENSIONS", "") not in ("", "0"):
     from ._health_py import HealthTable
+    from ._segment_py import HealthSegment
     from ._selector_py import Selector
 
     COMPILED = False
 else:
     try:
         from ._health import HealthTable  # type: ignore[assignment]
+        from ._segment import HealthSegment  # type: ignore[assignment]
         from ._selector import Selector  # type: ignore[assignment]
 
         COMPILED = True
     except ImportError:  # a platform without a wheel and without a compiler
         from ._health_py import HealthTable
+        from ._segment_py import HealthSegment
         from ._selector_py import Selector
 
         COMPILED = False
@@ -60,6 +73,7 @@ __all__ = [
     "STRATEGIES",
     "TRANSITIONS",
     "Cause",
+    "HealthSegment",
     "HealthTable",
     "KeyView",
     "MemberView",

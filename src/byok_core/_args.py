@@ -157,3 +157,38 @@ def bad_now(now: object) -> ValueError:
     return ValueError(
         f"now must be monotonic seconds (time.monotonic()) from 0 to {MAX_NOW:g}; got {now!r}"
     )
+
+
+# impose(): the states a member can be given from elsewhere, by the state codes
+# of _health.pxd (READY, COOLING, BLOCKED, DISABLED); half-open is never stored.
+IMPOSED_STATES = {State.READY: 0, State.COOLDOWN: 1, State.BLOCKED: 2, State.DISABLED: 3}
+IMPOSED_CAUSES = {Cause.RATE_LIMITED: 1, Cause.FAILING: 2}  # the cause codes of _health.pxd
+MAX_UNTIL = MAX_NOW + MAX_SECONDS  # the latest deadline a `now` plus a delay can reach
+
+
+def imposed(state: object, until: object, cause: object) -> tuple[int, int, int]:
+    """impose()'s arguments as (state code, deadline in ns, cause code).
+
+    The deadline and the cause belong to a cooldown only (0 and 0 otherwise).
+    """
+    if not isinstance(state, str) or state not in IMPOSED_STATES:
+        valid = ", ".join(IMPOSED_STATES)
+        raise ValueError(f"cannot impose state {state!r}; impose one of: {valid}")
+    code = IMPOSED_STATES[State(state)]
+    if code != IMPOSED_STATES[State.COOLDOWN]:
+        if until is not None or cause is not None:
+            raise ValueError(f"until and cause go with a cooldown only, not with {state!r}")
+        return code, 0, 0
+    if isinstance(until, bool) or not isinstance(until, (int, float)):
+        raise ValueError(
+            f"a cooldown needs until, its deadline in the caller's `now` seconds; got {until!r}"
+        )
+    if not 0 <= until <= MAX_UNTIL:  # NaN fails this too
+        raise ValueError(
+            f"until must be monotonic seconds (time.monotonic()) from 0 to {MAX_UNTIL:g}; "
+            f"got {until!r}"
+        )
+    if not isinstance(cause, str) or cause not in IMPOSED_CAUSES:
+        valid = ", ".join(IMPOSED_CAUSES)
+        raise ValueError(f"a cooldown needs its cause, one of: {valid}; got {cause!r}")
+    return code, int(until * NS_PER_S), IMPOSED_CAUSES[Cause(cause)]

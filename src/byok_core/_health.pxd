@@ -13,6 +13,7 @@ cdef extern from "_platform.h" nogil:
     void byok_store_f64(int64_t *p, double v)
     void byok_lock(int64_t *lock)
     void byok_unlock(int64_t *lock)
+    void byok_forget_self()
     int64_t byok_monotonic_ns()
     void byok_cpu_relax()
     int64_t BYOK_NOW_UNSET
@@ -76,7 +77,14 @@ ctypedef struct member_t:
 
 
 cdef class HealthTable:
+    # records[i] is member i's record: in `members`, this table's own array,
+    # or in a shared segment (_segment.pyx), where members is NULL.
+    cdef member_t **records
     cdef member_t *members
+    # shared: counted[i] is this worker's count of member i's calls in flight
+    # (see _segment.pyx); NULL for a table of its own
+    cdef int64_t **counted
+    cdef object mapping             # a shared segment's memory, kept mapped
     cdef Py_ssize_t size
     cdef int64_t cooldown_ns
     cdef int64_t max_cooldown_ns
@@ -96,7 +104,9 @@ cdef class HealthTable:
     cdef int cool(self, member_t *m, int64_t now, int64_t delay, int64_t cause) noexcept nogil
     cdef void record(self, member_t *m, int64_t now, bint failed) noexcept nogil
     cdef bint forgives(self, member_t *m, int64_t now) noexcept nogil
-    cdef void set_state(self, Py_ssize_t i, int64_t state) noexcept nogil
+    cdef int64_t set_state(self, Py_ssize_t i, int64_t state) noexcept nogil  # the state before
+    cdef bint impose_state(self, Py_ssize_t i, int64_t state, int64_t until, int64_t cause,
+                           int64_t now) noexcept nogil
     cdef void copy_from(self, HealthTable source, Py_ssize_t source_index,
                         Py_ssize_t index) noexcept nogil
     cdef bint acquire_slot(self, Py_ssize_t i) noexcept nogil

@@ -5,6 +5,7 @@ from typing_extensions import Self
 
 # from byok_core, not re-exported: the compiled module holds none of them
 from ._names import MemberView, State, Transition
+from ._region import Segment
 
 class HealthTable:
     """Health of ``size`` members, addressed by index."""
@@ -22,6 +23,9 @@ class HealthTable:
         failure_rate: float = 0.5,
         failure_rate_window: float = 30.0,
         failure_rate_min_attempts: int = 10,
+        shared: Optional[Segment] = None,
+        scope: Optional[str] = None,
+        ids: Optional[Sequence[str]] = None,
     ) -> None: ...
     def report_success(
         self, index: int, latency: Optional[float] = None, now: Optional[float] = None
@@ -34,6 +38,14 @@ class HealthTable:
     def block(self, index: int) -> None: ...
     def disable(self, index: int) -> None: ...
     def restore(self, index: int) -> None: ...
+    def impose(
+        self,
+        index: int,
+        state: str,
+        until: Optional[float] = None,
+        cause: Optional[str] = None,
+        now: Optional[float] = None,
+    ) -> bool: ...
     def copy_member(self, source: Self, source_index: int, index: int) -> None: ...
     def acquire(self, index: int) -> bool: ...
     def release(self, index: int) -> None: ...

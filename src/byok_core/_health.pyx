@@ -92,8 +92,13 @@ and attempts grow before failures, so a reader that reads epoch, failures,
 attempts and the epoch again (retrying if it moved) never sees a bucket half
 reset, nor more failures than attempts.
 
+Shared memory: ``records[i]`` points at member i's record, in the table's
+own array or in a HealthSegment that other processes map too (see
+_segment.pyx); nothing above changes, the record is simply shared.
+
 Hot reload: ``copy_member()`` carries one member's record over to another
-table (``Selector.inherit()`` does it for every id the two selectors share).
+table (``Selector.inherit()`` does it for every id the two selectors share;
+two tables on one shared record have nothing to copy).
 It reads the source under the source's lock into locals, lets go, then writes
 the destination under the destination's lock: never two locks at once, so no
 lock order to get wrong, and a table may copy onto itself.  ``inflight`` and
@@ -107,7 +112,9 @@ cimport cython
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cpython.tuple cimport PyTuple_GET_ITEM
 
-from byok_core import _args
+import os
+
+from byok_core import _args, _region
 
 # byok_core.State members by view code (below), Transition members by
 # transition code and Cause members by cause code (the enums in _health.pxd)
@@ -129,12 +136,18 @@ cdef class HealthTable:
 
     ``byok_core.Selector`` keeps one of these; it is public so that other
     code can drive the same state machine on its own terms.
+
+    ``shared=segment, scope=..., ids=...``: the records live in a
+    HealthSegment, member i in the slot of (scope, ids[i]) (ids default to
+    "0", "1", ...), shared with every table of that scope in every process
+    attached to it (see _segment.pyx); ``now`` must then come from
+    time.monotonic() in every process.
     """
 
     def __cinit__(self, size, *, cooldown=1.0, max_cooldown=15.0,
                   failure_threshold=3, probe_timeout=30.0, latency_alpha=0.3,
                   max_inflight=None, failure_rate=0.5, failure_rate_window=30.0,
-                  failure_rate_min_attempts=10):
+                  failure_rate_min_attempts=10, shared=None, scope=None, ids=None):
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise ValueError(f"size must be an integer of 0 or more, got {size!r}")
         self.cooldown_ns = _args.duration_ns(cooldown, "cooldown")
@@ -154,16 +167,33 @@ cdef class HealthTable:
         if isinstance(max_inflight, dict):
             raise TypeError("max_inflight of a HealthTable is an int or a sequence, not a mapping")
         caps = _args.per_member(max_inflight, [str(i) for i in range(size)], "max_inflight", 0, 0)
-        # calloc: all zero is a ready member with no history
-        self.members = <member_t *>PyMem_Calloc(size if size else 1, sizeof(member_t))
-        if self.members == NULL:
+        names = _region.check_sharing(shared, scope, size, ids)
+        self.records = <member_t **>PyMem_Calloc(size if size else 1, sizeof(member_t *))
+        if self.records == NULL:
             raise MemoryError()
         self.size = size
-        for i in range(size):
-            self.members[i].max_inflight = caps[i]
+        if shared is None:
+            # calloc: all zero is a ready member with no history
+            self.members = <member_t *>PyMem_Calloc(size if size else 1, sizeof(member_t))
+            if self.members == NULL:
+                raise MemoryError()
+            for i in range(size):
+                self.records[i] = &self.members[i]
+        else:
+            from byok_core._segment import HealthSegment
+            if not isinstance(shared, HealthSegment):
+                raise _region.not_a_segment(shared, _region.COMPILED)
+            self.counted = <int64_t **>PyMem_Calloc(size if size else 1, sizeof(int64_t *))
+            if self.counted == NULL:
+                raise MemoryError()
+            shared._bind(self, scope, names)
+        for i in range(size):  # the latest configuration's cap, shared or not
+            byok_store(&self.records[i].max_inflight, caps[i])
 
     def __dealloc__(self):
+        PyMem_Free(self.records)
         PyMem_Free(self.members)
+        PyMem_Free(self.counted)
 
     def __len__(self):
         return self.size
@@ -195,7 +225,7 @@ cdef class HealthTable:
         return transition_name(self.fail(self.check(index), now_ns(now)))
 
     cdef int succeed(self, Py_ssize_t i, double latency, int64_t now) noexcept nogil:
-        cdef member_t *m = &self.members[i]
+        cdef member_t *m = self.records[i]
         cdef double ewma
         cdef int result = NO_CHANGE
         clock(&now)
@@ -224,7 +254,7 @@ cdef class HealthTable:
         return result
 
     cdef int rate_limited(self, Py_ssize_t i, int64_t delay, int64_t now) noexcept nogil:
-        cdef member_t *m = &self.members[i]
+        cdef member_t *m = self.records[i]
         cdef int result = NO_CHANGE
         clock(&now)
         byok_lock(&m.lock)
@@ -240,7 +270,7 @@ cdef class HealthTable:
         return result
 
     cdef int fail(self, Py_ssize_t i, int64_t now) noexcept nogil:
-        cdef member_t *m = &self.members[i]
+        cdef member_t *m = self.records[i]
         cdef int result = NO_CHANGE
         cdef int64_t attempts, failures
         clock(&now)
@@ -274,7 +304,7 @@ cdef class HealthTable:
         self.abandon(self.check(index), now_ns(now))
 
     cdef void abandon(self, Py_ssize_t i, int64_t now) noexcept nogil:
-        cdef member_t *m = &self.members[i]
+        cdef member_t *m = self.records[i]
         clock(&now)
         byok_lock(&m.lock)
         if byok_load(&m.state) == COOLING and now >= byok_load(&m.until):
@@ -349,17 +379,58 @@ cdef class HealthTable:
         cleared (the lifetime counters stay)."""
         self.set_state(self.check(index), READY)
 
-    cdef void set_state(self, Py_ssize_t i, int64_t state) noexcept nogil:
-        cdef member_t *m = &self.members[i]
+    cdef int64_t set_state(self, Py_ssize_t i, int64_t state) noexcept nogil:
+        cdef member_t *m = self.records[i]
         byok_lock(&m.lock)
+        cdef int64_t before = byok_load(&m.state)
         if state == READY:
             make_ready(m)
             byok_store(&m.level, 0)
             for k in range(WINDOW_BUCKETS):
                 write_bucket(&m.window[k], 0, 0, 0)
-        elif not (state == BLOCKED and byok_load(&m.state) == DISABLED):
+        elif not (state == BLOCKED and before == DISABLED):
             byok_store(&m.state, state)
         byok_unlock(&m.lock)
+        return before
+
+    def impose(self, index, state, until=None, cause=None, now=None):
+        """Apply a state learned from elsewhere (another replica): "cooldown"
+        until ``until`` (seconds on the clock of ``now``) because of ``cause``
+        ("rate_limited" or "failing"), or "ready", "blocked", "disabled".
+
+        A cooldown never shortens one: a member cooling until later keeps its
+        deadline, a blocked or disabled one stays out, and a deadline already
+        past changes nothing.  "ready" (an operator's restore, a re-validation)
+        and "disabled" always apply; "blocked" too, but for a disabled member,
+        as block() does.  Nothing is counted and the backoff level stays (but
+        for "ready", which clears it as restore() does).  Returns True if the
+        member's state or deadline changed, False if it already was so or
+        the rules above kept it."""
+        cdef Py_ssize_t i = self.check(index)
+        code, deadline, why = _args.imposed(state, until, cause)
+        return self.impose_state(i, code, deadline, why, now_ns(now))
+
+    cdef bint impose_state(self, Py_ssize_t i, int64_t state, int64_t until, int64_t cause,
+                           int64_t now) noexcept nogil:
+        cdef member_t *m = self.records[i]
+        cdef int64_t current
+        cdef bint changed = False
+        if state != COOLING:
+            current = self.set_state(i, state)
+            return current != state and not (state == BLOCKED and current == DISABLED)
+        if until <= clock(&now):
+            return False
+        byok_lock(&m.lock)
+        current = byok_load(&m.state)
+        if current == READY or (current == COOLING and until > byok_load(&m.until)):
+            # the deadline and the cause before the state, for lock-free readers
+            byok_store(&m.until, until)
+            byok_store(&m.probe_until, 0)
+            byok_store(&m.cause, cause)
+            byok_store(&m.state, COOLING)
+            changed = True
+        byok_unlock(&m.lock)
+        return changed
 
     # ---- hot reload --------------------------------------------------------
 
@@ -384,12 +455,14 @@ cdef class HealthTable:
     cdef void copy_from(self, HealthTable source, Py_ssize_t source_index,
                         Py_ssize_t index) noexcept nogil:
         # one lock at a time: a snapshot of the source, then the write
-        cdef member_t *src = &source.members[source_index]
-        cdef member_t *dst = &self.members[index]
+        cdef member_t *src = source.records[source_index]
+        cdef member_t *dst = self.records[index]
         cdef bucket_t window[WINDOW_BUCKETS]
         cdef bucket_t mapped[WINDOW_BUCKETS]
         cdef int64_t epoch
         cdef Py_ssize_t k, slot
+        if src == dst:  # one record (itself, or one slot of a shared segment)
+            return
         byok_lock(&src.lock)
         cdef int64_t state = byok_load(&src.state)
         cdef int64_t until = byok_load(&src.until)
@@ -460,23 +533,35 @@ cdef class HealthTable:
             raise ValueError(f"member {i} has nothing in flight: release() must follow acquire()")
 
     cdef bint acquire_slot(self, Py_ssize_t i) noexcept nogil:
-        cdef member_t *m = &self.members[i]
+        cdef member_t *m = self.records[i]
+        cdef int64_t *mine = self.counted[i] if self.counted != NULL else NULL
         cdef int64_t cap = byok_load(&m.max_inflight)
         cdef int64_t current
+        if mine != NULL:  # this worker's count first (_segment.pyx, "In flight")
+            byok_fetch_add(mine, 1)
         while True:
             current = byok_load(&m.inflight)
             if cap and current >= cap:
+                if mine != NULL:
+                    byok_fetch_add(mine, -1)
                 return False
             if byok_cas(&m.inflight, current, current + 1):
                 return True
 
     cdef bint release_slot(self, Py_ssize_t i) noexcept nogil:
-        cdef member_t *m = &self.members[i]
+        cdef member_t *m = self.records[i]
+        cdef int64_t *mine = self.counted[i] if self.counted != NULL else NULL
         cdef int64_t current
-        while True:
-            current = byok_load(&m.inflight)
+        while mine != NULL:  # shared: what this worker counted is what it may release
+            current = byok_load(mine)
             if current <= 0:
                 return False
+            if byok_cas(mine, current, current - 1):
+                break
+        while True:
+            current = byok_load(&m.inflight)
+            if current <= 0:  # shared: a reclaim() already took it off the total
+                return mine != NULL
             if byok_cas(&m.inflight, current, current - 1):
                 return True
 
@@ -484,7 +569,7 @@ cdef class HealthTable:
 
     def state(self, index, now=None):
         """A byok_core.State: ready, cooldown, half_open, blocked or disabled."""
-        return state_name(&self.members[self.check(index)], now_ns(now))
+        return state_name(self.records[self.check(index)], now_ns(now))
 
     def retry_after(self, now=None):
         """0.0 if a member can be used now, else seconds until the soonest
@@ -513,7 +598,7 @@ cdef class HealthTable:
         cdef member_t *m
         clock(&now)
         for i in range(self.size):
-            m = &self.members[i]
+            m = self.records[i]
             state = byok_load(&m.state)
             if state == READY:
                 return 0
@@ -537,7 +622,7 @@ cdef class HealthTable:
         """One dict per member: state, cause, counters, window and timings."""
         cdef int64_t t = now_ns(now)
         clock(&t)
-        return [member_view(&self.members[i], t, self.bucket_ns) for i in range(self.size)]
+        return [member_view(self.records[i], t, self.bucket_ns) for i in range(self.size)]
 
     cdef Py_ssize_t check(self, object index) except -1:
         if isinstance(index, bool) or not isinstance(index, int):
@@ -664,3 +749,12 @@ cdef dict member_view(member_t *m, int64_t now, int64_t bucket_ns):
         "max_inflight": cap if cap else None,
         "latency_ewma": byok_load_f64(&m.latency_ewma) if samples else None,
     }
+
+
+def _forget_process_id():
+    """After fork(): lock words name the child, not its parent (_platform.h)."""
+    byok_forget_self()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_process_id)

@@ -10,13 +10,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Optional, Union
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Optional, Union
 
-from . import _args
+from . import _args, _region
 from ._names import Cause, MemberView, State, Transition
 
 if TYPE_CHECKING:
     from typing_extensions import Self
+
+    from ._region import Segment
 
 READY, COOLING, BLOCKED, DISABLED = range(4)
 UNAVAILABLE, AVAILABLE, PROBE = range(3)
@@ -49,7 +52,7 @@ _COPIED = tuple(name for name in _FIELDS if name not in ("inflight", "max_inflig
 
 
 class _Member:
-    __slots__ = (*_FIELDS, "epochs", "attempts", "failed")
+    __slots__ = (*_FIELDS, "counted", "epochs", "attempts", "failed")
 
     # _FIELDS, set to 0 by __init__ (latency_ewma to 0.0)
     state: int
@@ -66,12 +69,14 @@ class _Member:
     latency_ewma: float
     latency_samples: int
     cause: int
+    counted: int  # calls in flight this process counted (the total, unshared)
 
     def __init__(self, max_inflight: int) -> None:
         for name in _FIELDS:
             setattr(self, name, 0)
         self.latency_ewma = 0.0
         self.max_inflight = max_inflight
+        self.counted = 0
         # the failure-rate window: per bucket its epoch, attempts and failures
         self.epochs = [0] * BUCKETS
         self.attempts = [0] * BUCKETS
@@ -85,6 +90,10 @@ class _Member:
         self.attempts[slot] += 1
         if failed:
             self.failed[slot] += 1
+
+    def same(self, other: _Member) -> bool:
+        """Whether the two are one record (a shared segment's slot: see _segment_py)."""
+        return other is self
 
     def window(self, now: int, bucket_ns: int) -> tuple[int, int]:
         """(attempts, failures) over the buckets of the window ending at now."""
@@ -149,6 +158,9 @@ class HealthTable:
         failure_rate: float = 0.5,
         failure_rate_window: float = 30.0,
         failure_rate_min_attempts: int = 10,
+        shared: Optional[Segment] = None,
+        scope: Optional[str] = None,
+        ids: Optional[Sequence[str]] = None,
     ) -> None:
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise ValueError(f"size must be an integer of 0 or more, got {size!r}")
@@ -167,8 +179,23 @@ class HealthTable:
             failure_rate_min_attempts, "failure_rate_min_attempts"
         )
         caps = _inflight_caps(max_inflight, size)
+        names = _region.check_sharing(shared, scope, size, ids)
         self._members = [_Member(cap) for cap in caps]
-        self._lock = threading.Lock()
+        self._lock: AbstractContextManager[Any] = threading.Lock()
+        if shared is not None:
+            # the twin's HealthSegment says so (_segment_py imports this
+            # module: an import of it here would make a cycle)
+            if getattr(type(shared), "_implementation", None) != _region.PURE:
+                raise _region.not_a_segment(shared, _region.PURE)
+            shared._bind(self, scope or "", names)  # type: ignore[attr-defined]
+            with self._lock:  # the latest configuration's cap
+                for m, cap in zip(self._members, caps):
+                    m.max_inflight = cap
+
+    def _share(self, members: list[_Member], lock: AbstractContextManager[Any]) -> None:
+        """Take the records of a shared segment, and its lock (_segment_py)."""
+        self._members = members
+        self._lock = lock
 
     def __len__(self) -> int:
         return len(self._members)
@@ -327,11 +354,36 @@ class HealthTable:
     def restore(self, index: int) -> None:
         m = self._members[self._check(index)]
         with self._lock:
-            _make_ready(m)
-            m.level = 0
-            m.epochs = [0] * BUCKETS
-            m.attempts = [0] * BUCKETS
-            m.failed = [0] * BUCKETS
+            _clean_slate(m)
+
+    def impose(
+        self,
+        index: int,
+        state: str,
+        until: Optional[float] = None,
+        cause: Optional[str] = None,
+        now: Optional[float] = None,
+    ) -> bool:
+        """A state learned from elsewhere (see ``_health.pyx``)."""
+        m = self._members[self._check(index)]
+        code, deadline, why = _args.imposed(state, until, cause)
+        t = now_ns(now)
+        with self._lock:
+            if code == READY:
+                changed = m.state != READY
+                _clean_slate(m)
+                return changed
+            if code != COOLING:
+                if m.state == code or (code == BLOCKED and m.state == DISABLED):
+                    return False
+                m.state = code
+                return True
+            if deadline <= t or not (
+                m.state == READY or (m.state == COOLING and deadline > m.until)
+            ):
+                return False
+            m.until, m.probe_until, m.cause, m.state = deadline, 0, why, COOLING
+            return True
 
     # ---- hot reload --------------------------------------------------------
 
@@ -350,6 +402,8 @@ class HealthTable:
             )
         src = source._members[source._check(source_index)]
         dst = self._members[self._check(index)]
+        if src.same(dst):  # one record (itself, or one slot of a shared segment)
+            return
         # one lock at a time, as in _health.pyx: a snapshot, then the write
         with source._lock:
             values = [getattr(src, name) for name in _COPIED]
@@ -381,6 +435,7 @@ class HealthTable:
             if m.max_inflight and m.inflight >= m.max_inflight:
                 return False
             m.inflight += 1
+            m.counted += 1
             return True
 
     def release(self, index: int) -> None:
@@ -391,9 +446,12 @@ class HealthTable:
     def _release(self, i: int) -> bool:
         m = self._members[i]
         with self._lock:
-            if m.inflight <= 0:
+            # what this process counted is what it may release; a reclaim()
+            # may have taken the total down already (_segment.pyx, "In flight")
+            if m.counted <= 0:
                 return False
-            m.inflight -= 1
+            m.counted -= 1
+            m.inflight = max(m.inflight - 1, 0)
             return True
 
     # ---- reading -----------------------------------------------------------
@@ -458,6 +516,15 @@ def _make_ready(m: _Member) -> None:
     m.probe_until = 0
     m.consecutive_failures = 0
     m.cause = CAUSE_NONE
+
+
+def _clean_slate(m: _Member) -> None:
+    # restore(): ready, and the level and the window cleared too
+    _make_ready(m)
+    m.level = 0
+    m.epochs = [0] * BUCKETS
+    m.attempts = [0] * BUCKETS
+    m.failed = [0] * BUCKETS
 
 
 def _state_name(m: _Member, now: int) -> State:

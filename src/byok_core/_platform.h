@@ -26,8 +26,11 @@
 #  endif
 #  include <windows.h>
 #else
+#  include <errno.h>
 #  include <sched.h>
+#  include <signal.h>
 #  include <time.h>
+#  include <unistd.h>
 #endif
 #if defined(_MSC_VER) && !defined(__clang__)
 #  include <intrin.h>
@@ -139,12 +142,74 @@ static inline void byok_store_f64(int64_t *p, double v) {
  * deadline).  Held for a few dozen instructions, never across a call into
  * Python, so contention is short; after a while of spinning the waiter
  * yields its core in case the holder was preempted.
+ *
+ * The lock word holds the holder's process id, not just 1, because a health
+ * table may live in shared memory: a worker killed (kill -9) in the few
+ * nanoseconds it holds a member's lock would otherwise leave that member
+ * locked for every other process forever.  A waiter that has yielded for a
+ * long while (a live holder lets go in nanoseconds) asks the OS whether the
+ * holder still exists and, if not, frees the lock with a compare-and-swap
+ * and competes for it again.  What the dead holder half wrote stays as it
+ * was: every field is a whole word, and the next transition rewrites them.
+ * Threads of one process share its id, so they never free each other's
+ * lock.  Processes in different pid namespaces must not share a segment
+ * (they would see each other as dead).
  */
+#define BYOK_YIELDS_BEFORE_CHECK 4096   /* about a millisecond or more */
+#define BYOK_YIELDS_BETWEEN_CHECKS 1024
+
+/* This process's lock word, read from the OS once (getpid() is a syscall). */
+static inline int64_t *byok_process_id(void) {
+    static int64_t id = 0;
+    return &id;
+}
+
+static inline int64_t byok_self(void) {
+    int64_t *id = byok_process_id();
+    if (*id == 0) {
+#if defined(_WIN32)
+        *id = (int64_t)GetCurrentProcessId();
+#else
+        *id = (int64_t)getpid();
+#endif
+    }
+    return *id;
+}
+
+/* A child made by fork() must not lock in its parent's name. */
+static inline void byok_forget_self(void) { *byok_process_id() = 0; }
+
+/* True only if the OS says no process `pid` runs (an error says nothing). */
+static inline int byok_process_gone(int64_t pid) {
+#if defined(_WIN32)
+    DWORD code = 0;
+    HANDLE h = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, (DWORD)pid);
+    if (h == NULL) {
+        return GetLastError() == ERROR_INVALID_PARAMETER;
+    }
+    int gone = GetExitCodeProcess(h, &code) && code != STILL_ACTIVE;
+    CloseHandle(h);
+    return gone;
+#else
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+#endif
+}
+
 static inline void byok_lock(int64_t *lock) {
+    int64_t self = byok_self();
+    int64_t holder;
     unsigned spins = 0;
     for (;;) {
-        if (byok_load(lock) == 0 && byok_cas(lock, 0, 1)) {
-            return;
+        holder = byok_load(lock);
+        if (holder == 0) {
+            if (byok_cas(lock, 0, self)) {
+                return;
+            }
+        } else if (spins >= 64 + BYOK_YIELDS_BEFORE_CHECK
+                   && spins % BYOK_YIELDS_BETWEEN_CHECKS == 0
+                   && holder != self && byok_process_gone(holder)) {
+            byok_cas(lock, holder, 0);
+            continue;
         }
         if (++spins < 64) {
             byok_cpu_relax();

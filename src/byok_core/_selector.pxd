@@ -29,7 +29,8 @@ cdef class Selector:
     cdef dict index
     cdef int strategy_code
     cdef HealthTable health
-    cdef member_t *members           # health.members, cached
+    cdef member_t **records          # health.records, cached: member i's record
+    cdef member_t *members           # health.members: NULL when the table is shared
     cdef Py_ssize_t n
     cdef int64_t *weights
     cdef int64_t *current            # smooth weighted round robin state

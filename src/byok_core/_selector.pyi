@@ -5,6 +5,7 @@ from typing_extensions import Self
 
 # from byok_core, not re-exported: the compiled module holds none of them
 from ._names import KeyView, State, Strategy, Transition
+from ._region import Segment
 
 STRATEGIES: tuple[Strategy, ...]
 
@@ -29,6 +30,8 @@ class Selector:
         failure_rate: float = 0.5,
         failure_rate_window: float = 30.0,
         failure_rate_min_attempts: int = 10,
+        shared: Optional[Segment] = None,
+        scope: Optional[str] = None,
     ) -> None: ...
     def pick(
         self, key: Union[str, bytes, None] = None, now: Optional[float] = None
@@ -47,6 +50,14 @@ class Selector:
     def block(self, id: str) -> None: ...
     def disable(self, id: str) -> None: ...
     def restore(self, id: str) -> None: ...
+    def impose(
+        self,
+        id: str,
+        state: str,
+        until: Optional[float] = None,
+        cause: Optional[str] = None,
+        now: Optional[float] = None,
+    ) -> bool: ...
     def inherit(self, other: Self) -> list[str]: ...
     def acquire(self, id: str) -> bool: ...
     def release(self, id: str) -> None: ...

@@ -65,9 +65,11 @@ from libc.stdint cimport int64_t, uint64_t
 
 from byok_core._health cimport (
     AVAILABLE, BLOCKED, DISABLED, READY, HealthTable, availability, byok_cas,
-    byok_fetch_add, byok_load, byok_load_f64, byok_lock, byok_unlock,
+    byok_fetch_add, byok_forget_self, byok_load, byok_load_f64, byok_lock, byok_unlock,
     claim_probe, member_t, now_ns, report_seconds,
 )
+
+import os
 
 from byok_core import _args
 
@@ -80,12 +82,23 @@ cdef class Selector:
     """Picks which member (upstream key) serves the next request.
 
     See the module docstring for the strategies and the README for a tour.
+
+    ``shared=segment, scope="pool"``: the members' health lives in a
+    byok_core.HealthSegment (shared memory), in the slots of (scope, id), so
+    that selectors of that scope in every process attached to the segment
+    see and update one record per id (cooldowns, probes, max_inflight,
+    counters); cursors, weights and the RNG stay this selector's own.  Every
+    process must then pass ``now`` from one clock, time.monotonic()
+    (CLOCK_MONOTONIC, which the engine reads when ``now`` is None).  A
+    selector built again with the same scope (a reload) finds the same
+    records: inherit() copies nothing for them.
     """
 
     def __cinit__(self, ids, strategy="round_robin", weights=None, cooldown=1.0,
                   max_cooldown=15.0, failure_threshold=3, seed=None, *,
                   max_inflight=None, probe_timeout=30.0, latency_alpha=0.3,
-                  failure_rate=0.5, failure_rate_window=30.0, failure_rate_min_attempts=10):
+                  failure_rate=0.5, failure_rate_window=30.0, failure_rate_min_attempts=10,
+                  shared=None, scope=None):
         self.ids = _args.member_ids(ids)
         self.strategy_code = _args.strategy_code(strategy)
         weight_list = _args.per_member(weights, self.ids, "weights", 1, 1)
@@ -96,11 +109,13 @@ cdef class Selector:
             latency_alpha=latency_alpha, max_inflight=caps, failure_rate=failure_rate,
             failure_rate_window=failure_rate_window,
             failure_rate_min_attempts=failure_rate_min_attempts,
+            shared=shared, scope=scope, ids=self.ids if shared is not None else None,
         )
         self.index = {member: i for i, member in enumerate(self.ids)}
         self.rng = _args.seed64(seed)
         self.n = len(self.ids)
         self.members = self.health.members
+        self.records = self.health.records
         cdef size_t slots = self.n if self.n else 1
         self.weights = <int64_t *>PyMem_Calloc(slots, sizeof(int64_t))
         self.current = <int64_t *>PyMem_Calloc(slots, sizeof(int64_t))
@@ -136,8 +151,8 @@ cdef class Selector:
             i = self.choose(strategy, key_hash, &t, &kind)
             if i < 0:
                 return None
-            if kind == AVAILABLE or claim_probe(&self.members[i], t, self.health.probe_timeout_ns):
-                byok_fetch_add(&self.members[i].picks, 1)
+            if kind == AVAILABLE or claim_probe(self.records[i], t, self.health.probe_timeout_ns):
+                byok_fetch_add(&self.records[i].picks, 1)
                 return self.ids[i]
         return None
 
@@ -150,7 +165,7 @@ cdef class Selector:
             return self.rotate(now, kind)
         if strategy == PRIORITY:
             for i in range(self.n):
-                kind[0] = availability(&self.members[i], now)
+                kind[0] = availability(self.records[i], now)
                 if kind[0]:
                     return i
             return -1
@@ -168,7 +183,7 @@ cdef class Selector:
         best_rank.primary = INFINITY
         best_rank.secondary = 0
         for i in range(self.n):
-            rank.kind = availability(&self.members[i], now)
+            rank.kind = availability(self.records[i], now)
             if not rank.kind:
                 continue
             if strategy == STICKY:
@@ -178,7 +193,7 @@ cdef class Selector:
                 if (1.0 - unit(mix64(key_hash ^ self.id_hashes[i]))
                         > bound * <double>self.weights[i]):
                     continue
-            rank_member(strategy, key_hash, &self.members[i], self.id_hashes[i],
+            rank_member(strategy, key_hash, self.records[i], self.id_hashes[i],
                         self.weights[i], &rank)
             if rank.primary < best_rank.primary or (
                     rank.primary == best_rank.primary and rank.secondary < best_rank.secondary):
@@ -196,7 +211,7 @@ cdef class Selector:
             start = byok_load(&self.cursor)
             for k in range(self.n):
                 i = (start + k) % self.n
-                kind[0] = availability(&self.members[i], now)
+                kind[0] = availability(self.records[i], now)
                 if kind[0]:
                     break
             else:
@@ -210,7 +225,7 @@ cdef class Selector:
         cdef int64_t total = 0
         cdef int a
         for i in range(self.n):
-            a = availability(&self.members[i], now)
+            a = availability(self.records[i], now)
             if a:
                 self.current[i] += self.weights[i]
                 total += self.weights[i]
@@ -228,7 +243,7 @@ cdef class Selector:
         cdef uint64_t r
         cdef int a
         for i in range(self.n):
-            a = availability(&self.members[i], now)
+            a = availability(self.records[i], now)
             if a:
                 self.scratch[count].index = i
                 self.scratch[count].kind = a
@@ -269,11 +284,11 @@ cdef class Selector:
             count = self.ordered(strategy, key_hash, &t, ranks)
             for head in range(count):
                 if ranks[head].kind == AVAILABLE or claim_probe(
-                        &self.members[ranks[head].index], t, self.health.probe_timeout_ns):
+                        self.records[ranks[head].index], t, self.health.probe_timeout_ns):
                     break
             else:
                 return []
-            byok_fetch_add(&self.members[ranks[head].index].picks, 1)
+            byok_fetch_add(&self.records[ranks[head].index].picks, 1)
             result = [self.ids[ranks[head].index]]
             for k in range(head + 1, count):
                 if ranks[k].kind == AVAILABLE:
@@ -290,7 +305,7 @@ cdef class Selector:
         cdef int64_t start
         cdef rank_t swap
         for i in range(self.n):
-            a = availability(&self.members[i], now)
+            a = availability(self.records[i], now)
             if a:
                 ranks[count].index = i
                 ranks[count].kind = a
@@ -340,7 +355,7 @@ cdef class Selector:
         else:
             for k in range(count):
                 i = ranks[k].index
-                rank_member(strategy, key_hash, &self.members[i], self.id_hashes[i],
+                rank_member(strategy, key_hash, self.records[i], self.id_hashes[i],
                             self.weights[i], &ranks[k])
         sort_ranks(ranks, count)
         return count
@@ -387,6 +402,22 @@ cdef class Selector:
         """Back to ready with a clean slate, whatever the state was."""
         self.health.set_state(self.member(id), READY)
 
+    def impose(self, id, state, until=None, cause=None, now=None):
+        """Apply a state learned from elsewhere (another replica, through
+        Redis): "cooldown" until ``until`` (seconds on the clock of ``now``,
+        time.monotonic() by default) because of ``cause`` ("rate_limited" or
+        "failing"), or "ready" (an operator's restore, a re-validation),
+        "blocked" or "disabled".  A cooldown never shortens one (a member
+        cooling until later keeps its deadline; a blocked or disabled one
+        stays out; a deadline already past changes nothing); "ready",
+        "disabled" and "blocked" always apply (but "blocked" leaves a disabled
+        member disabled, as block() does).  Counts nothing and never raises
+        the backoff level; "ready" clears it as restore() does.  Returns True
+        if the member's state or deadline changed, else False."""
+        cdef Py_ssize_t i = self.member(id)
+        code, deadline, why = _args.imposed(state, until, cause)
+        return self.health.impose_state(i, code, deadline, why, now_ns(now))
+
     def acquire(self, id):
         """Count one more call in flight; False if the member is at max_inflight."""
         return self.health.acquire_slot(self.member(id))
@@ -401,7 +432,9 @@ cdef class Selector:
     def inherit(self, other):
         """Carry the health of every member id also in ``other`` over to this
         selector, for a configuration reload: build the new selector, call
-        ``new.inherit(old)``, then switch to it.  A kept key keeps its state
+        ``new.inherit(old)``, then switch to it.  A member whose record is the
+        very one ``other`` uses (shared selectors of one segment and scope)
+        is carried as it is: nothing is copied or counted twice.  A kept key keeps its state
         (a cooling one its deadline and backoff level, a blocked or disabled
         one stays out), its counters and its latency EWMA; calls in flight
         stay counted on ``other``, and max_inflight is this selector's.  Ids
@@ -469,6 +502,15 @@ cdef class Selector:
         if index is None:
             raise KeyError(f"no member {id!r} in this selector")
         return index
+
+
+def _forget_process_id():
+    """After fork(): lock words name the child, not its parent (_platform.h)."""
+    byok_forget_self()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_process_id)
 
 
 cdef inline object transition_name(int code):

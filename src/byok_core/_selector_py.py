@@ -20,6 +20,8 @@ from ._names import KeyView, State, Strategy, Transition
 if TYPE_CHECKING:
     from typing_extensions import Self
 
+    from ._region import Segment
+
 STRATEGIES = _args.STRATEGIES
 (
     ROUND_ROBIN,
@@ -65,7 +67,8 @@ def key_bytes(key: Union[str, bytes]) -> bytes:
 
 
 class Selector:
-    """Picks which member (upstream key) serves the next request."""
+    """Picks which member (upstream key) serves the next request (see
+    ``_selector.pyx``, shared= and scope= included)."""
 
     __slots__ = (
         "_current",
@@ -96,6 +99,8 @@ class Selector:
         failure_rate: float = 0.5,
         failure_rate_window: float = 30.0,
         failure_rate_min_attempts: int = 10,
+        shared: Optional[Segment] = None,
+        scope: Optional[str] = None,
     ) -> None:
         self._ids = _args.member_ids(ids)
         self._strategy = _args.strategy_code(strategy)
@@ -112,6 +117,9 @@ class Selector:
             failure_rate=failure_rate,
             failure_rate_window=failure_rate_window,
             failure_rate_min_attempts=failure_rate_min_attempts,
+            shared=shared,
+            scope=scope,
+            ids=self._ids if shared is not None else None,
         )
         self._index = {member: i for i, member in enumerate(self._ids)}
         self._current = [0] * len(self._ids)
@@ -304,6 +312,16 @@ class Selector:
 
     def restore(self, id: str) -> None:
         self._health.restore(self._member(id))
+
+    def impose(
+        self,
+        id: str,
+        state: str,
+        until: Optional[float] = None,
+        cause: Optional[str] = None,
+        now: Optional[float] = None,
+    ) -> bool:
+        return self._health.impose(self._member(id), state, until, cause, now)
 
     def acquire(self, id: str) -> bool:
         return self._health.acquire(self._member(id))
