@@ -86,7 +86,7 @@ def error(data: dict, environ: dict | None = None) -> str:
         ),
         (
             ("modles",),
-            "byok.toml: modles: unknown table; expected one of: models, providers, server",
+            "byok.toml: modles: unknown table; expected one of: cluster, models, providers, server",
         ),
     ],
 )

@@ -1,6 +1,7 @@
 """The package tree is the architecture: dependencies point one way.
 
-    byok.cli → byok.app → byok.ops → byok.gateway → byok.telemetry
+    byok.cli → byok.supervisor → byok.app → byok.ops → byok.cluster → byok.gateway
+             → byok.telemetry
              → byok.config, byok.providers → byok.http, byok_core
 
 Each module may import from its own layer and the layers below it, never
@@ -25,8 +26,10 @@ LAYERS = [
     ("byok.config",),
     ("byok.telemetry",),
     ("byok.gateway",),
+    ("byok.cluster",),
     ("byok.ops",),
     ("byok.app",),
+    ("byok.supervisor",),
     ("byok.cli", "byok.__main__"),
 ]
 

@@ -5,25 +5,41 @@ listener, with the work that runs beside them, until a signal stops it.
 LLM endpoints and the models listing, the admin API everything else it knows
 (health, readiness, the admin routes, metrics, the dashboard), and the rest
 is a 404.  Both read the same ``Live`` runtime; neither holds the other.
+
+``serve()`` runs one byok process: on its own, or as one worker of the
+group that ``byok serve --workers N`` starts (byok.supervisor).  A worker
+opens its listeners with SO_REUSEPORT, tells the supervisor over a socket
+pair when it listens (the supervisor then says so once for the group) and
+when an admin had it reload (the supervisor then reloads the others), and
+drains when that socket pair ends (the supervisor is gone).  Every serve
+runs on ``MonotonicClock``: the deadlines that byok hands the engine are
+then comparable across the processes that share its health table.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import logging
+import os
 import signal
 import socket
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import trio
 
+from byok_core import HealthSegment
+
 from . import __version__
+from .cluster import serve_cluster
 from .config import Config
 from .gateway import dialects
 from .gateway.proxy import Proxy
 from .gateway.relay import error_response
+from .gateway.routing import share_health
 from .gateway.runtime import Live, ReloadError
 from .http.server import Limits, Request, Response, Shutdown, bound_port, serve_http
 from .http.upstream import Upstream
@@ -35,6 +51,20 @@ log = logging.getLogger("byok")
 # SIGHUP reloads the config; Windows has no SIGHUP (POST /admin/reload works everywhere)
 RELOAD_SIGNALS = (signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()
 
+# set by the supervisor in each worker's environment: "INDEX:FD", FD the
+# worker's end of the socket pair to the supervisor
+WORKER_ENV = "BYOK_WORKER"
+# the name of the group's shared health table (byok_core.HealthSegment)
+HEALTH_ENV = "BYOK_HEALTH_SEGMENT"
+# what a worker tells its supervisor, a line each
+READY, RELOAD = "ready", "reload"
+# True in the task that reloads on SIGHUP: in a worker, that signal came
+# from the supervisor, which sends it to every worker, so the worker does
+# not ask it to reload the others
+_SIGNALLED: contextvars.ContextVar[bool] = contextvars.ContextVar("byok_sighup", default=False)
+# the backlog trio gives its listeners; the kernel caps it at somaxconn
+_BACKLOG = 0xFFFF
+
 
 class App:
     def __init__(
@@ -42,12 +72,16 @@ class App:
         config: Config,
         upstream: Upstream | None = None,
         reloader: Callable[[], Config] | None = None,
+        worker: int | None = None,
     ) -> None:
-        """`reloader` reads the config anew (POST /admin/reload and SIGHUP)."""
+        """`reloader` reads the config anew (POST /admin/reload and SIGHUP);
+        `worker`, the index of this process in a group of workers, goes out
+        on every answer as x-byok-worker (which process answered)."""
         self.upstream = upstream or Upstream()
         self.live = Live(config, reloader)
         self.proxy = Proxy(self.live, self.upstream)
         self.admin = Admin(self.live)
+        self._worker = None if worker is None else ("x-byok-worker", str(worker))
 
     async def __call__(self, request: Request) -> Response:
         rid = logs.request_id(request.header("x-request-id"))
@@ -60,6 +94,8 @@ class App:
             message = f"no endpoint {request.path}; byok serves {known}"
             response = error_response("openai", 404, message)
         response.headers.append(("x-request-id", rid))
+        if self._worker is not None:
+            response.headers.append(self._worker)
         return response
 
     async def maintain(self) -> None:
@@ -133,14 +169,146 @@ def raise_open_files_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
+class MonotonicClock(trio.abc.Clock):
+    """trio's clock read from time.monotonic() itself, which every process
+    on the machine shares (trio's own clock adds a random offset per run).
+    The engine's cooldowns are deadlines on the clock byok hands it, so the
+    workers that share one health table must all hand it this one."""
+
+    def start_clock(self) -> None:
+        """Nothing to start: the system's clock runs already."""
+
+    def current_time(self) -> float:
+        return time.monotonic()
+
+    def deadline_to_sleep_time(self, deadline: float) -> float:
+        return deadline - time.monotonic()
+
+
+class Worker:
+    """This process as worker `index` of a `byok serve --workers N` group:
+    `channel` its end of the socket pair to the supervisor, `segment` the
+    health table of the group's keys."""
+
+    def __init__(
+        self, index: int, channel: socket.socket, segment: HealthSegment | None = None
+    ) -> None:
+        self.index = index
+        self.segment = segment
+        self._channel = trio.SocketStream(trio.socket.from_stdlib_socket(channel))
+        self._telling = trio.Lock()  # a ready and a reload may be said at once
+
+    @classmethod
+    def from_environment(cls) -> Worker | None:
+        """The worker that $BYOK_WORKER and $BYOK_HEALTH_SEGMENT describe;
+        None in a byok of its own."""
+        value = os.environ.get(WORKER_ENV)
+        if not value:
+            return None
+        index, fd = (int(part) for part in value.split(":"))
+        name = os.environ.get(HEALTH_ENV)
+        segment = HealthSegment.attach(name, worker=index) if name else None
+        return cls(index, socket.socket(fileno=fd), segment)
+
+    async def ready(self) -> None:
+        """Tell the supervisor that this worker listens."""
+        await self._tell(READY)
+
+    def reloading_the_group(self, reloader: Callable[[], Config]) -> Callable[[], Config]:
+        """`reloader`, which also asks the supervisor to reload the other
+        workers once it read the file, unless a SIGHUP from the supervisor
+        (which all the workers got) is what has this worker reload."""
+
+        def reload() -> Config:
+            config = reloader()  # in a thread of trio's (Live.reload)
+            if not _SIGNALLED.get():
+                trio.from_thread.run(self._tell, RELOAD)
+            return config
+
+        return reload
+
+    async def watch(self, gone: Callable[[], None]) -> None:
+        """Call `gone` when the supervisor is gone (its end of the socket
+        pair closed: it never writes to this one)."""
+        with contextlib.suppress(trio.BrokenResourceError):
+            while await self._channel.receive_some():
+                pass
+        if self.segment is not None:
+            # the supervisor would have removed it; no worker attaches it again
+            self.segment.unlink()
+        gone()
+
+    async def _tell(self, message: str) -> None:
+        async with self._telling:
+            # a supervisor that is gone hears nothing: watch() drains this worker
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await self._channel.send_all(f"{message}\n".encode())
+
+
+def set_listener_options(sock: socket.socket | trio.socket.SocketType, *, share: bool) -> None:
+    """The options trio gives a listening socket (SO_REUSEADDR: a port whose
+    last connections wait in TIME_WAIT is free; IPv6 alone on an IPv6
+    socket) and, with `share`, SO_REUSEPORT: every socket of the same user
+    bound with it shares the port, and the kernel spreads new connections
+    over the ones that listen."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if share:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if sock.family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+
+
+async def open_shared_listeners(host: str, port: int) -> list[trio.SocketListener]:
+    """Listeners on every address of `host` at `port`, which the other
+    workers of the group open too (SO_REUSEPORT)."""
+    listeners: list[trio.SocketListener] = []
+    try:
+        for family, kind, proto, _, address in await trio.socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        ):
+            sock = trio.socket.socket(family, kind, proto)
+            try:
+                set_listener_options(sock, share=True)
+                await sock.bind(address)
+                sock.listen(_BACKLOG)
+            except BaseException:
+                sock.close()
+                raise
+            listeners.append(trio.SocketListener(sock))
+    except BaseException:
+        for listener in listeners:
+            listener.socket.close()
+        raise
+    return listeners
+
+
+def run(
+    config: Config,
+    host: str,
+    port: int,
+    reloader: Callable[[], Config] | None = None,
+    worker: Worker | None = None,
+) -> None:
+    """serve() in a trio run of its own, on MonotonicClock."""
+    trio.run(serve, config, host, port, reloader, worker, clock=MonotonicClock())
+
+
 async def serve(
-    config: Config, host: str, port: int, reloader: Callable[[], Config] | None = None
+    config: Config,
+    host: str,
+    port: int,
+    reloader: Callable[[], Config] | None = None,
+    worker: Worker | None = None,
 ) -> None:
     """Run byok until SIGINT/SIGTERM, then drain for the grace period and
     return (a shutdown that was asked for is a success: the command exits 0,
     as systemd and docker expect of a server); a second SIGINT or SIGTERM
     ends the drain at once with Stopped.  SIGHUP reloads the config through
-    `reloader`.  A listener that cannot open raises ListenError."""
+    `reloader`.  A listener that cannot open raises ListenError.
+
+    As a `worker`, it shares the port with the other workers, leaves the
+    listening line to the supervisor, has a reload that an admin asked for
+    reach the whole group, and drains when the supervisor is gone."""
     server = config.server
     limits = Limits(
         max_header_bytes=server.max_header_bytes,
@@ -149,52 +317,71 @@ async def serve(
         read_timeout=server.read_timeout,
         idle_timeout=server.idle_timeout,
     )
-    app = App(config, reloader=reloader)
+    if worker is not None:
+        share_health(worker.segment)  # before the first pools are made
+        if reloader is not None:
+            reloader = worker.reloading_the_group(reloader)
+    app = App(config, reloader=reloader, worker=None if worker is None else worker.index)
     shutdown = Shutdown()
     raise_open_files_limit()
     try:
         async with trio.open_nursery() as nursery:
 
             async def serving(*, task_status: trio.TaskStatus[Any]) -> None:
-                await serve_http(app, host, port, limits, shutdown, task_status=task_status)
+                shared = None if worker is None else await open_shared_listeners(host, port)
+                await serve_http(
+                    app, host, port, limits, shutdown, listeners=shared, task_status=task_status
+                )
                 nursery.cancel_scope.cancel()  # drained and done: maintain() stops too
+
+            def drain(why: str) -> None:
+                # a reload may have changed it
+                grace = app.live.runtime.config.server.shutdown_grace
+                log.info("%s: draining requests in flight for up to %gs", why, grace)
+                app.admin.draining = True  # /ready: 503 from now on
+                shutdown.start(grace)
+
+            def orphaned() -> None:
+                if not shutdown.requested.is_set():
+                    drain("the supervisor is gone")
 
             wanted = (signal.SIGINT, signal.SIGTERM, *RELOAD_SIGNALS)
             # taken before the listener opens (a signal that comes while byok
             # starts waits its turn) until the drain is done: serving() then
             # cancels this loop
             with trio.open_signal_receiver(*wanted) as signals:
+                if config.cluster is not None:  # the other replicas' key states, before serving
+                    await nursery.start(serve_cluster, app.live, config.cluster)
                 with listening(host, port):
                     listeners = await nursery.start(serving)
                 nursery.start_soon(app.maintain)
-                log.info(
-                    "byok %s listening on http://%s:%d (%s; models: %s)",
-                    __version__,
-                    host,
-                    bound_port(listeners),
-                    config.source,
-                    ", ".join(config.models) or "passthrough",
-                )
+                if worker is None:
+                    log.info(
+                        "byok %s listening on http://%s:%d (%s; models: %s)",
+                        __version__,
+                        host,
+                        bound_port(listeners),
+                        config.source,
+                        ", ".join(config.models) or "passthrough",
+                    )
+                else:  # the supervisor says it once, when every worker listens
+                    await worker.ready()
+                    nursery.start_soon(worker.watch, orphaned)
                 async for signum in signals:
                     if signum in RELOAD_SIGNALS:
+                        signalled = _SIGNALLED.set(True)
                         try:
                             await app.live.reload()
                         except ReloadError:
                             pass  # logged; nothing changed
                         except Exception:  # a reload must never take byok down
                             log.exception("reload failed, nothing changed")
+                        finally:
+                            _SIGNALLED.reset(signalled)
                         continue
                     if shutdown.requested.is_set():
                         raise Stopped(signum)  # a second one: the drain ends at once
-                    # a reload may have changed it
-                    grace = app.live.runtime.config.server.shutdown_grace
-                    log.info(
-                        "%s: draining requests in flight for up to %gs",
-                        signal.Signals(signum).name,
-                        grace,
-                    )
-                    app.admin.draining = True  # /ready: 503 from now on
-                    shutdown.start(grace)
+                    drain(signal.Signals(signum).name)
     finally:
         with trio.CancelScope(shield=True):
             await app.aclose()

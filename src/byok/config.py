@@ -244,18 +244,39 @@ class Server(_ServerSettings, frozen=True, kw_only=True):
 
 
 @dataclass(frozen=True)
+class Cluster:
+    """The [cluster] table: replicas that share their keys' states through Redis."""
+
+    redis: str = field(repr=False)  # the URL, resolved; its password is a secret
+    prefix: str = "byok"  # of every Redis key and channel: deployments can share a Redis
+    replica: str | None = None  # this replica's name in Redis; None: hostname:pid
+
+    @property
+    def redis_shown(self) -> str:
+        """The Redis URL as logs and errors show it: a password as ***."""
+        parts = urlsplit(self.redis)
+        if parts.password is None:
+            return self.redis
+        user = f"{parts.username}:" if parts.username else ":"
+        return parts._replace(netloc=f"{user}***@{parts.netloc.rpartition('@')[2]}").geturl()
+
+
+@dataclass(frozen=True)
 class Config:
     source: str
     server: Server
     providers: Mapping[str, Provider]
     models: Mapping[str, Model]
+    cluster: Cluster | None = None  # no [cluster]: this replica keeps its keys' states alone
 
     def secrets(self) -> list[str]:
-        """Every secret this config holds: upstream, client and admin keys."""
+        """Every secret this config holds: upstream, client and admin keys,
+        proxy and Redis passwords."""
         keys = [*self.server.client_keys, *self.server.admin_keys, *self.server.metrics_keys]
         keys += [k for p in self.providers.values() for k in p.keys]
-        proxy_passwords = [_password(p.egress.proxy) for p in self.providers.values()]
-        return [k.secret for k in keys] + [p for p in proxy_passwords if p]
+        passwords = [_password(p.egress.proxy) for p in self.providers.values()]
+        passwords.append(_password(self.cluster.redis if self.cluster else None))
+        return [k.secret for k in keys] + [p for p in passwords if p]
 
     def describe(self) -> str:
         """The resolved routes, for `byok check-config`: labels, no secrets."""
@@ -274,6 +295,10 @@ class Config:
             targets = ", ".join(f"{t.provider}/{t.model}" for t in m.targets)
             fallbacks = f"; fallbacks: {', '.join(m.fallbacks)}" if m.fallbacks else ""
             lines.append(f"model {m.name}: {m.strategy} over {targets}{fallbacks}")
+        if self.cluster:
+            c = self.cluster
+            name = c.replica or "hostname:pid"
+            lines.append(f"cluster: {c.redis_shown}, prefix {c.prefix!r}, replica {name}")
         return "\n".join(lines)
 
 
@@ -324,6 +349,19 @@ class _ServerTable(_ServerSettings, frozen=True, kw_only=True):
     metrics_keys: list[_SecretSource] = []
 
 
+class _ClusterTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # the URL may hold a password: a secret source, resolved and checked by hand
+    redis: Annotated[str, Meta(description="a Redis URL: a literal, env:NAME or file:PATH")]
+    prefix: Annotated[
+        str,
+        Meta(
+            pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
+            description="1 to 64 letters, digits or _ . : -",
+        ),
+    ] = "byok"
+    replica: Annotated[str, Meta(min_length=1, max_length=200, description="a name")] | None = None
+
+
 class _File(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The top level; each table is decoded on its own, so that its errors
     can name it (msgspec's path shows a dict key as `[...]`)."""
@@ -331,6 +369,7 @@ class _File(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     providers: Annotated[dict[str, Any], Meta(min_length=1, description="at least one provider")]
     server: dict[str, Any] = {}
     models: dict[str, Any] = {}
+    cluster: dict[str, Any] | None = None
 
 
 # ---- loading ---------------------------------------------------------------------
@@ -410,7 +449,8 @@ def from_dict(
             f"no client keys while listening on {server.host}: anyone who can reach it "
             "could spend your keys; set client_keys or bind to 127.0.0.1",
         )
-    return Config(source=source, server=server, providers=providers, models=models)
+    cluster = None if tables.cluster is None else build.cluster(tables.cluster)
+    return Config(source=source, server=server, providers=providers, models=models, cluster=cluster)
 
 
 _T = TypeVar("_T")
@@ -552,6 +592,19 @@ class _Builder:
         retry = RetryPolicy(**{f: getattr(table, f) for f in RetryPolicy.__struct_fields__})
         return Model(name, tuple(targets), table.strategy, tuple(table.fallbacks), retry)
 
+    def cluster(self, body: Any) -> Cluster:
+        table = self.decode(body, _ClusterTable, "cluster")
+        url = self.secret(table.redis, "cluster", "redis")
+        if not _redis_url(url):
+            # the URL is never shown: it may hold a password
+            raise self.fail(
+                "cluster",
+                "redis",
+                "expected a Redis URL: redis://[user:password@]host[:port][/db] "
+                "(rediss:// with TLS) or unix:///path/to/redis.sock",
+            )
+        return Cluster(redis=url, prefix=table.prefix, replica=table.replica)
+
 
 # ---- msgspec's errors, located ---------------------------------------------------
 # msgspec says "Expected `int` >= 1 - at `$.keys[2].weight`": the path is
@@ -660,6 +713,24 @@ def _password(url: str | None) -> str:
         return unquote(urlsplit(url).password or "")
     except ValueError:  # a malformed URL: it is refused when used
         return ""
+
+
+def _redis_url(url: str) -> bool:
+    """Whether `url` is a Redis URL coredis can connect with."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # a port out of range or not a number
+        return False
+    if parts.scheme == "unix":
+        return bool(parts.path)
+    db = parts.path.strip("/")
+    return (
+        parts.scheme in ("redis", "rediss")
+        and bool(parts.hostname)
+        and port != 0
+        and (not db or db.isdigit())
+    )
 
 
 def _named(value: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 import trio
 
-from .. import __version__, app
+from .. import __version__, app, supervisor
 from ..config import Config, ConfigError, from_environment, load
 from ..providers import ANTHROPIC, OPENAI, base_url_problem
 from ..telemetry import logs
@@ -201,6 +201,13 @@ def _parser() -> argparse.ArgumentParser:
             "--port", type=int, default=default, help="port to listen on (overrides the config)"
         )
         target.add_argument(
+            "--workers",
+            default=default,
+            metavar="N",
+            help="processes that serve the port together, each on a core: a number, or "
+            "auto for one per core (default 1: byok alone, no supervisor)",
+        )
+        target.add_argument(
             "--log-format",
             choices=logs.FORMATS,
             default=default,
@@ -321,16 +328,33 @@ def base_url_warnings(config: Config) -> list[str]:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    worker = app.Worker.from_environment()  # started by a supervisor: one of its workers
+    try:
+        workers = 1 if worker else supervisor.worker_count(args.workers)
+    except ValueError as error:
+        print(f"byok serve: {error}", file=sys.stderr)
+        return 2
+    # of a group, worker 0 alone says what looks wrong in the config (not N times)
+    warns = worker.index == 0 if worker else workers == 1
     path = _config_path(args)
-    config = _load_warned(path) if path else _warned(from_environment())
+    config = _read(path, warns)
     host = args.host or config.server.host
     port = config.server.port if args.port is None else args.port
-    trio.run(app.serve, config, host, port, (lambda: _load_warned(path)) if path else None)
+    if workers > 1:
+        command = [sys.executable, "-m", "byok", *(["-q"] if args.quiet else []), "serve"]
+        command += ["--host", host, "--log-format", args.log_format or "text"]
+        command += ["--config", path] if path else []
+        validate = (lambda: load(path)) if path else None
+        return supervisor.run(config, host, port, workers, command, validate)
+    app.run(config, host, port, (lambda: _read(path, warns)) if path else None, worker)
     return 0
 
 
-def _load_warned(path: str) -> Config:
-    return _warned(load(path))
+def _read(path: str | None, warns: bool) -> Config:
+    """The config of `path`, else of the environment; with `warns`, its
+    probable mistakes logged."""
+    config = load(path) if path else from_environment()
+    return _warned(config) if warns else config
 
 
 def _warned(config: Config) -> Config:

@@ -69,6 +69,10 @@ class Reporter:
         key = key_name(attempt)
         status = outcome.status or "no answer"
         self.metrics.cooldown(provider, label)
+        # a refusal blocks the key in every pool of its provider (Router.block)
+        self.live.key_changed(
+            provider, label, None if transition is State.BLOCKED else pool, transition
+        )
         now = trio.current_time()
         if transition is State.BLOCKED:
             due = self.live.revalidator.next_check(provider, label)

@@ -36,9 +36,13 @@ PROBE_TIMEOUT = 10.0
 
 
 class Revalidator:
-    def __init__(self, runtime: Callable[[], tuple[Config, Router]]) -> None:
-        """`runtime()` gives the config and router in force now (a reload swaps them)."""
+    def __init__(
+        self, runtime: Callable[[], tuple[Config, Router]], restored: Callable[[str, str], None]
+    ) -> None:
+        """`runtime()` gives the config and router in force now (a reload swaps them);
+        `restored(provider, label)` hears of each key a check brought back."""
         self._runtime = runtime
+        self._restored = restored
         self.due: dict[tuple[str, str], float] = {}  # (provider, label) -> when to ask
         self._changed = trio.Event()
 
@@ -87,6 +91,7 @@ class Revalidator:
                 if pool.selector.state(label, now=now) is State.BLOCKED:
                     pool.selector.restore(label)
             self.due.pop((provider_name, label), None)
+            self._restored(provider_name, label)
             log.warning(
                 "%s re-validated: the models listing answered %s; back to ready",
                 where,

@@ -16,15 +16,29 @@ same pool object (the same Selector, health and counters); any other pool is
 new, and its keys inherit the health of the same key in the old pool of that
 target, so that a cooling key stays cooling and a disabled key stays disabled.
 A label whose secret changed is a new key under an old name: it starts ready.
+
+In a worker of `byok serve --workers N`, every pool keeps its keys' health
+in the group's shared segment (``share_health``), under the pool's name:
+the workers' pools of one target, and a reload's, are the same records.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from byok_core import Selector
+from byok_core import HealthSegment, Selector
 
 from ..config import Config, Key, Model, Provider, RetryPolicy
+
+# the health table this process shares with the other workers of its group
+_shared: HealthSegment | None = None
+
+
+def share_health(segment: HealthSegment | None) -> None:
+    """Pools made from now on keep their keys' health in `segment`, which
+    the other workers of the group attached too (None: in this process)."""
+    global _shared
+    _shared = segment
 
 
 @dataclass
@@ -105,6 +119,8 @@ class Router:
             failure_rate=server.failure_rate,
             failure_rate_window=server.failure_rate_window,
             failure_rate_min_attempts=server.failure_rate_min_attempts,
+            shared=_shared,
+            scope=f"{provider.name}/{model}" if _shared is not None else None,
         )
         keys = {k.label: k for k in provider.keys}
         return Pool(provider, selector, keys, f"{provider.name}/{model}")

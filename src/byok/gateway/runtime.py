@@ -24,9 +24,15 @@ from ..config import Config, Redactor
 from ..telemetry.ledger import Ledger
 from ..telemetry.metrics import Metrics
 from .revalidation import Revalidator
-from .routing import Router
+from .routing import Pool, Router
 
 log = logging.getLogger("byok.proxy")
+
+# Hears of each change of a key's state that this process decided:
+# (provider, label, pool or None for every pool of the provider holding the
+# label, what: a byok_core Transition, or "blocked", "disabled", "enabled",
+# "restored", "revalidated").  byok.cluster tells other replicas.
+KeyListener = Callable[[str, str, Pool | None, str], None]
 
 # Server settings that the listening socket and the connections took at start.
 RESTART_SETTINGS = (
@@ -67,7 +73,16 @@ class Live:
         self._reloading = trio.Lock()
         metrics, ledger = Metrics(self.key_states), Ledger()
         self.runtime = _runtime(config, Router(config), 1, metrics, ledger)
-        self.revalidator = Revalidator(lambda: (self.runtime.config, self.runtime.router))
+        self.key_listeners: list[KeyListener] = []  # none: a key's change costs a loop over []
+        self.revalidator = Revalidator(
+            lambda: (self.runtime.config, self.runtime.router),
+            lambda provider, label: self.key_changed(provider, label, None, "revalidated"),
+        )
+
+    def key_changed(self, provider: str, label: str, pool: Pool | None, what: str) -> None:
+        """A key's state changed here: every listener hears of it (KeyListener)."""
+        for listener in self.key_listeners:
+            listener(provider, label, pool, what)
 
     def key_states(self) -> Iterator[tuple[str, str, str, str]]:
         """(model, provider, key, state) of every key, for the metrics."""

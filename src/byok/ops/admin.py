@@ -389,12 +389,14 @@ class Admin:
         fingerprint = next(
             k.fingerprint for k in router.config.providers[provider].keys if k.label == label
         )
+        done = {"disable": "disabled", "enable": "enabled", "restore": "restored"}[action]
+        self.live.key_changed(provider, label, None, done)  # other replicas do the same
         log.warning(
             "key %s (%s) of %s: %s by an operator; now %s",
             label,
             fingerprint,
             provider,
-            {"disable": "disabled", "enable": "enabled", "restore": "restored"}[action],
+            done,
             ", ".join(f"{state} in {pool}" for pool, state in states.items()),
         )
         return _json(

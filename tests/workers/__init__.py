@@ -1,0 +1,1 @@
+"""byok serve --workers N: real processes on one port."""
