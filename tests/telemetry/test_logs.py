@@ -6,8 +6,8 @@ import io
 import json
 import logging
 import re
-from datetime import datetime, timedelta
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import pytest
 
