@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import msgspec
 import trio
 
 from byok_core import HealthSegment
@@ -40,11 +41,12 @@ from .gateway import dialects
 from .gateway.proxy import Proxy
 from .gateway.relay import error_response
 from .gateway.routing import share_health
-from .gateway.runtime import Live, ReloadError
+from .gateway.runtime import Live, ReloadError, Runtime
 from .http.server import Limits, Request, Response, Shutdown, bound_port, serve_http
 from .http.upstream import Upstream
 from .ops.admin import Admin
 from .telemetry import logs
+from .telemetry.group import GroupShare, publish_every
 
 log = logging.getLogger("byok")
 
@@ -56,6 +58,8 @@ RELOAD_SIGNALS = (signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()
 WORKER_ENV = "BYOK_WORKER"
 # the name of the group's shared health table (byok_core.HealthSegment)
 HEALTH_ENV = "BYOK_HEALTH_SEGMENT"
+# ... and the directory where the workers leave their counters for each other
+GROUP_ENV = "BYOK_GROUP_DIR"
 # what a worker tells its supervisor, a line each
 READY, RELOAD = "ready", "reload"
 # True in the task that reloads on SIGHUP: in a worker, that signal came
@@ -191,10 +195,15 @@ class Worker:
     health table of the group's keys."""
 
     def __init__(
-        self, index: int, channel: socket.socket, segment: HealthSegment | None = None
+        self,
+        index: int,
+        channel: socket.socket,
+        segment: HealthSegment | None = None,
+        counters: GroupShare | None = None,
     ) -> None:
         self.index = index
         self.segment = segment
+        self.counters = counters
         self._channel = trio.SocketStream(trio.socket.from_stdlib_socket(channel))
         self._telling = trio.Lock()  # a ready and a reload may be said at once
 
@@ -208,7 +217,27 @@ class Worker:
         index, fd = (int(part) for part in value.split(":"))
         name = os.environ.get(HEALTH_ENV)
         segment = HealthSegment.attach(name, worker=index) if name else None
-        return cls(index, socket.socket(fileno=fd), segment)
+        directory = os.environ.get(GROUP_ENV)
+        counters = GroupShare(directory, index) if directory else None
+        return cls(index, socket.socket(fileno=fd), segment, counters)
+
+    def share_counters(self, runtime: Runtime) -> dict[str, Callable[[], bytes]]:
+        """Have `runtime`'s metrics and ledger show the group's counts, after
+        taking over those that this index's previous worker left: the
+        snapshots to publish for the others (publish_every)."""
+        share = self.counters
+        if share is None:
+            return {}
+        metrics, ledger = runtime.metrics, runtime.ledger
+        for name, owner in (("metrics", metrics), ("ledger", ledger)):
+            previous = share.previous(name)
+            if previous is not None:
+                try:
+                    owner.absorb(previous)
+                except msgspec.DecodeError:  # left by another version: counted anew
+                    log.warning("ignored the %s a previous worker %d left", name, self.index)
+        metrics.group = ledger.group = share
+        return {"metrics": metrics.export, "ledger": ledger.export}
 
     async def ready(self) -> None:
         """Tell the supervisor that this worker listens."""
@@ -322,6 +351,8 @@ async def serve(
         if reloader is not None:
             reloader = worker.reloading_the_group(reloader)
     app = App(config, reloader=reloader, worker=None if worker is None else worker.index)
+    # the group's counts in this worker's pages, before it serves
+    snapshots = {} if worker is None else worker.share_counters(app.live.runtime)
     shutdown = Shutdown()
     raise_open_files_limit()
     try:
@@ -367,6 +398,8 @@ async def serve(
                 else:  # the supervisor says it once, when every worker listens
                     await worker.ready()
                     nursery.start_soon(worker.watch, orphaned)
+                    if worker.counters is not None:
+                        nursery.start_soon(publish_every, worker.counters, snapshots)
                 async for signum in signals:
                     if signum in RELOAD_SIGNALS:
                         signalled = _SIGNALLED.set(True)

@@ -14,6 +14,9 @@ down the others take every connection.  The keys' health lives in a
 byok_core.HealthSegment that the supervisor creates and every worker
 attaches (``$BYOK_HEALTH_SEGMENT``): a key that one worker saw rate-limited
 cools for all of them at once, and a worker that dies leaves it as it was.
+The workers' counters (metrics, the ledger) meet in a directory the
+supervisor makes (``$BYOK_GROUP_DIR``, byok.telemetry.group), so that any
+worker's /metrics and admin API show the group.
 
 A worker says "ready" on its socket pair once it listens; the supervisor
 says "listening on" once, when all of them have.  A worker that exits
@@ -35,6 +38,7 @@ import logging
 import os
 import signal
 import socket
+import tempfile
 from collections.abc import AsyncIterator, Callable
 
 import trio
@@ -43,6 +47,7 @@ from byok_core import HealthSegment
 
 from . import __version__
 from .app import (
+    GROUP_ENV,
     HEALTH_ENV,
     READY,
     RELOAD,
@@ -132,10 +137,21 @@ def run(
     Stopped."""
     held = reserve(host, port)
     try:
-        with HealthSegment.create(_capacity(config), workers=workers) as segment:
+        with (
+            HealthSegment.create(_capacity(config), workers=workers) as segment,
+            # where the workers leave their counters for each other (byok.telemetry.group)
+            tempfile.TemporaryDirectory(prefix="byok-group-") as counters,
+        ):
             try:
                 group = Supervisor(
-                    config, host, held[0].getsockname()[1], workers, command, validate, segment
+                    config,
+                    host,
+                    held[0].getsockname()[1],
+                    workers,
+                    command,
+                    validate,
+                    segment,
+                    counters,
                 )
                 trio.run(group.run)
                 return group.status
@@ -168,9 +184,11 @@ class Supervisor:
         command: list[str],
         validate: Callable[[], Config] | None,
         segment: HealthSegment,
+        counters: str,
     ) -> None:
         self.config, self.host, self.port, self.size = config, host, port, size
         self.segment = segment
+        self.counters = counters  # the directory of the workers' counters
         self.command = [*command, "--port", str(port)]
         self.validate = validate
         self.status = 0  # the exit status of the command
@@ -275,6 +293,7 @@ class Supervisor:
                     **os.environ,
                     WORKER_ENV: f"{index}:{theirs.fileno()}",
                     HEALTH_ENV: self.segment.name,
+                    GROUP_ENV: self.counters,
                 },
                 pass_fds=(theirs.fileno(),),
                 start_new_session=True,
