@@ -104,10 +104,11 @@ class App:
 
     async def maintain(self) -> None:
         """Background work while serving, until cancelled: idle upstream
-        connections swept, blocked keys re-validated."""
+        connections swept, blocked keys re-validated, request lines written."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.upstream.housekeeping)
             nursery.start_soon(self.live.revalidator.run, self.upstream)
+            nursery.start_soon(logs.flush_lines)
 
     async def aclose(self) -> None:
         await self.upstream.aclose()

@@ -149,3 +149,24 @@ async def test_take_keeps_the_connection_and_leaves_trios_stream_empty() -> None
         # trio set TCP_NODELAY on its stream; the option lives on the socket
         assert stream.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         await stream.aclose()
+
+
+async def test_receive_next_waits_first_and_takes_what_is_there_then() -> None:
+    stream, peer = pair()
+    with peer:
+        peer.sendall(b"already here")  # waiting first still finds it
+        assert await stream.receive_next(100) == b"already here"
+        got: list[bytes] = []
+        async with trio.open_nursery() as nursery:
+
+            async def receive() -> None:
+                got.append(await stream.receive_next(100))
+
+            nursery.start_soon(receive)
+            await trio.testing.wait_all_tasks_blocked()
+            assert got == []
+            with pytest.raises(trio.BusyResourceError):
+                await stream.receive_some(10)
+            peer.sendall(b"later")
+        assert got == [b"later"]
+        await stream.aclose()

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
+import trio
 
 from byok.telemetry import logs
 
@@ -41,6 +42,7 @@ def both_ways(log_format: str) -> tuple[str, str]:
         assert logs.direct.write(log, "POST /v1/x status=200", fields)
     finally:
         logs.REQUEST_ID.reset(token)
+    logs.direct.handler.flush()
     first, second = out.getvalue().splitlines()
     return first, second
 
@@ -90,6 +92,44 @@ def test_another_handler_gets_the_record_the_usual_way() -> None:
     finally:
         log.removeHandler(extra)
     assert logs.direct.write(log, "line", None)
+
+
+@pytest.mark.usefixtures("restored")
+def test_request_lines_go_out_in_batches_and_before_any_other_record() -> None:
+    out = io.StringIO()
+    logs.setup("text", stream=out)
+    direct = logs.direct
+    assert direct is not None
+    log = logging.getLogger("byok.test")
+    for n in range(logs.BATCH_LINES - 1):
+        assert direct.write(log, f"request {n}", None)
+    assert out.getvalue() == ""  # waiting for the batch (or flush_lines)
+    log.warning("something else")  # the lines before it go out first, in order
+    lines = out.getvalue().splitlines()
+    assert [line.rsplit("] ", 1)[1] for line in lines] == [
+        *(f"request {n}" for n in range(logs.BATCH_LINES - 1)),
+        "something else",
+    ]
+    for n in range(logs.BATCH_LINES):
+        direct.write(log, f"more {n}", None)
+    assert out.getvalue().splitlines()[-1].endswith(f"more {logs.BATCH_LINES - 1}")  # full batch
+
+
+@pytest.mark.usefixtures("restored")
+async def test_flush_lines_writes_what_waits_within_its_period(autojump_clock: object) -> None:
+    out = io.StringIO()
+    logs.setup("text", stream=out)
+    direct = logs.direct
+    assert direct is not None
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(logs.flush_lines)
+        direct.write(logging.getLogger("byok.test"), "one request", None)
+        started = trio.current_time()
+        while not out.getvalue():
+            await trio.sleep(0.01)
+        assert trio.current_time() - started <= logs.FLUSH_SECONDS + 0.01
+        nursery.cancel_scope.cancel()
+    assert out.getvalue().endswith("one request\n")
 
 
 def test_new_request_ids_are_distinct_and_client_ids_kept() -> None:

@@ -252,7 +252,9 @@ class _Connection:
                 while len(self.ready) >= MAX_PIPELINED:
                     self._room = trio.Event()
                     await self._room.wait()
-                data = await self.stream.receive_some(RECEIVE_SIZE)
+                # the client sends its next request once it has our answer:
+                # waiting first spares a receive that finds nothing
+                data = await self.stream.receive_next(RECEIVE_SIZE)
                 if not data:
                     break
                 try:

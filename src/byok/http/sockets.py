@@ -59,12 +59,22 @@ class FastSocketStream(trio.abc.HalfCloseableStream):
             pass
         except OSError as error:
             raise self._broken(error) from error
+        return await self.receive_next(size)
+
+    async def receive_next(self, max_bytes: int) -> bytes:
+        """receive_some when the peer is not expected to have sent anything
+        yet (it is answering what we just sent, or it just had our answer):
+        wait for the socket first, sparing the receive that would only say
+        "nothing yet", a system call a request."""
+        if self._receiving:
+            raise trio.BusyResourceError(_BUSY.format("receiving"))
+        sock = self.socket
         self._receiving = True
         try:
             while True:
                 await trio.lowlevel.wait_readable(sock)
                 try:
-                    return sock.recv(size)
+                    return sock.recv(max_bytes)
                 except BlockingIOError:
                     continue  # a spurious wakeup
                 except OSError as error:

@@ -19,6 +19,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+import trio
+
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("byok_request_id", default="-")
 FORMATS = ("text", "json")
 # True once JSON lines are on: only then are a record's structured fields
@@ -79,7 +81,7 @@ class _Direct:
     record (another handler on the root or on the logger), and the caller
     logs it the usual way."""
 
-    def __init__(self, handler: logging.StreamHandler[TextIO], json_lines: bool) -> None:
+    def __init__(self, handler: _LineHandler, json_lines: bool) -> None:
         self.handler, self.json_lines = handler, json_lines
         self.root = logging.getLogger()
         self._second = -1  # the wall-clock second _stamp was made for
@@ -113,12 +115,60 @@ class _Direct:
             line = f"{self._stamp},{millis:03d} INFO {logger.name} [{REQUEST_ID.get()}] {message}"
         handler = self.handler
         with handler.lock or _NO_LOCK:  # as Handler.handle does, for threads that log too
-            try:
-                handler.stream.write(line + handler.terminator)
-                handler.flush()
-            except Exception:  # as StreamHandler.emit: a broken stream costs a line, not a request
-                return False
+            pending = handler.pending
+            pending.append(line + handler.terminator)
+            if len(pending) < BATCH_LINES:
+                return True
+        handler.flush()
         return True
+
+
+# Request lines wait in memory for at most this many lines or FLUSH_SECONDS
+# (flush_lines), whichever comes first, then go out in one write: a write
+# per line was a system call per request.  Any other record goes out after
+# the lines before it, at once.
+BATCH_LINES = 128
+FLUSH_SECONDS = 0.1
+
+
+class _LineHandler(logging.StreamHandler[TextIO]):
+    """setup()'s handler; it also holds the request lines written directly
+    (_Direct) that are not out yet, and writes them before anything else."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self.pending: list[str] = []
+
+    def drain(self) -> None:
+        """Write the pending lines (under the handler's lock)."""
+        if self.pending:
+            text = "".join(self.pending)
+            self.pending.clear()
+            self.stream.write(text)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.drain()  # in order: the lines logged before this record first
+        except Exception:  # as emit() does with its own write
+            self.handleError(record)
+        super().emit(record)
+
+    def flush(self) -> None:
+        with self.lock or _NO_LOCK:
+            try:
+                self.drain()
+            except Exception:  # a broken stream costs the lines, not a request
+                self.pending.clear()
+        super().flush()
+
+
+async def flush_lines() -> None:
+    """Write the request lines that wait (_LineHandler.pending) every
+    FLUSH_SECONDS, until cancelled; byok serve runs it while it serves."""
+    while True:
+        await trio.sleep(FLUSH_SECONDS)
+        if direct is not None and direct.handler.pending:
+            direct.handler.flush()
 
 
 class _NoLock:
@@ -140,12 +190,14 @@ def setup(
     """Send byok's logs (and its libraries') to `stream`, default stderr."""
     if log_format not in FORMATS:
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}, got {log_format!r}")
-    handler = logging.StreamHandler(stream or sys.stderr)
+    global structured, direct
+    if direct is not None:
+        direct.handler.flush()  # the lines of the setup before
+    handler = _LineHandler(stream or sys.stderr)
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(
         JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
     )
-    global structured, direct
     structured = log_format == "json"
     direct = _Direct(handler, structured)
     root = logging.getLogger()
