@@ -35,7 +35,6 @@ import trio
 from byok_core import HealthSegment
 
 from . import __version__
-from .cluster import serve_cluster
 from .config import Config
 from .gateway import dialects
 from .gateway.proxy import Proxy
@@ -383,6 +382,9 @@ async def serve(
             # cancels this loop
             with trio.open_signal_receiver(*wanted) as signals:
                 if config.cluster is not None:  # the other replicas' key states, before serving
+                    # imported here: coredis takes a third of a second to import
+                    from .cluster import serve_cluster
+
                     await nursery.start(serve_cluster, app.live, config.cluster)
                 with listening(host, port):
                     listeners = await nursery.start(serving)
