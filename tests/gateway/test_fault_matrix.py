@@ -402,8 +402,12 @@ async def test_a_hedge_starts_at_once_when_the_first_key_fails(autojump_clock: A
 
 
 async def test_waiting_for_a_connection_is_never_a_keys_fault(autojump_clock: Any) -> None:
-    async with open_stack(one_key(first_byte_timeout=5), SECRETS) as stack:
-        stack.app.upstream.max_connections = 20
+    def tables(upstream: str) -> dict[str, Any]:
+        config = one_key(first_byte_timeout=5)(upstream)
+        config["providers"]["sim"]["max_connections"] = 20  # the provider's cap is the one
+        return config
+
+    async with open_stack(tables, SECRETS) as stack:
         for secret in SECRETS:
             stack.simulator.set(secret, chunk_delay=1, chunks=10)  # 10 s streams
         results: list[str] = []
@@ -417,6 +421,41 @@ async def test_waiting_for_a_connection_is_never_a_keys_fault(autojump_clock: An
                 nursery.start_soon(one)
         assert len(results) == 100
         assert all(body.rstrip().endswith("data: [DONE]") for body in results)
+        for label in ("faulty", "healthy"):
+            assert stack.view("sim", "up", label)["failures"] == 0
+
+
+async def test_a_wait_for_a_connection_past_the_deadline_times_out_and_blames_no_key(
+    autojump_clock: Any,
+) -> None:
+    def tables(upstream: str) -> dict[str, Any]:
+        config = one_key(first_byte_timeout=30, deadline=10)(upstream)
+        config["models"]["long"] = {"targets": ["sim/up"], "deadline": 60}
+        config["providers"]["sim"]["max_connections"] = 1
+        return config
+
+    async with open_stack(tables, SECRETS) as stack:
+        for secret in SECRETS:
+            stack.simulator.set(secret, chunk_delay=1, chunks=20)  # 20 s streams
+        held: list[int] = []
+
+        async def holder() -> None:  # the one connection, for 20 s
+            async with stack.client.stream(
+                "POST", "/v1/chat/completions", json={**ASK, "model": "long", "stream": True}
+            ) as response:
+                await response.aread()
+                held.append(response.status_code)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(holder)
+            await trio.sleep(1)
+            started = trio.current_time()
+            status, _, body = await read(stack, False)
+            waited = trio.current_time() - started
+        assert held == [200]
+        assert status == 504
+        assert "deadline of 10s passed" in body
+        assert 10 <= waited <= 10.5  # the request's deadline, not first_byte_timeout
         for label in ("faulty", "healthy"):
             assert stack.view("sim", "up", label)["failures"] == 0
 

@@ -25,7 +25,7 @@ import time
 import trio
 
 from ..http.server import Request, Response
-from ..http.upstream import Upstream, UpstreamError, UpstreamResponse
+from ..http.upstream import Upstream, UpstreamError, UpstreamResponse, UpstreamTimeout
 from . import dialects, usage
 from .auth import credential, matches
 from .body import BodyError, RoutingFields, ask_usage, parse, with_model
@@ -232,67 +232,62 @@ class Proxy:
         handed_over = False
         started = trio.current_time()
         queued = False
-        answer: UpstreamResponse | None = None
+
+        # The deadlines of the attempt's phases, which the upstream client
+        # enforces (a cancel scope only for a wait for a slot or a connect: a
+        # scope per request cost more than the rest of its waiting)...
+        def waiting_for_a_slot() -> float:
+            # ...byok's own wait for a slot: only the request's deadline...
+            nonlocal queued
+            queued = True
+            return plan.deadline
+
+        def connecting() -> float:
+            # ...connecting and writing: first_byte_timeout from the slot...
+            return plan.slot_taken(attempt, trio.current_time() if queued else started)
+
+        def written() -> float:
+            # ...then the head, first_byte_timeout from the write...
+            return plan.written(attempt, trio.current_time())
+
         try:
-            # One scope for the whole attempt, its deadline moved as it goes
-            # (a scope costs a request more than moving its deadline): first
-            # the connect (as if a connection slot were free, the common case)...
-            with trio.CancelScope(deadline=plan.connect_deadline(started)) as timer:
-
-                def waiting_for_a_slot() -> None:
-                    # ...byok's own wait for a slot: only the request's deadline...
-                    nonlocal queued
-                    queued = True
-                    timer.deadline = plan.deadline
-
-                def connecting() -> None:
-                    if queued:
-                        timer.deadline = plan.slot_taken(attempt, trio.current_time())
-                    else:
-                        plan.slot_taken(attempt, started)  # the scope's deadline already
-
-                def written() -> None:
-                    # ...then the head, first_byte_timeout from the write...
-                    timer.deadline = plan.written(attempt, trio.current_time())
-
-                try:
-                    answer = await self.upstream.send(
-                        pool.provider.base_url,
-                        "POST",
-                        upstream_url(pool.provider, ex.path),
-                        upstream_headers(
-                            ex.request,
-                            pool.provider,
-                            pool.keys[attempt.label].secret,
-                            ex.path,
-                            ex.stream,
-                        ),
-                        payload,
-                        egress=pool.provider.egress,
-                        on_queued=waiting_for_a_slot,
-                        on_connecting=connecting,
-                        on_written=written,
-                    )
-                except UpstreamError as error:
-                    local = error.kind in BYOK_OWN_FAILURES
-                    plan.failed(attempt, str(error), trio.current_time(), local=local)
-                    return None
+            try:
+                answer = await self.upstream.send(
+                    pool.provider.base_url,
+                    "POST",
+                    upstream_url(pool.provider, ex.path),
+                    upstream_headers(
+                        ex.request,
+                        pool.provider,
+                        pool.keys[attempt.label].secret,
+                        ex.path,
+                        ex.stream,
+                    ),
+                    payload,
+                    egress=pool.provider.egress,
+                    on_queued=waiting_for_a_slot,
+                    on_connecting=connecting,
+                    on_written=written,
+                )
+            except UpstreamTimeout:
                 now = trio.current_time()
                 ex.upstream_seconds += now - started
-                read, until = plan.head(attempt, answer.status, answer.headers, now, time.time())
-                self.reporter.metrics.first_byte(pool.provider.name, attempt.first_byte or 0.0)
-                timer.deadline = until  # ...then the body, or a stream's first bytes
-                if read is Read.FIRST_BYTES:
-                    response = await self._first_bytes(ex, plan, attempt, answer)
-                    handed_over = response is not None
-                    return response
-                return await self._whole(ex, plan, attempt, answer, read)
-            # the scope's deadline passed (nothing else cancels it)
+                plan.timed_out(attempt, now)
+                return None
+            except UpstreamError as error:
+                local = error.kind in BYOK_OWN_FAILURES
+                plan.failed(attempt, str(error), trio.current_time(), local=local)
+                return None
             now = trio.current_time()
-            if answer is None:
-                ex.upstream_seconds += now - started
-            plan.timed_out(attempt, now)
-            return None
+            ex.upstream_seconds += now - started
+            read, until = plan.head(attempt, answer.status, answer.headers, now, time.time())
+            self.reporter.metrics.first_byte(pool.provider.name, attempt.first_byte or 0.0)
+            answer.read_by(until)  # ...then the body, or a stream's first bytes
+            if read is Read.FIRST_BYTES:
+                response = await self._first_bytes(ex, plan, attempt, answer)
+                handed_over = response is not None
+                return response
+            return await self._whole(ex, plan, attempt, answer, read)
         finally:
             if not handed_over and attempt.phase is not Phase.DONE:
                 plan.abandoned(attempt, trio.current_time())  # cancelled, or a bug
@@ -301,11 +296,14 @@ class Proxy:
         self, ex: Exchange, plan: Plan, attempt: Attempt, answer: UpstreamResponse, read: Read
     ) -> Response | None:
         """A body read whole: a 2xx answer, or an error body (bounded), by the
-        deadline of the attempt's scope (its timeout is the caller's to report)."""
+        read deadline the caller gave the answer."""
         limit = ERROR_BODY_LIMIT if read is Read.ERROR_BODY else self.max_response_bytes
         reading = trio.current_time()
         try:
             body = await answer.read(limit=limit)
+        except UpstreamTimeout:
+            plan.timed_out(attempt, trio.current_time())
+            return None
         except UpstreamError as error:
             plan.failed(attempt, str(error), trio.current_time())
             return None
@@ -327,9 +325,9 @@ class Proxy:
     async def _first_bytes(
         self, ex: Exchange, plan: Plan, attempt: Attempt, answer: UpstreamResponse
     ) -> Response | None:
-        """A stream's head is in: wait for its first bytes (by the deadline of
-        the attempt's scope) before the client sees anything, so that a break
-        before them is retried unseen."""
+        """A stream's head is in: wait for its first bytes (by the read
+        deadline the caller gave the answer) before the client sees anything,
+        so that a break before them is retried unseen."""
         chunks = answer.chunks()
         first = b""
         ended = False
@@ -338,6 +336,12 @@ class Proxy:
             first = await chunks.__anext__()
         except StopAsyncIteration:
             ended = True
+        except UpstreamTimeout:
+            now = trio.current_time()
+            ex.upstream_seconds += now - reading
+            plan.timed_out(attempt, now)
+            await close_quietly(answer)
+            return None
         except UpstreamError as error:
             plan.failed(attempt, f"stream: {error}", trio.current_time())
             await close_quietly(answer)

@@ -70,6 +70,7 @@ everything off that path.
 from __future__ import annotations
 
 import errno
+import math
 import os
 import re
 import ssl
@@ -375,12 +376,8 @@ class UpstreamResponse:
         a stream, say it before each chunk; it costs a dict update, where a
         cancel scope around each read would cost as much as the read.
         Needs ``Upstream.housekeeping`` (or ``expire_reads``) running."""
-        connection = self._connection
-        if connection is not None:
-            upstream = self._upstream
-            upstream._read_deadlines[connection] = deadline
-            if not upstream._reads_given.is_set():
-                upstream._reads_given.set()
+        if self._connection is not None:
+            self._upstream._watch(self._connection, deadline)
 
     async def aclose(self) -> None:
         """Give the connection back if the response was read to its end, else close it."""
@@ -509,9 +506,9 @@ class Upstream:
         body: bytes,
         *,
         egress: EgressSettings | None = None,
-        on_queued: Callable[[], None] | None = None,
-        on_connecting: Callable[[], None] | None = None,
-        on_written: Callable[[], None] | None = None,
+        on_queued: Callable[[], float] | None = None,
+        on_connecting: Callable[[], float] | None = None,
+        on_written: Callable[[], float] | None = None,
     ) -> UpstreamResponse:
         """Send and return once the response head is in; the body streams later.
 
@@ -523,7 +520,12 @@ class Upstream:
         `on_connecting()` once a slot is ours.  `on_written()` is called
         as soon as the request has been handed to the socket (again if the
         keep-alive race sends it once more): where a first-byte deadline starts,
-        after any wait for a slot or a connect.
+        after any wait for a slot or a connect.  Each returns the deadline
+        (trio time) of the phase it begins: the wait for a slot, connecting
+        and writing, the response head; past it, UpstreamTimeout (never
+        retried).  The slot wait and a new connection take a cancel scope;
+        writing and the head take read deadlines (read_by's, as cheap as a
+        dict update), so that a request on a pooled connection takes no scope.
         """
         found = self._origins.get((base_url, egress))
         origin, path_start = self.origin(base_url, egress) if found is None else found
@@ -532,15 +534,20 @@ class Upstream:
         try:
             origin.slots.acquire_nowait()
         except trio.WouldBlock:
-            if on_queued is not None:
-                on_queued()
-            await origin.slots.acquire()
+            with trio.move_on_at(math.inf if on_queued is None else on_queued()) as waiting:
+                await origin.slots.acquire()
+            if waiting.cancelled_caught:
+                raise UpstreamTimeout(
+                    f"no connection to {origin.host} became free in time"
+                ) from None
         connection: _Connection | None = None
+        deadlines = self._read_deadlines
         try:
-            if on_connecting is not None:
-                on_connecting()
+            until = math.inf if on_connecting is None else on_connecting()
             while True:
-                connection = await self._connection(origin)
+                connection = await self._connection(origin, until)
+                if until != math.inf:
+                    self._watch(connection, until)  # for the write, as for a read
                 try:
                     if message is not None:
                         await connection.stream.send_all(message)
@@ -548,34 +555,51 @@ class Upstream:
                         await connection.stream.send_all(head)
                         await connection.stream.send_all(body)
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as error:
-                    failure = _transport_error(origin.host, "send", error)
+                    failure = (
+                        UpstreamTimeout(f"{origin.host} took the request too slowly")
+                        if connection.expired
+                        else _transport_error(origin.host, "send", error)
+                    )
                 else:
                     if on_written is not None:
-                        on_written()
+                        head_by = on_written()
+                        if head_by != math.inf:
+                            self._watch(connection, head_by)
+                        else:
+                            deadlines.pop(connection, None)
                     try:
                         while not connection.headed:
                             await connection.fill()
                     except UpstreamError as error:
                         failure = error
                     else:
+                        deadlines.pop(connection, None)  # the caller's read_by, from here
                         connection.used = True
                         if origin.forwarded and connection.parser.get_status_code() == 407:
                             raise _proxy_refused(origin, 407, "")  # the proxy's, not the upstream's
                         return UpstreamResponse(connection, self)
                 # The keep-alive race: the server closed a reused connection as
                 # we wrote, and answered nothing; once more on a new connection.
-                stale = connection.used and connection.received == 0
+                # A deadline that passed is never such a race.
+                stale = (
+                    connection.used
+                    and connection.received == 0
+                    and not isinstance(failure, UpstreamTimeout)
+                )
+                deadlines.pop(connection, None)
                 await connection.aclose()
                 connection = None
                 if not stale:
                     raise failure
         except BaseException:
             if connection is not None:
+                deadlines.pop(connection, None)
                 await connection.aclose()
             origin.slots.release()
             raise
 
-    async def _connection(self, origin: Origin) -> _Connection:
+    async def _connection(self, origin: Origin, until: float = math.inf) -> _Connection:
+        """A pooled connection, or a new one opened by `until` (else UpstreamTimeout)."""
         now = trio.current_time()
         while origin.idle:
             connection = origin.idle.pop()
@@ -586,8 +610,10 @@ class Upstream:
                 connection._start()
                 return connection
             await connection.aclose()
-        stream = await self._open(origin)
-        return _Connection(stream, origin, self.max_head_bytes, self.max_headers)
+        with trio.move_on_at(until):
+            stream = await self._open(origin)
+            return _Connection(stream, origin, self.max_head_bytes, self.max_headers)
+        raise UpstreamTimeout(f"connecting to {origin.host} took too long")
 
     async def _open(self, origin: Origin) -> trio.abc.Stream:
         """A new connection: TCP to the origin or its proxy (and TLS to an
@@ -646,6 +672,12 @@ class Upstream:
                 await connection.aclose()
         finally:
             origin.slots.release()
+
+    def _watch(self, connection: _Connection, deadline: float) -> None:
+        """Cut `connection` if it is still being read or written at `deadline`."""
+        self._read_deadlines[connection] = deadline
+        if not self._reads_given.is_set():  # expire_reads parks while there is none
+            self._reads_given.set()
 
     async def housekeeping(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
