@@ -745,3 +745,27 @@ async def test_a_deadline_given_while_the_watch_sleeps_is_late_by_a_tick_at_most
         assert 0 <= late <= upstream_module.READ_TICK
         await first.aclose()
         nursery.cancel_scope.cancel()
+
+
+async def test_a_caller_holding_a_piece_past_the_deadline_is_not_cut(autojump_clock):
+    async def two_chunks(stream, n):
+        await Reader(stream).request()
+        await stream.send_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1\r\na\r\n")
+        await trio.sleep(1)
+        await stream.send_all(b"1\r\nb\r\n0\r\n\r\n")
+
+    async with (
+        serving(two_chunks) as (upstream, base, _),
+        trio.open_nursery() as nursery,
+    ):
+        await nursery.start(upstream.housekeeping)
+        answer = await upstream.send(base, "POST", base + "/chat/completions", [], b"{}")
+        chunks = answer.chunks()
+        answer.read_by(trio.current_time() + 2)
+        assert await chunks.__anext__() == b"a"
+        await trio.sleep(10)  # a slow client: the deadline was for the read, not for this
+        answer.read_by(trio.current_time() + 2)
+        assert await chunks.__anext__() == b"b"
+        with pytest.raises(StopAsyncIteration):
+            await chunks.__anext__()
+        nursery.cancel_scope.cancel()

@@ -314,12 +314,16 @@ class UpstreamResponse:
         connection = self._connection
         if connection is None:
             return
+        deadlines = self._upstream._read_deadlines
         try:
             while True:
                 if connection.body:
                     body = connection.body
                     piece = body[0] if len(body) == 1 else b"".join(body)
                     body.clear()
+                    # read_by's deadline was for this read: while the caller
+                    # holds the piece (a slow client), no deadline runs
+                    deadlines.pop(connection, None)
                     yield piece
                 if connection.complete:
                     break
@@ -372,10 +376,11 @@ class UpstreamResponse:
 
     def read_by(self, deadline: float) -> None:
         """Until when the next read of the body may wait (trio time): past
-        it, the connection is cut and the read raises UpstreamTimeout.  For
-        a stream, say it before each chunk; it costs a dict update, where a
-        cancel scope around each read would cost as much as the read.
-        Needs ``Upstream.housekeeping`` (or ``expire_reads``) running."""
+        it, the connection is cut and the read raises UpstreamTimeout.  With
+        chunks(), it holds until the next piece is handed out: say it before
+        each.  It costs a dict update, where a cancel scope around each read
+        cost as much as the read.  Needs ``Upstream.housekeeping`` (or
+        ``expire_reads``) running."""
         if self._connection is not None:
             self._upstream._watch(self._connection, deadline)
 
