@@ -23,14 +23,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Optional
 
 from . import _region
-from ._health_py import BUCKETS, HealthTable, _Member
+from ._health_py import _FIELDS, BUCKETS, HealthTable, _Member
 
 if TYPE_CHECKING:
     from types import TracebackType
 
     from typing_extensions import Self
 
-# member_t's words, in its order (see _health.pxd)
+# member_t's words, in its order (see _health.pxd): its lock, then the
+# fields a _Member of the twin carries, which _health_py lists in that order
+FIELDS = ("lock", *_FIELDS)
 FIELDS = (
     "lock",
     "state",

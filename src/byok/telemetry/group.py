@@ -26,13 +26,16 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
+import msgspec
 import trio
 
 log = logging.getLogger("byok.group")
+T = TypeVar("T")
 
 PUBLISH_SECONDS = 1.0
-# peers' files are read again at most this often (an admin page asks per key)
+# peers' files are read and decoded again at most this often (an admin page asks per key)
 _READ_AGAIN_SECONDS = 0.5
 
 
@@ -42,7 +45,7 @@ class GroupShare:
     def __init__(self, directory: str | os.PathLike[str], index: int) -> None:
         self.directory = Path(directory)
         self.index = index
-        self._cache: dict[str, tuple[float, list[bytes]]] = {}
+        self._cache: dict[str, tuple[float, list[Any]]] = {}
 
     def _file(self, name: str, index: int) -> Path:
         return self.directory / f"{name}-{index}.json"
@@ -62,8 +65,10 @@ class GroupShare:
         except FileNotFoundError:
             return None
 
-    def peers(self, name: str) -> list[bytes]:
-        """The other workers' latest snapshots `name` (those that wrote one)."""
+    def peers(self, name: str, decode: Callable[[bytes], T]) -> list[T]:
+        """The other workers' latest snapshots `name` (those that wrote one),
+        each through `decode`; a file it refuses (another version's, or
+        damaged) is left out."""
         now = time.monotonic()
         cached = self._cache.get(name)
         if cached is not None and now - cached[0] < _READ_AGAIN_SECONDS:
@@ -74,8 +79,10 @@ class GroupShare:
             if path.name == mine:
                 continue
             try:
-                found.append(path.read_bytes())
+                found.append(decode(path.read_bytes()))
             except FileNotFoundError:  # the directory went with the group
+                continue
+            except msgspec.DecodeError:
                 continue
         self._cache[name] = (now, found)
         return found

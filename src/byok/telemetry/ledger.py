@@ -164,15 +164,7 @@ class Ledger:
         self._buckets.extend(sorted(buckets.values(), key=lambda b: b.t))  # the latest kept
 
     def _peers(self) -> list[_Snapshot]:
-        if self.group is None:
-            return []
-        found = []
-        for data in self.group.peers("ledger"):
-            try:
-                found.append(_decode_snapshot(data))
-            except msgspec.DecodeError:  # another version's, or a damaged file
-                continue
-        return found
+        return [] if self.group is None else self.group.peers("ledger", _decode_snapshot)
 
     def _bucket(self) -> Bucket:
         now = time.time()

@@ -247,15 +247,7 @@ class Metrics:
             histogram.absorb(histogram.values, snapshot)
 
     def _peers(self) -> list[_Snapshot]:
-        if self.group is None:
-            return []
-        found = []
-        for data in self.group.peers("metrics"):
-            try:
-                found.append(_decode_snapshot(data))
-            except msgspec.DecodeError:  # another version's, or a damaged file
-                continue
-        return found
+        return [] if self.group is None else self.group.peers("metrics", _decode_snapshot)
 
     def request(self, model: str, endpoint: str, status: int, overhead: float | None) -> None:
         values, labels = self._requests.values, (model, endpoint, str(status))
