@@ -23,7 +23,16 @@ A 429 reported in one process then cools the key in every process at once
 import os as _os
 
 from ._args import STATES, STRATEGIES, TRANSITIONS
-from ._names import Cause, KeyView, MemberView, State, Strategy, Transition
+from ._names import (
+    Cause,
+    KeyView,
+    LimitView,
+    MemberView,
+    PoolView,
+    State,
+    Strategy,
+    Transition,
+)
 
 __version__ = "0.1.0"
 
@@ -76,7 +85,9 @@ __all__ = [
     "HealthSegment",
     "HealthTable",
     "KeyView",
+    "LimitView",
     "MemberView",
+    "PoolView",
     "Selector",
     "State",
     "Strategy",

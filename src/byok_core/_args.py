@@ -35,6 +35,13 @@ MAX_SECONDS = 1e8  # about three years: any cooldown, timeout or Retry-After
 MAX_NOW = 9e9  # seconds of time.monotonic(): about 285 years of uptime
 MAX_COUNT = 1 << 62  # counts (failure_threshold, ...) live in an int64 word
 
+# A member's limits by their index in member_t.limits (_health.pxd): three
+# configured ones, with the period their capacity refills over, then the two
+# the provider's answers tell (their capacity and refill are learned).
+LIMIT_NAMES = ("rpm", "tpm", "daily_tokens", "provider_requests", "provider_tokens")
+CONFIGURED_PERIODS_NS = (60 * NS_PER_S, 60 * NS_PER_S, 86400 * NS_PER_S)
+MAX_LIMIT = 1 << 40  # a capacity or a cost: its ns products stay inside int64 arithmetic
+
 PerMember = Union[int, Sequence[int], Mapping[str, int], None]
 
 
@@ -60,7 +67,12 @@ def member_ids(ids: Iterable[str]) -> tuple[str, ...]:
 
 
 def per_member(
-    values: PerMember, ids: Sequence[str], name: str, minimum: int, default: int
+    values: PerMember,
+    ids: Sequence[str],
+    name: str,
+    minimum: int,
+    default: int,
+    maximum: int = MAX_WEIGHT,
 ) -> list[int]:
     """Spread a per-member option (weights, max_inflight) over the ids.
 
@@ -70,29 +82,84 @@ def per_member(
     if values is None:
         return [default] * len(ids)
     if isinstance(values, int) and not isinstance(values, bool):
-        return [_check_int(values, name, "all members", minimum)] * len(ids)
+        return [_check_int(values, name, "all members", minimum, maximum)] * len(ids)
     if isinstance(values, Mapping):
         known = set(ids)
         unknown = [k for k in values if k not in known]
         if unknown:
             raise KeyError(f"{name} names unknown member ids: {', '.join(map(repr, unknown))}")
-        return [_check_int(values.get(i, default), name, repr(i), minimum) for i in ids]
+        return [_check_int(values.get(i, default), name, repr(i), minimum, maximum) for i in ids]
     if isinstance(values, (str, bytes)):
         raise TypeError(f"{name} must be a sequence of ints or a mapping of id to int")
     # a bool is all that is left besides sequences: list() refuses it (TypeError)
     values = list(cast(Sequence[int], values))
     if len(values) != len(ids):
         raise ValueError(f"{name} has {len(values)} entries but there are {len(ids)} members")
-    return [_check_int(v, name, repr(i), minimum) for v, i in zip(values, ids)]
+    return [_check_int(v, name, repr(i), minimum, maximum) for v, i in zip(values, ids)]
 
 
-def _check_int(value: object, name: str, where: str, minimum: int) -> int:
+def per_member_limits(
+    rpm: PerMember, tpm: PerMember, daily_tokens: PerMember, ids: Sequence[str]
+) -> list[tuple[int, int, int]]:
+    """Each member's configured (rpm, tpm, daily_tokens); 0 is no limit."""
+    spread = [
+        per_member(values, ids, name, 0, 0, MAX_LIMIT)
+        for values, name in ((rpm, "rpm"), (tpm, "tpm"), (daily_tokens, "daily_tokens"))
+    ]
+    return list(zip(*spread)) if ids else []
+
+
+# The pool's own record in a shared segment: an id no caller's member has
+# (a member id is any str, but a NUL in a key label is not a thing).
+POOL_ID = "\x00pool"
+
+
+def pool_limits(rpm: object, tpm: object, max_inflight: object) -> tuple[int, int, int] | None:
+    """A Selector's pool_rpm, pool_tpm and pool_max_inflight; None if all are 0."""
+    values = []
+    for value, name in ((rpm, "pool_rpm"), (tpm, "pool_tpm"), (max_inflight, "pool_max_inflight")):
+        values.append(_check_int(value, name, "the pool", 0, MAX_LIMIT))
+    return (values[0], values[1], values[2]) if any(values) else None
+
+
+def cost(value: object) -> int:
+    """A request's estimated tokens, as acquire(), pick() and the rest take it."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"cost must be an integer number of tokens, got {value!r}")
+    if not 0 <= value <= MAX_LIMIT:
+        raise ValueError(f"cost must be from 0 to {MAX_LIMIT} tokens, got {value}")
+    return value
+
+
+def headroom(remaining: object, limit: object, reset: object, name: str) -> tuple[int, int, int]:
+    """report_headroom()'s figures for one limit as (remaining, limit, reset
+    ns), -1 for what was not given.  Like every report, it never raises for a
+    number out of range: counts are clamped into [0, MAX_LIMIT], a reset into
+    [0, MAX_SECONDS], and NaN counts as not given; only a non-number raises."""
+    counts = []
+    for value, what in ((remaining, "remaining"), (limit, "limit")):
+        if value is None:
+            counts.append(-1)
+            continue
+        if isinstance(value, (str, bytes, bool)) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name}_{what} must be a number, got {value!r}")
+        counts.append(-1 if value != value else int(min(max(value, 0), MAX_LIMIT)))
+    if reset is None:
+        return counts[0], counts[1], -1
+    if isinstance(reset, (str, bytes, bool)) or not isinstance(reset, (int, float)):
+        raise TypeError(f"{name}_reset must be a number of seconds, got {reset!r}")
+    if reset != reset:
+        return counts[0], counts[1], -1
+    return counts[0], counts[1], int(min(max(reset, 0.0), MAX_SECONDS) * NS_PER_S)
+
+
+def _check_int(value: object, name: str, where: str, minimum: int, maximum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} for {where} must be an integer, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} for {where} must be at least {minimum}, got {value}")
-    if value > MAX_WEIGHT:
-        raise ValueError(f"{name} for {where} must be at most {MAX_WEIGHT}, got {value}")
+    if value > maximum:
+        raise ValueError(f"{name} for {where} must be at most {maximum}, got {value}")
     return value
 
 

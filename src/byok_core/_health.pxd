@@ -33,6 +33,7 @@ cdef enum:           # why a member cools: `cause`
     CAUSE_NONE = 0
     RATE_LIMITED = 1     # a 429
     FAILING = 2          # errors
+    LIMITED = 3          # outlook() only: ready, but over a limit (never a cooling cause)
 
 cdef enum:           # what a report changed: 0, or 1 + its index in _args.TRANSITIONS
     NO_CHANGE = 0
@@ -45,6 +46,14 @@ cdef enum:           # what a report changed: 0, or 1 + its index in _args.TRANS
 cdef enum:
     WINDOW_BUCKETS = 10  # _args.WINDOW_BUCKETS
 
+cdef enum:           # a member's limits: its index in limits[] and its bit in `limited`
+    LIMIT_RPM = 0            # configured: requests per minute
+    LIMIT_TPM = 1            # configured: tokens per minute
+    LIMIT_DAILY_TOKENS = 2   # configured: tokens per day (a bucket refilled over 24 h)
+    LIMIT_PROVIDER_REQUESTS = 3  # learned from the provider's answers (headroom)
+    LIMIT_PROVIDER_TOKENS = 4
+    LIMITS = 5           # _args.LIMIT_NAMES
+
 # One bucket of the failure-rate window: the reports of one epoch, that is
 # floor(now_ns / bucket_ns).  Written under the member's lock; see
 # write_bucket() in _health.pyx for the order that lock-free readers rely on.
@@ -52,6 +61,17 @@ ctypedef struct bucket_t:
     int64_t epoch
     int64_t attempts
     int64_t failures
+
+# One limit: a token bucket kept as GCRA's theoretical arrival time.  It
+# holds `capacity` units and refills one unit per `interval` ns (`period` =
+# capacity * interval ns from empty to full); it is full when tat <= now, and
+# a request of `cost` units fits when max(tat, now) + cost * interval - period
+# <= now.  Off while interval is 0.0.  See "Limits" in _health.pyx.
+ctypedef struct limit_t:
+    int64_t interval            # a double, bit for bit: ns per unit
+    int64_t capacity
+    int64_t period              # ns
+    int64_t tat                 # ns on the caller's clock
 
 # One member's record.  Fixed size, no Python objects, every field a 64-bit
 # word read and written with atomics: an array of these can later live in
@@ -73,7 +93,10 @@ ctypedef struct member_t:
     int64_t latency_samples
     # Read by reports and snapshot() only, never on the pick path:
     int64_t cause               # RATE_LIMITED or FAILING while cooling, else CAUSE_NONE
+    int64_t limited             # bit k: limits[k] is in force (0: no limit, the common case)
+    int64_t pending_tokens      # estimated tokens of the calls in flight
     bucket_t window[WINDOW_BUCKETS]  # the failure-rate window, a ring by epoch
+    limit_t limits[LIMITS]
 
 
 cdef class HealthTable:
@@ -109,9 +132,10 @@ cdef class HealthTable:
                            int64_t now) noexcept nogil
     cdef void copy_from(self, HealthTable source, Py_ssize_t source_index,
                         Py_ssize_t index) noexcept nogil
-    cdef bint acquire_slot(self, Py_ssize_t i) noexcept nogil
-    cdef bint release_slot(self, Py_ssize_t i) noexcept nogil
-    cdef int64_t wait_ns(self, int64_t now, int64_t *cause) noexcept nogil
+    cdef bint acquire_slot(self, Py_ssize_t i, int64_t cost, int64_t now) noexcept nogil
+    cdef bint release_slot(self, Py_ssize_t i, int64_t cost) noexcept nogil
+    cdef void refund(self, Py_ssize_t i, int64_t cost) noexcept nogil
+    cdef int64_t wait_ns(self, int64_t now, int64_t cost, int64_t *cause) noexcept nogil
 
 
 cdef double optional_seconds(object value, str name) except? -2.0
@@ -146,17 +170,96 @@ cdef inline int64_t clock(int64_t *now) noexcept nogil:
     return now[0]
 
 
-cdef inline int availability(member_t *m, int64_t *now) noexcept nogil:
+cdef inline int64_t limit_units(limit_t *b, int k, int64_t cost) noexcept nogil:
+    # what a request takes of limit k: one request, or its tokens, at most
+    # the whole bucket (a request larger than the bucket waits for it full)
+    cdef int64_t units = 1 if k == LIMIT_RPM or k == LIMIT_PROVIDER_REQUESTS else cost
+    cdef int64_t capacity = byok_load(&b.capacity)
+    return units if units < capacity else capacity
+
+
+cdef inline int64_t limits_wait(member_t *m, int64_t cost, int64_t now, int *which) noexcept nogil:
+    # ns until every limit in force can take the request (<= 0: now), and
+    # which limit waits longest; `now` is resolved
+    cdef int64_t longest = -1
+    cdef int64_t wait, tat
+    cdef double interval
+    cdef limit_t *b
+    for k in range(LIMITS):
+        b = &m.limits[k]
+        interval = byok_load_f64(&b.interval)
+        if interval <= 0:
+            continue
+        tat = byok_load(&b.tat)
+        if tat < now:
+            tat = now
+        wait = (tat + <int64_t>(<double>limit_units(b, k, cost) * interval)
+                - byok_load(&b.period) - now)
+        if wait > longest:
+            longest = wait
+            if which != NULL:
+                which[0] = k
+    return longest
+
+
+cdef inline bint charge(member_t *m, int64_t cost, int64_t now) noexcept nogil:
+    # Caller holds m.lock; `now` resolved.  Takes the request from every
+    # limit in force if it fits them all, else nothing.
+    cdef limit_t *b
+    cdef double interval
+    cdef int64_t tat
+    if limits_wait(m, cost, now, NULL) > 0:
+        return False
+    for k in range(LIMITS):
+        b = &m.limits[k]
+        interval = byok_load_f64(&b.interval)
+        if interval <= 0:
+            continue
+        tat = byok_load(&b.tat)
+        if tat < now:
+            tat = now
+        byok_store(&b.tat, tat + <int64_t>(<double>limit_units(b, k, cost) * interval))
+    return True
+
+
+cdef inline double headroom_share(member_t *m, int64_t now) noexcept nogil:
+    # the smallest share left over the limits in force (1.0: none); `now` resolved
+    cdef double share = 1.0, left
+    cdef int64_t debt, period
+    cdef limit_t *b
+    if not byok_load(&m.limited):
+        return share
+    for k in range(LIMITS):
+        b = &m.limits[k]
+        if byok_load_f64(&b.interval) <= 0:
+            continue
+        debt = byok_load(&b.tat) - now
+        period = byok_load(&b.period)
+        if debt <= 0 or period <= 0:
+            continue
+        left = 1.0 - <double>debt / <double>period
+        if left < share:
+            share = left
+    return share
+
+
+cdef inline int availability(member_t *m, int64_t *now, int64_t cost) noexcept nogil:
+    # `cost`: the request's estimated tokens, for the member's token limits
     cdef int64_t cap = byok_load(&m.max_inflight)
+    cdef int kind
     if cap and byok_load(&m.inflight) >= cap:
         return UNAVAILABLE
     cdef int64_t state = byok_load(&m.state)
     if state == READY:
-        return AVAILABLE
-    if (state == COOLING and clock(now) >= byok_load(&m.until)
+        kind = AVAILABLE
+    elif (state == COOLING and clock(now) >= byok_load(&m.until)
             and byok_load(&m.probe_until) <= now[0]):
-        return PROBE
-    return UNAVAILABLE
+        kind = PROBE
+    else:
+        return UNAVAILABLE
+    if byok_load(&m.limited) and limits_wait(m, cost, clock(now), NULL) > 0:
+        return UNAVAILABLE
+    return kind
 
 
 cdef inline bint claim_probe(member_t *m, int64_t now, int64_t timeout) noexcept nogil:

@@ -92,6 +92,41 @@ and attempts grow before failures, so a reader that reads epoch, failures,
 attempts and the epoch again (retrying if it moved) never sees a bucket half
 reset, nor more failures than attempts.
 
+Limits.  A member may have up to five limits, each a token bucket kept the
+way GCRA keeps one, as a single deadline (``limit_t`` in _health.pxd): the
+bucket holds ``capacity`` units, refills one every ``interval`` ns, and is
+full when its ``tat`` is not after now.  A request that takes c units fits
+when max(tat, now) + c * interval - period <= now (period = capacity *
+interval), and taking them moves tat to max(tat, now) + c * interval.  A
+request larger than the bucket takes the whole bucket: it waits until the
+bucket is full instead of never.
+
+    rpm, tpm, daily_tokens   configured; a request takes 1 of rpm and its
+                             estimated tokens (``cost``) of the others; the
+                             day is a bucket refilled over 24 h, not a
+                             calendar day
+    provider_requests        learned from the provider's answers
+    provider_tokens          (report_headroom): see below
+
+A member over any limit in force is not available (picks, orders and
+acquires pass it by) until the request would fit: a soft wait that is
+neither a failure nor a cooldown, never counted and never escalating.
+acquire(cost) takes the units of every limit at once, under the member's
+lock, or none (False).  report_usage(estimated, actual) corrects the
+configured token limits by the difference once the answer tells the real
+count (the provider's own figures correct themselves with its next answer).
+
+Headroom.  Providers tell on every answer how much a key has left: remaining
+requests and tokens, the limit, and when the bucket is full again.  Both
+OpenAI's and Anthropic's limits refill continuously, so the bucket is
+rebuilt from the figures: the refill rate is (limit - remaining) / reset
+(for a bucket already full, limit per minute), and tat is set so that the
+bucket holds ``remaining`` less what the calls still in flight will take
+(they were sent after the provider counted: one request each, and their
+estimated tokens, ``pending_tokens``).  Between answers, acquire() draws on
+it as on any limit, so a burst of concurrent requests cannot overdraw a key
+that the last answer said was nearly empty.
+
 Shared memory: ``records[i]`` points at member i's record, in the table's
 own array or in a HealthSegment that other processes map too (see
 _segment.pyx); nothing above changes, the record is simply shared.
@@ -101,9 +136,11 @@ table (``Selector.inherit()`` does it for every id the two selectors share;
 two tables on one shared record have nothing to copy).
 It reads the source under the source's lock into locals, lets go, then writes
 the destination under the destination's lock: never two locks at once, so no
-lock order to get wrong, and a table may copy onto itself.  ``inflight`` and
-``max_inflight`` stay: calls in flight release on the table that counted them,
-and the cap is the new configuration's.  The window's buckets are mapped by
+lock order to get wrong, and a table may copy onto itself.  ``inflight``,
+``pending_tokens`` and ``max_inflight`` stay: calls in flight release on the
+table that counted them, and the cap is the new configuration's.  Limits carry
+what was spent (their tat); the provider's limits come as learned, the
+configured ones keep the destination's configuration.  The window's buckets are mapped by
 their start time onto the destination's bucket width (the same buckets when
 the two windows are equally wide).
 """
@@ -121,6 +158,10 @@ from byok_core import _args, _region
 cdef tuple STATE_NAMES = _args.STATES
 cdef tuple TRANSITION_NAMES = (None,) + _args.TRANSITIONS
 cdef tuple CAUSE_NAMES = (None,) + _args.CAUSES
+cdef tuple LIMIT_NAMES = _args.LIMIT_NAMES
+
+cdef enum:  # the bits in `limited` of the limits learned from the provider
+    LEARNED_LIMITS = (1 << LIMIT_PROVIDER_REQUESTS) | (1 << LIMIT_PROVIDER_TOKENS)
 
 cdef enum:  # a member's state as the reader sees it: its index in _args.STATES
     VIEW_READY = 0
@@ -147,7 +188,8 @@ cdef class HealthTable:
     def __cinit__(self, size, *, cooldown=1.0, max_cooldown=15.0,
                   failure_threshold=3, probe_timeout=30.0, latency_alpha=0.3,
                   max_inflight=None, failure_rate=0.5, failure_rate_window=30.0,
-                  failure_rate_min_attempts=10, shared=None, scope=None, ids=None):
+                  failure_rate_min_attempts=10, shared=None, scope=None, ids=None,
+                  rpm=None, tpm=None, daily_tokens=None):
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise ValueError(f"size must be an integer of 0 or more, got {size!r}")
         self.cooldown_ns = _args.duration_ns(cooldown, "cooldown")
@@ -166,7 +208,14 @@ cdef class HealthTable:
         )
         if isinstance(max_inflight, dict):
             raise TypeError("max_inflight of a HealthTable is an int or a sequence, not a mapping")
-        caps = _args.per_member(max_inflight, [str(i) for i in range(size)], "max_inflight", 0, 0)
+        for values in (max_inflight, rpm, tpm, daily_tokens):
+            if isinstance(values, dict):
+                raise TypeError(
+                    "per-member options of a HealthTable are an int or a sequence, not a mapping"
+                )
+        positions = [str(i) for i in range(size)]
+        caps = _args.per_member(max_inflight, positions, "max_inflight", 0, 0)
+        limits = _args.per_member_limits(rpm, tpm, daily_tokens, positions)
         names = _region.check_sharing(shared, scope, size, ids)
         self.records = <member_t **>PyMem_Calloc(size if size else 1, sizeof(member_t *))
         if self.records == NULL:
@@ -187,8 +236,10 @@ cdef class HealthTable:
             if self.counted == NULL:
                 raise MemoryError()
             shared._bind(self, scope, names)
-        for i in range(size):  # the latest configuration's cap, shared or not
+        for i in range(size):  # the latest configuration's cap and limits, shared or not
             byok_store(&self.records[i].max_inflight, caps[i])
+            for k in range(LIMIT_PROVIDER_REQUESTS):
+                configure_limit(self.records[i], k, limits[i][k], _args.CONFIGURED_PERIODS_NS[k])
 
     def __dealloc__(self):
         PyMem_Free(self.records)
@@ -309,6 +360,46 @@ cdef class HealthTable:
         byok_lock(&m.lock)
         if byok_load(&m.state) == COOLING and now >= byok_load(&m.until):
             byok_store(&m.probe_until, 0)
+        byok_unlock(&m.lock)
+
+    def report_headroom(self, index, requests_remaining=None, requests_limit=None,
+                        requests_reset=None, tokens_remaining=None, tokens_limit=None,
+                        tokens_reset=None, cost=0, now=None):
+        """What the provider's answer says the member has left: remaining
+        requests and tokens, their limits, and seconds until each is full
+        again (None: not said).  Rebuilds the provider_requests and
+        provider_tokens limits (see "Headroom" above); ``cost`` is the
+        estimated tokens of the call that got this answer, still in flight."""
+        cdef Py_ssize_t i = self.check(index)
+        requests = _args.headroom(requests_remaining, requests_limit, requests_reset, "requests")
+        tokens = _args.headroom(tokens_remaining, tokens_limit, tokens_reset, "tokens")
+        cdef int64_t own = _args.cost(cost) if cost else 0
+        cdef int64_t t = now_ns(now)
+        cdef member_t *m = self.records[i]
+        clock(&t)
+        byok_lock(&m.lock)
+        cdef int64_t others = byok_load(&m.inflight) - 1
+        learn_limit(m, LIMIT_PROVIDER_REQUESTS, requests[0], requests[1], requests[2],
+                    others if others > 0 else 0, t)
+        others = byok_load(&m.pending_tokens) - own
+        learn_limit(m, LIMIT_PROVIDER_TOKENS, tokens[0], tokens[1], tokens[2],
+                    others if others > 0 else 0, t)
+        byok_unlock(&m.lock)
+
+    def report_usage(self, index, estimated, actual, now=None):
+        """The answer's real token count: the configured token limits (tpm,
+        daily_tokens) take or give back the difference from the estimate
+        that acquire() took (a bucket never fills beyond full)."""
+        cdef Py_ssize_t i = self.check(index)
+        cdef int64_t delta = _args.cost(actual) - _args.cost(estimated)
+        cdef int64_t t = now_ns(now)
+        cdef member_t *m = self.records[i]
+        if not delta or not byok_load(&m.limited):
+            return
+        clock(&t)
+        byok_lock(&m.lock)
+        for k in (LIMIT_TPM, LIMIT_DAILY_TOKENS):
+            correct_limit(&m.limits[k], delta, t)
         byok_unlock(&m.lock)
 
     cdef int cool(self, member_t *m, int64_t now, int64_t delay, int64_t cause) noexcept nogil:
@@ -459,6 +550,7 @@ cdef class HealthTable:
         cdef member_t *dst = self.records[index]
         cdef bucket_t window[WINDOW_BUCKETS]
         cdef bucket_t mapped[WINDOW_BUCKETS]
+        cdef limit_t limits[LIMITS]
         cdef int64_t epoch
         cdef Py_ssize_t k, slot
         if src == dst:  # one record (itself, or one slot of a shared segment)
@@ -476,6 +568,12 @@ cdef class HealthTable:
         cdef int64_t latency_ewma = byok_load(&src.latency_ewma)  # the double's bits
         cdef int64_t latency_samples = byok_load(&src.latency_samples)
         cdef int64_t cause = byok_load(&src.cause)
+        cdef int64_t learned = byok_load(&src.limited) & LEARNED_LIMITS
+        for k in range(LIMITS):
+            limits[k].interval = byok_load(&src.limits[k].interval)
+            limits[k].capacity = byok_load(&src.limits[k].capacity)
+            limits[k].period = byok_load(&src.limits[k].period)
+            limits[k].tat = byok_load(&src.limits[k].tat)
         for k in range(WINDOW_BUCKETS):
             window[k].epoch = byok_load(&src.window[k].epoch)
             window[k].attempts = byok_load(&src.window[k].attempts)
@@ -517,26 +615,39 @@ cdef class HealthTable:
         for k in range(WINDOW_BUCKETS):
             write_bucket(&dst.window[k], mapped[k].epoch, mapped[k].attempts,
                          mapped[k].failures)
+        # what was spent of every limit; the provider's limits as learned,
+        # the configured ones as this table's configuration says
+        for k in range(LIMITS):
+            if k >= LIMIT_PROVIDER_REQUESTS:
+                byok_store(&dst.limits[k].interval, limits[k].interval)
+                byok_store(&dst.limits[k].capacity, limits[k].capacity)
+                byok_store(&dst.limits[k].period, limits[k].period)
+            byok_store(&dst.limits[k].tat, limits[k].tat)
+        byok_store(&dst.limited, (byok_load(&dst.limited) & ~LEARNED_LIMITS) | learned)
         byok_store(&dst.state, state)
         byok_unlock(&dst.lock)
 
     # ---- in-flight accounting ----------------------------------------------
 
-    def acquire(self, index):
-        """Count one more call in flight; False if the member is at its cap."""
-        return self.acquire_slot(self.check(index))
-
-    def release(self, index):
-        """Count one call less in flight."""
+    def acquire(self, index, cost=0, now=None):
+        """Count one more call in flight, of ``cost`` estimated tokens, and
+        take it from the member's limits; False (and nothing taken) if the
+        member is at its cap or over a limit."""
         cdef Py_ssize_t i = self.check(index)
-        if not self.release_slot(i):
+        return self.acquire_slot(i, _args.cost(cost) if cost else 0, now_ns(now))
+
+    def release(self, index, cost=0):
+        """Count one call less in flight (``cost``: as it was acquired)."""
+        cdef Py_ssize_t i = self.check(index)
+        if not self.release_slot(i, _args.cost(cost) if cost else 0):
             raise ValueError(f"member {i} has nothing in flight: release() must follow acquire()")
 
-    cdef bint acquire_slot(self, Py_ssize_t i) noexcept nogil:
+    cdef bint acquire_slot(self, Py_ssize_t i, int64_t cost, int64_t now) noexcept nogil:
         cdef member_t *m = self.records[i]
         cdef int64_t *mine = self.counted[i] if self.counted != NULL else NULL
         cdef int64_t cap = byok_load(&m.max_inflight)
         cdef int64_t current
+        cdef bint charged
         if mine != NULL:  # this worker's count first (_segment.pyx, "In flight")
             byok_fetch_add(mine, 1)
         while True:
@@ -546,9 +657,38 @@ cdef class HealthTable:
                     byok_fetch_add(mine, -1)
                 return False
             if byok_cas(&m.inflight, current, current + 1):
-                return True
+                break
+        if byok_load(&m.limited):
+            clock(&now)
+            byok_lock(&m.lock)
+            charged = charge(m, cost, now)
+            byok_unlock(&m.lock)
+            if not charged:
+                byok_fetch_add(&m.inflight, -1)
+                if mine != NULL:
+                    byok_fetch_add(mine, -1)
+                return False
+        if cost:
+            byok_fetch_add(&m.pending_tokens, cost)
+        return True
 
-    cdef bint release_slot(self, Py_ssize_t i) noexcept nogil:
+    cdef void refund(self, Py_ssize_t i, int64_t cost) noexcept nogil:
+        # gives back what acquire_slot() took of the limits (its caller then
+        # releases the slot): a Selector whose pool took a request that no
+        # member could
+        cdef member_t *m = self.records[i]
+        cdef limit_t *b
+        cdef double interval
+        byok_lock(&m.lock)
+        for k in range(LIMITS):
+            b = &m.limits[k]
+            interval = byok_load_f64(&b.interval)
+            if interval > 0:
+                byok_store(&b.tat, byok_load(&b.tat)
+                           - <int64_t>(<double>limit_units(b, k, cost) * interval))
+        byok_unlock(&m.lock)
+
+    cdef bint release_slot(self, Py_ssize_t i, int64_t cost) noexcept nogil:
         cdef member_t *m = self.records[i]
         cdef int64_t *mine = self.counted[i] if self.counted != NULL else NULL
         cdef int64_t current
@@ -561,9 +701,14 @@ cdef class HealthTable:
         while True:
             current = byok_load(&m.inflight)
             if current <= 0:  # shared: a reclaim() already took it off the total
-                return mine != NULL
+                if mine == NULL:
+                    return False
+                break
             if byok_cas(&m.inflight, current, current - 1):
-                return True
+                break
+        if cost:
+            byok_fetch_add(&m.pending_tokens, -cost)
+        return True
 
     # ---- reading -----------------------------------------------------------
 
@@ -571,51 +716,63 @@ cdef class HealthTable:
         """A byok_core.State: ready, cooldown, half_open, blocked or disabled."""
         return state_name(self.records[self.check(index)], now_ns(now))
 
-    def retry_after(self, now=None):
-        """0.0 if a member can be used now, else seconds until the soonest
-        one can; None if none ever will without an operator."""
-        cdef int64_t wait = self.wait_ns(now_ns(now), NULL)
+    def retry_after(self, now=None, cost=0):
+        """0.0 if a member can be used now (for a request of ``cost``
+        estimated tokens), else seconds until the soonest one can; None if
+        none ever will without an operator."""
+        cdef int64_t units = _args.cost(cost) if cost else 0
+        cdef int64_t wait = self.wait_ns(now_ns(now), units, NULL)
         return None if wait < 0 else wait / 1e9
 
-    def outlook(self, now=None):
+    def outlook(self, now=None, cost=0):
         """(0.0, "available") if a member can be used now (as retry_after()
         counts it); else (seconds until the soonest member returns, why it
-        cools: Cause.RATE_LIMITED or Cause.FAILING); (None, "out") if none ever
-        will without an operator (or there are none)."""
+        is out: Cause.RATE_LIMITED or Cause.FAILING for a cooldown,
+        Cause.LIMITED for a ready member over a limit); (None, "out") if none
+        ever will without an operator (or there are none)."""
+        cdef int64_t units = _args.cost(cost) if cost else 0
         cdef int64_t cause = CAUSE_NONE
-        cdef int64_t wait = self.wait_ns(now_ns(now), &cause)
+        cdef int64_t wait = self.wait_ns(now_ns(now), units, &cause)
         if wait < 0:
             return (None, "out")
         if wait == 0:
             return (0.0, "available")
-        return (wait / 1e9, CAUSE_NAMES[cause if cause == RATE_LIMITED else FAILING])
+        return (wait / 1e9, CAUSE_NAMES[cause if cause != CAUSE_NONE else FAILING])
 
-    cdef int64_t wait_ns(self, int64_t now, int64_t *cause) noexcept nogil:
+    cdef int64_t wait_ns(self, int64_t now, int64_t cost, int64_t *cause) noexcept nogil:
         # 0 if a member is available now, -1 if none will return by itself,
         # else the soonest return in ns and, if `cause` is given, its cause
         cdef int64_t best = -1
-        cdef int64_t wait, state, until, probe_until
+        cdef int64_t wait, state, until, probe_until, limited, why
         cdef member_t *m
         clock(&now)
         for i in range(self.size):
             m = self.records[i]
             state = byok_load(&m.state)
-            if state == READY:
-                return 0
-            if state != COOLING:
+            wait = 0
+            why = CAUSE_NONE
+            if state == COOLING:
+                until = byok_load(&m.until)
+                if now >= until:
+                    probe_until = byok_load(&m.probe_until)
+                    if probe_until > now:
+                        wait = probe_until - now
+                else:
+                    wait = until - now
+                why = byok_load(&m.cause)
+            elif state != READY:
                 continue
-            until = byok_load(&m.until)
-            if now >= until:
-                probe_until = byok_load(&m.probe_until)
-                if probe_until <= now:
-                    return 0
-                wait = probe_until - now
-            else:
-                wait = until - now
+            if byok_load(&m.limited):
+                limited = limits_wait(m, cost, now, NULL)
+                if limited > wait:
+                    wait = limited
+                    why = LIMITED
+            if wait <= 0:
+                return 0
             if best < 0 or wait < best:
                 best = wait
                 if cause != NULL:
-                    cause[0] = byok_load(&m.cause)
+                    cause[0] = why
         return best
 
     def snapshot(self, now=None):
@@ -748,7 +905,85 @@ cdef dict member_view(member_t *m, int64_t now, int64_t bucket_ns):
         "inflight": byok_load(&m.inflight),
         "max_inflight": cap if cap else None,
         "latency_ewma": byok_load_f64(&m.latency_ewma) if samples else None,
+        "limits": limit_views(m, now) if byok_load(&m.limited) else {},
     }
+
+
+cdef dict limit_views(member_t *m, int64_t now):
+    cdef dict views = {}
+    cdef limit_t *b
+    cdef double interval
+    cdef int64_t debt
+    for k in range(LIMITS):
+        b = &m.limits[k]
+        interval = byok_load_f64(&b.interval)
+        if interval <= 0:
+            continue
+        debt = byok_load(&b.tat) - now
+        if debt < 0:
+            debt = 0
+        capacity = byok_load(&b.capacity)
+        views[LIMIT_NAMES[k]] = {
+            "limit": capacity,
+            "remaining": capacity - <int64_t>(debt / interval + 0.999999),
+            "full_in": debt / 1e9,
+        }
+    return views
+
+
+cdef void configure_limit(member_t *m, int k, int64_t capacity, int64_t period) noexcept nogil:
+    # a configured limit: `capacity` units refilled over `period` ns (0: off);
+    # the bucket's level (tat) stays, so a reload keeps what was spent
+    cdef limit_t *b = &m.limits[k]
+    byok_lock(&m.lock)
+    if capacity:
+        byok_store(&b.capacity, capacity)
+        byok_store(&b.period, period)
+        byok_store_f64(&b.interval, <double>period / <double>capacity)
+        byok_store(&m.limited, byok_load(&m.limited) | (1 << k))
+    else:
+        byok_store_f64(&b.interval, 0.0)
+        byok_store(&m.limited, byok_load(&m.limited) & ~(1 << k))
+    byok_unlock(&m.lock)
+
+
+cdef void correct_limit(limit_t *b, int64_t delta, int64_t now) noexcept nogil:
+    # Caller holds the member's lock: `delta` units more (or fewer) than taken
+    cdef double interval = byok_load_f64(&b.interval)
+    if interval <= 0:
+        return
+    cdef int64_t tat = byok_load(&b.tat)
+    if tat < now:
+        tat = now
+    tat += <int64_t>(<double>delta * interval)
+    byok_store(&b.tat, tat if tat > now else now)
+
+
+cdef void learn_limit(member_t *m, int k, int64_t remaining, int64_t limit, int64_t reset,
+                      int64_t others, int64_t now) noexcept nogil:
+    # Caller holds m.lock.  The provider's figures for one limit (-1: not
+    # given) rebuild its bucket: see "Headroom" in the module doc.
+    cdef limit_t *b = &m.limits[k]
+    if remaining < 0:
+        return
+    cdef int64_t capacity = limit if limit > 0 else byok_load(&b.capacity)
+    if capacity < remaining:
+        capacity = remaining
+    if capacity <= 0:
+        return
+    cdef int64_t used = capacity - remaining
+    cdef double interval
+    if reset < 0:
+        reset = 60 * 1000000000  # not said: providers' limits are per minute
+    if used > 0 and reset > 0:
+        interval = <double>reset / <double>used
+    else:
+        interval = 60e9 / <double>capacity
+    byok_store(&b.capacity, capacity)
+    byok_store(&b.period, <int64_t>(<double>capacity * interval))
+    byok_store(&b.tat, now + <int64_t>(<double>(used + others) * interval))
+    byok_store_f64(&b.interval, interval)
+    byok_store(&m.limited, byok_load(&m.limited) | (1 << k))
 
 
 def _forget_process_id():

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from . import _args, _region
-from ._names import Cause, MemberView, State, Transition
+from ._names import Cause, LimitView, MemberView, State, Transition
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -23,13 +23,19 @@ if TYPE_CHECKING:
 
 READY, COOLING, BLOCKED, DISABLED = range(4)
 UNAVAILABLE, AVAILABLE, PROBE = range(3)
-CAUSE_NONE, RATE_LIMITED, FAILING = range(3)
+CAUSE_NONE, RATE_LIMITED, FAILING, LIMITED = range(4)
 NO_CHANGE, BECAME_READY, COOLED, OPENED, OPENED_BY_RATE, PROBE_FAILED = range(6)
 # the members returned, by the codes above (COOLING: cooldown or half_open)
 _TRANSITION_NAMES: tuple[Optional[Transition], ...] = (None, *_args.TRANSITIONS)
 _CAUSE_NAMES: tuple[Optional[Cause], ...] = (None, *_args.CAUSES)
 _STATE_NAMES = (State.READY, State.COOLDOWN, State.BLOCKED, State.DISABLED)
 BUCKETS = _args.WINDOW_BUCKETS
+LIMITS = len(_args.LIMIT_NAMES)
+LIMIT_RPM, LIMIT_TPM, LIMIT_DAILY_TOKENS, LIMIT_PROVIDER_REQUESTS, LIMIT_PROVIDER_TOKENS = range(
+    LIMITS
+)
+_REQUEST_LIMITS = (LIMIT_RPM, LIMIT_PROVIDER_REQUESTS)  # a request takes 1 of these
+_LEARNED = (1 << LIMIT_PROVIDER_REQUESTS) | (1 << LIMIT_PROVIDER_TOKENS)
 _FIELDS = (
     "state",
     "until",
@@ -45,14 +51,31 @@ _FIELDS = (
     "latency_ewma",
     "latency_samples",
     "cause",
+    "limited",
+    "pending_tokens",
 )
-# What copy_member() carries over as it is: all but the in-flight count and
-# its cap, and the window (its three lists), which is mapped bucket by bucket.
-_COPIED = tuple(name for name in _FIELDS if name not in ("inflight", "max_inflight"))
+# What copy_member() carries over as it is: all but the in-flight count, its
+# cap and the tokens in flight, the limits (`limited` and the four lists,
+# merged as _health.pyx does) and the window, mapped bucket by bucket.
+_COPIED = tuple(
+    name
+    for name in _FIELDS
+    if name not in ("inflight", "max_inflight", "limited", "pending_tokens")
+)
 
 
 class _Member:
-    __slots__ = (*_FIELDS, "counted", "epochs", "attempts", "failed")
+    __slots__ = (
+        *_FIELDS,
+        "counted",
+        "epochs",
+        "attempts",
+        "failed",
+        "lim_interval",
+        "lim_capacity",
+        "lim_period",
+        "lim_tat",
+    )
 
     # _FIELDS, set to 0 by __init__ (latency_ewma to 0.0)
     state: int
@@ -69,7 +92,14 @@ class _Member:
     latency_ewma: float
     latency_samples: int
     cause: int
+    limited: int
+    pending_tokens: int
     counted: int  # calls in flight this process counted (the total, unshared)
+    # the limits, one list per limit_t field (_health.pxd), by limit index
+    lim_interval: Any  # floats: ns per unit (0.0: off)
+    lim_capacity: Any
+    lim_period: Any
+    lim_tat: Any
 
     def __init__(self, max_inflight: int) -> None:
         for name in _FIELDS:
@@ -81,6 +111,113 @@ class _Member:
         self.epochs = [0] * BUCKETS
         self.attempts = [0] * BUCKETS
         self.failed = [0] * BUCKETS
+        self.lim_interval = [0.0] * LIMITS
+        self.lim_capacity = [0] * LIMITS
+        self.lim_period = [0] * LIMITS
+        self.lim_tat = [0] * LIMITS
+
+    # ---- limits (see "Limits" in _health.pyx); callers hold the table lock ----
+
+    def units(self, k: int, cost: int) -> int:
+        units = 1 if k in _REQUEST_LIMITS else cost
+        capacity: int = self.lim_capacity[k]
+        return min(units, capacity)
+
+    def limits_wait(self, cost: int, now: int) -> tuple[int, int]:
+        """(ns until every limit in force takes the request (<= 0: now), the
+        limit that waits longest)."""
+        longest, which = -1, 0
+        for k in range(LIMITS):
+            interval = self.lim_interval[k]
+            if interval <= 0:
+                continue
+            tat = max(self.lim_tat[k], now)
+            wait = tat + int(float(self.units(k, cost)) * interval) - self.lim_period[k] - now
+            if wait > longest:
+                longest, which = wait, k
+        return longest, which
+
+    def charge(self, cost: int, now: int) -> bool:
+        if self.limits_wait(cost, now)[0] > 0:
+            return False
+        for k in range(LIMITS):
+            interval = self.lim_interval[k]
+            if interval > 0:
+                tat = max(self.lim_tat[k], now)
+                self.lim_tat[k] = tat + int(float(self.units(k, cost)) * interval)
+        return True
+
+    def refund(self, cost: int) -> None:
+        for k in range(LIMITS):
+            interval = self.lim_interval[k]
+            if interval > 0:
+                self.lim_tat[k] -= int(float(self.units(k, cost)) * interval)
+
+    def share(self, now: int) -> float:
+        share = 1.0
+        if not self.limited:
+            return share
+        for k in range(LIMITS):
+            if self.lim_interval[k] <= 0:
+                continue
+            debt, period = self.lim_tat[k] - now, self.lim_period[k]
+            if debt <= 0 or period <= 0:
+                continue
+            share = min(share, 1.0 - float(debt) / float(period))
+        return share
+
+    def configure(self, k: int, capacity: int, period: int) -> None:
+        if capacity:
+            self.lim_capacity[k] = capacity
+            self.lim_period[k] = period
+            self.lim_interval[k] = float(period) / float(capacity)
+            self.limited |= 1 << k
+        else:
+            self.lim_interval[k] = 0.0
+            self.limited &= ~(1 << k)
+
+    def correct(self, k: int, delta: int, now: int) -> None:
+        interval = self.lim_interval[k]
+        if interval <= 0:
+            return
+        tat = max(self.lim_tat[k], now) + int(float(delta) * interval)
+        self.lim_tat[k] = max(tat, now)
+
+    def learn(self, k: int, remaining: int, limit: int, reset: int, others: int, now: int) -> None:
+        if remaining < 0:
+            return
+        capacity = max(limit if limit > 0 else self.lim_capacity[k], remaining)
+        if capacity <= 0:
+            return
+        used = capacity - remaining
+        if reset < 0:
+            reset = 60 * _args.NS_PER_S  # not said: providers' limits are per minute
+        if used > 0 and reset > 0:
+            interval = float(reset) / float(used)
+        else:
+            interval = 60e9 / float(capacity)
+        self.lim_capacity[k] = capacity
+        self.lim_period[k] = int(float(capacity) * interval)
+        self.lim_tat[k] = now + int(float(used + others) * interval)
+        self.lim_interval[k] = interval
+        self.limited |= 1 << k
+
+    def limit_views(self, now: int) -> dict[str, LimitView]:
+        views: dict[str, LimitView] = {}
+        if not self.limited:
+            return views
+        for k in range(LIMITS):
+            interval = self.lim_interval[k]
+            if interval <= 0:
+                continue
+            debt = max(self.lim_tat[k] - now, 0)
+            capacity = self.lim_capacity[k]
+            views[_args.LIMIT_NAMES[k]] = {
+                "limit": capacity,
+                "remaining": capacity - int(debt / interval + 0.999999),
+                "full_in": debt / 1e9,
+            }
+        return views
 
     def record(self, now: int, bucket_ns: int, failed: bool) -> None:
         epoch = now // bucket_ns
@@ -161,6 +298,9 @@ class HealthTable:
         shared: Optional[Segment] = None,
         scope: Optional[str] = None,
         ids: Optional[Sequence[str]] = None,
+        rpm: Union[int, Sequence[int], None] = None,
+        tpm: Union[int, Sequence[int], None] = None,
+        daily_tokens: Union[int, Sequence[int], None] = None,
     ) -> None:
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise ValueError(f"size must be an integer of 0 or more, got {size!r}")
@@ -178,7 +318,14 @@ class HealthTable:
         self._min_attempts = _args.positive_int(
             failure_rate_min_attempts, "failure_rate_min_attempts"
         )
-        caps = _inflight_caps(max_inflight, size)
+        for values in (max_inflight, rpm, tpm, daily_tokens):
+            if isinstance(values, dict):
+                raise TypeError(
+                    "per-member options of a HealthTable are an int or a sequence, not a mapping"
+                )
+        positions = [str(i) for i in range(size)]
+        caps = _args.per_member(max_inflight, positions, "max_inflight", 0, 0)
+        limits = _args.per_member_limits(rpm, tpm, daily_tokens, positions)
         names = _region.check_sharing(shared, scope, size, ids)
         self._members = [_Member(cap) for cap in caps]
         self._lock: AbstractContextManager[Any] = threading.Lock()
@@ -188,9 +335,11 @@ class HealthTable:
             if getattr(type(shared), "_implementation", None) != _region.PURE:
                 raise _region.not_a_segment(shared, _region.PURE)
             shared._bind(self, scope or "", names)  # type: ignore[attr-defined]
-            with self._lock:  # the latest configuration's cap
-                for m, cap in zip(self._members, caps):
-                    m.max_inflight = cap
+        with self._lock:  # the latest configuration's cap and limits, shared or not
+            for m, cap, configured in zip(self._members, caps, limits):
+                m.max_inflight = cap
+                for k in range(LIMIT_PROVIDER_REQUESTS):
+                    m.configure(k, configured[k], _args.CONFIGURED_PERIODS_NS[k])
 
     def _share(self, members: list[_Member], lock: AbstractContextManager[Any]) -> None:
         """Take the records of a shared segment, and its lock (_segment_py)."""
@@ -202,15 +351,56 @@ class HealthTable:
 
     # ---- what the selector asks on every pick ------------------------------
 
-    def _availability(self, i: int, now: int) -> int:
+    def _availability(self, i: int, now: int, cost: int = 0) -> int:
         m = self._members[i]
         if m.max_inflight and m.inflight >= m.max_inflight:
             return UNAVAILABLE
         if m.state == READY:
-            return AVAILABLE
-        if m.state == COOLING and now >= m.until and m.probe_until <= now:
-            return PROBE
-        return UNAVAILABLE
+            kind = AVAILABLE
+        elif m.state == COOLING and now >= m.until and m.probe_until <= now:
+            kind = PROBE
+        else:
+            return UNAVAILABLE
+        if m.limited:
+            with self._lock:
+                if m.limits_wait(cost, now)[0] > 0:
+                    return UNAVAILABLE
+        return kind
+
+    def _take(self, i: int, cost: int, now: int) -> bool:
+        """pick(): the request from member i's limits, if it fits them all."""
+        m = self._members[i]
+        if not m.limited:
+            return True
+        with self._lock:
+            return m.charge(cost, now)
+
+    def _refund(self, i: int, cost: int) -> None:
+        m = self._members[i]
+        with self._lock:
+            m.refund(cost)
+
+    def _open(self, now: int, cost: int) -> bool:
+        """A pool's record (member 0): under its max_inflight and its limits."""
+        m = self._members[0]
+        if m.max_inflight and m.inflight >= m.max_inflight:
+            return False
+        if not m.limited:
+            return True
+        with self._lock:
+            return m.limits_wait(cost, now)[0] <= 0
+
+    def _limits_wait(self, i: int, cost: int, now: int) -> tuple[int, int]:
+        m = self._members[i]
+        if not m.limited:
+            return -1, 0
+        with self._lock:
+            return m.limits_wait(cost, now)
+
+    def _headroom_share(self, i: int, now: int) -> float:
+        m = self._members[i]
+        with self._lock:
+            return m.share(now)
 
     def _claim_probe(self, i: int, now: int) -> bool:
         m = self._members[i]
@@ -408,6 +598,13 @@ class HealthTable:
         with source._lock:
             values = [getattr(src, name) for name in _COPIED]
             window = list(zip(src.epochs, src.attempts, src.failed))
+            learned = src.limited & _LEARNED
+            limits = [
+                list(src.lim_interval),
+                list(src.lim_capacity),
+                list(src.lim_period),
+                list(src.lim_tat),
+            ]
         # as in _health.pyx: each bucket with reports lands where it starts;
         # of two in one slot the later epoch wins, equal epochs add up
         epochs, attempts, failed = [0] * BUCKETS, [0] * BUCKETS, [0] * BUCKETS
@@ -426,24 +623,41 @@ class HealthTable:
             for name, value in zip(_COPIED, values):
                 setattr(dst, name, value)
             dst.epochs, dst.attempts, dst.failed = epochs, attempts, failed
+            # as in _health.pyx: what was spent of every limit; the provider's
+            # limits as learned, the configured ones as this table says
+            interval, capacity, period, tat = limits
+            for k in range(LIMITS):
+                if k >= LIMIT_PROVIDER_REQUESTS:
+                    dst.lim_interval[k] = interval[k]
+                    dst.lim_capacity[k] = capacity[k]
+                    dst.lim_period[k] = period[k]
+                dst.lim_tat[k] = tat[k]
+            dst.limited = (dst.limited & ~_LEARNED) | learned
 
     # ---- in-flight accounting ----------------------------------------------
 
-    def acquire(self, index: int) -> bool:
-        m = self._members[self._check(index)]
+    def acquire(self, index: int, cost: int = 0, now: Optional[float] = None) -> bool:
+        i = self._check(index)
+        return self._acquire(i, _args.cost(cost) if cost else 0, now_ns(now))
+
+    def _acquire(self, i: int, cost: int, now: int) -> bool:
+        m = self._members[i]
         with self._lock:
             if m.max_inflight and m.inflight >= m.max_inflight:
                 return False
+            if m.limited and not m.charge(cost, now):
+                return False
             m.inflight += 1
             m.counted += 1
+            m.pending_tokens += cost
             return True
 
-    def release(self, index: int) -> None:
+    def release(self, index: int, cost: int = 0) -> None:
         i = self._check(index)
-        if not self._release(i):
+        if not self._release(i, _args.cost(cost) if cost else 0):
             raise ValueError(f"member {i} has nothing in flight: release() must follow acquire()")
 
-    def _release(self, i: int) -> bool:
+    def _release(self, i: int, cost: int = 0) -> bool:
         m = self._members[i]
         with self._lock:
             # what this process counted is what it may release; a reclaim()
@@ -452,6 +666,7 @@ class HealthTable:
                 return False
             m.counted -= 1
             m.inflight = max(m.inflight - 1, 0)
+            m.pending_tokens -= cost
             return True
 
     # ---- reading -----------------------------------------------------------
@@ -460,36 +675,78 @@ class HealthTable:
         m = self._members[self._check(index)]
         return _state_name(m, now_ns(now))
 
-    def retry_after(self, now: Optional[float] = None) -> Optional[float]:
-        wait, _ = self._wait(now_ns(now))
+    def retry_after(self, now: Optional[float] = None, cost: int = 0) -> Optional[float]:
+        wait, _ = self._wait(now_ns(now), _args.cost(cost) if cost else 0)
         return None if wait < 0 else wait / 1e9
 
-    def outlook(self, now: Optional[float] = None) -> tuple[Optional[float], str]:
-        wait, cause = self._wait(now_ns(now))
+    def outlook(self, now: Optional[float] = None, cost: int = 0) -> tuple[Optional[float], str]:
+        wait, cause = self._wait(now_ns(now), _args.cost(cost) if cost else 0)
         if wait < 0:
             return (None, "out")
         if wait == 0:
             return (0.0, "available")
-        return (wait / 1e9, Cause.RATE_LIMITED if cause == RATE_LIMITED else Cause.FAILING)
+        why = _CAUSE_NAMES[cause if cause != CAUSE_NONE else FAILING]
+        assert why is not None
+        return (wait / 1e9, why)
 
-    def _wait(self, t: int) -> tuple[int, int]:
+    def _wait(self, t: int, cost: int) -> tuple[int, int]:
         """(0, _) if a member is available, (-1, _) if none will return by
-        itself, else (ns until the soonest returns, its cause)."""
+        itself, else (ns until the soonest returns, why: its cause, or LIMITED)."""
         best, cause = -1, CAUSE_NONE
-        for m in self._members:
-            if m.state == READY:
-                return 0, CAUSE_NONE
-            if m.state != COOLING:
-                continue
-            if t >= m.until:
-                if m.probe_until <= t:
+        with self._lock:
+            for m in self._members:
+                wait, why = 0, CAUSE_NONE
+                if m.state == COOLING:
+                    if t >= m.until:
+                        if m.probe_until > t:
+                            wait = m.probe_until - t
+                    else:
+                        wait = m.until - t
+                    why = m.cause
+                elif m.state != READY:
+                    continue
+                if m.limited:
+                    limited, _ = m.limits_wait(cost, t)
+                    if limited > wait:
+                        wait, why = limited, LIMITED
+                if wait <= 0:
                     return 0, CAUSE_NONE
-                wait = m.probe_until - t
-            else:
-                wait = m.until - t
-            if best < 0 or wait < best:
-                best, cause = wait, m.cause
+                if best < 0 or wait < best:
+                    best, cause = wait, why
         return best, cause
+
+    def report_headroom(
+        self,
+        index: int,
+        requests_remaining: Optional[float] = None,
+        requests_limit: Optional[float] = None,
+        requests_reset: Optional[float] = None,
+        tokens_remaining: Optional[float] = None,
+        tokens_limit: Optional[float] = None,
+        tokens_reset: Optional[float] = None,
+        cost: int = 0,
+        now: Optional[float] = None,
+    ) -> None:
+        m = self._members[self._check(index)]
+        requests = _args.headroom(requests_remaining, requests_limit, requests_reset, "requests")
+        tokens = _args.headroom(tokens_remaining, tokens_limit, tokens_reset, "tokens")
+        own = _args.cost(cost) if cost else 0
+        t = now_ns(now)
+        with self._lock:
+            m.learn(LIMIT_PROVIDER_REQUESTS, *requests, max(m.inflight - 1, 0), t)
+            m.learn(LIMIT_PROVIDER_TOKENS, *tokens, max(m.pending_tokens - own, 0), t)
+
+    def report_usage(
+        self, index: int, estimated: int, actual: int, now: Optional[float] = None
+    ) -> None:
+        m = self._members[self._check(index)]
+        delta = _args.cost(actual) - _args.cost(estimated)
+        t = now_ns(now)
+        if not delta or not m.limited:
+            return
+        with self._lock:
+            for k in (LIMIT_TPM, LIMIT_DAILY_TOKENS):
+                m.correct(k, delta, t)
 
     def snapshot(self, now: Optional[float] = None) -> list[MemberView]:
         t = now_ns(now)
@@ -552,6 +809,7 @@ def _member_view(m: _Member, now: int, bucket_ns: int) -> MemberView:
         "inflight": m.inflight,
         "max_inflight": m.max_inflight or None,
         "latency_ewma": m.latency_ewma if m.latency_samples else None,
+        "limits": m.limit_views(now),
     }
 
 

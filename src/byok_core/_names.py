@@ -40,6 +40,9 @@ class Cause(StrEnum):
 
     RATE_LIMITED = "rate_limited"  # a 429
     FAILING = "failing"  # errors
+    # outlook() only: ready, but over a limit (configured, or the provider's
+    # headroom) until then; never the cause of a cooldown
+    LIMITED = "limited"
 
 
 class Transition(StrEnum):
@@ -64,6 +67,15 @@ class Strategy(StrEnum):
     LEAST_INFLIGHT = "least_inflight"
     LATENCY = "latency"
     STICKY = "sticky"
+    HEADROOM = "headroom"
+
+
+class LimitView(TypedDict):
+    """One limit in force on a member, as snapshot()["limits"][name] shows it."""
+
+    limit: int  # what the bucket holds when full: requests or tokens
+    remaining: int  # what it holds now (negative: a usage correction overdrew it)
+    full_in: float  # seconds until it is full again
 
 
 class MemberView(TypedDict):
@@ -84,6 +96,17 @@ class MemberView(TypedDict):
     inflight: int
     max_inflight: Optional[int]  # None: no cap
     latency_ewma: Optional[float]  # seconds; None before the first sample
+    # the limits in force, by name: rpm, tpm, daily_tokens (configured),
+    # provider_requests, provider_tokens (learned from the provider's answers)
+    limits: dict[str, LimitView]
+
+
+class PoolView(TypedDict):
+    """Selector.pool_snapshot(): the pool's own record, when it has limits."""
+
+    inflight: int
+    max_inflight: Optional[int]
+    limits: dict[str, LimitView]
 
 
 class KeyView(MemberView):

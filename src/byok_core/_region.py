@@ -36,7 +36,7 @@ from collections.abc import Iterable
 from typing import Optional, Protocol
 
 MAGIC = int.from_bytes(b"byokhtab", "little")
-VERSION = 1
+VERSION = 2
 HEADER_WORDS = 16
 # header word indexes
 H_MAGIC, H_VERSION, H_MEMBER_WORDS, H_STRIDE, H_CAPACITY, H_WORKERS = range(6)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Optional
 
 from . import _region
-from ._health_py import _FIELDS, BUCKETS, HealthTable, _Member
+from ._health_py import _FIELDS, BUCKETS, LIMITS, HealthTable, _Member
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -33,25 +33,9 @@ if TYPE_CHECKING:
 # member_t's words, in its order (see _health.pxd): its lock, then the
 # fields a _Member of the twin carries, which _health_py lists in that order
 FIELDS = ("lock", *_FIELDS)
-FIELDS = (
-    "lock",
-    "state",
-    "until",
-    "probe_until",
-    "level",
-    "consecutive_failures",
-    "picks",
-    "successes",
-    "failures",
-    "rate_limits",
-    "inflight",
-    "max_inflight",
-    "latency_ewma",
-    "latency_samples",
-    "cause",
-)
 WINDOW = len(FIELDS)  # the window's buckets follow: (epoch, attempts, failures) each
-MEMBER_WORDS = WINDOW + 3 * BUCKETS
+LIMITS_AT = WINDOW + 3 * BUCKETS  # then the limits: (interval, capacity, period, tat) each
+MEMBER_WORDS = LIMITS_AT + 4 * LIMITS
 
 if sys.platform == "win32":
     import msvcrt
@@ -160,6 +144,22 @@ def _window(offset: int) -> Any:
     return property(get, put)
 
 
+def _limit(offset: int, floats: bool = False) -> Any:
+    """One field of the limits: a strided view of its word in each limit_t."""
+
+    def get(self: _SharedMember) -> memoryview[Any]:
+        start = self._base + LIMITS_AT + offset
+        view: memoryview[Any] = self._floats if floats else self._words
+        return view[start : start + 4 * LIMITS : 4]
+
+    def put(self: _SharedMember, values: list[Any]) -> None:
+        view = get(self)
+        for k, value in enumerate(values):
+            view[k] = value
+
+    return property(get, put)
+
+
 class _SharedMember(_Member):
     """A member whose record is a slot of a shared segment: _Member's fields,
     read and written in the segment's words (callers hold the segment lock,
@@ -180,6 +180,12 @@ class _SharedMember(_Member):
     max_inflight = _word(FIELDS.index("max_inflight"))
     latency_samples = _word(FIELDS.index("latency_samples"))
     cause = _word(FIELDS.index("cause"))
+    limited = _word(FIELDS.index("limited"))
+    pending_tokens = _word(FIELDS.index("pending_tokens"))
+    lim_interval = _limit(0, floats=True)
+    lim_capacity = _limit(1)
+    lim_period = _limit(2)
+    lim_tat = _limit(3)
     epochs = _window(0)
     attempts = _window(1)
     failed = _window(2)

@@ -15,6 +15,7 @@ cdef enum:
     LEAST_INFLIGHT = 6
     LATENCY = 7
     STICKY = 8
+    HEADROOM = 9
 
 # One candidate in a failover order: sorted by (primary, secondary, index).
 ctypedef struct rank_t:
@@ -29,6 +30,8 @@ cdef class Selector:
     cdef dict index
     cdef int strategy_code
     cdef HealthTable health
+    cdef HealthTable pool            # the pool's own limits, one record; None if it has none
+    cdef member_t *pool_record       # pool.records[0], cached; NULL without pool limits
     cdef member_t **records          # health.records, cached: member i's record
     cdef member_t *members           # health.members: NULL when the table is shared
     cdef Py_ssize_t n
@@ -42,11 +45,14 @@ cdef class Selector:
 
     # `now` points at the caller's time, or at BYOK_NOW_UNSET: the clock is
     # read only if a member's state depends on it (see _health.pxd)
+    # `cost`: the request's estimated tokens, for the members' token limits
     cdef Py_ssize_t choose(self, int strategy, uint64_t key_hash, int64_t *now,
-                           int *kind) noexcept nogil
-    cdef Py_ssize_t rotate(self, int64_t *now, int *kind) noexcept nogil
-    cdef Py_ssize_t smooth_step(self, int64_t *now, int *kind) noexcept nogil
-    cdef Py_ssize_t draw(self, int strategy, int64_t *now, int *kind) noexcept nogil
+                           int64_t cost, int *kind) noexcept nogil
+    cdef Py_ssize_t rotate(self, int64_t *now, int64_t cost, int *kind) noexcept nogil
+    cdef Py_ssize_t smooth_step(self, int64_t *now, int64_t cost, int *kind) noexcept nogil
+    cdef Py_ssize_t draw(self, int strategy, int64_t *now, int64_t cost, int *kind) noexcept nogil
     cdef Py_ssize_t ordered(self, int strategy, uint64_t key_hash, int64_t *now,
-                            rank_t *ranks) noexcept nogil
+                            int64_t cost, rank_t *ranks) noexcept nogil
+    cdef bint pool_open(self, int64_t *now, int64_t cost) noexcept nogil
+    cdef bint take(self, Py_ssize_t i, int64_t cost, int64_t now)
     cdef Py_ssize_t member(self, object id) except -1

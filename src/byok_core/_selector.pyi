@@ -4,7 +4,7 @@ from typing import Optional, Union
 from typing_extensions import Self
 
 # from byok_core, not re-exported: the compiled module holds none of them
-from ._names import KeyView, State, Strategy, Transition
+from ._names import KeyView, PoolView, State, Strategy, Transition
 from ._region import Segment
 
 STRATEGIES: tuple[Strategy, ...]
@@ -32,12 +32,18 @@ class Selector:
         failure_rate_min_attempts: int = 10,
         shared: Optional[Segment] = None,
         scope: Optional[str] = None,
+        rpm: _PerMember = None,
+        tpm: _PerMember = None,
+        daily_tokens: _PerMember = None,
+        pool_rpm: int = 0,
+        pool_tpm: int = 0,
+        pool_max_inflight: int = 0,
     ) -> None: ...
     def pick(
-        self, key: Union[str, bytes, None] = None, now: Optional[float] = None
+        self, key: Union[str, bytes, None] = None, now: Optional[float] = None, cost: int = 0
     ) -> Optional[str]: ...
     def order(
-        self, key: Union[str, bytes, None] = None, now: Optional[float] = None
+        self, key: Union[str, bytes, None] = None, now: Optional[float] = None, cost: int = 0
     ) -> list[str]: ...
     def report_success(
         self, id: str, latency: Optional[float] = None, now: Optional[float] = None
@@ -59,12 +65,33 @@ class Selector:
         now: Optional[float] = None,
     ) -> bool: ...
     def inherit(self, other: Self) -> list[str]: ...
-    def acquire(self, id: str) -> bool: ...
-    def release(self, id: str) -> None: ...
+    def acquire(self, id: str, cost: int = 0, now: Optional[float] = None) -> bool: ...
+    def release(self, id: str, cost: int = 0) -> None: ...
+    def report_headroom(
+        self,
+        id: str,
+        requests_remaining: Optional[float] = None,
+        requests_limit: Optional[float] = None,
+        requests_reset: Optional[float] = None,
+        tokens_remaining: Optional[float] = None,
+        tokens_limit: Optional[float] = None,
+        tokens_reset: Optional[float] = None,
+        cost: int = 0,
+        now: Optional[float] = None,
+    ) -> None: ...
+    def report_usage(
+        self, id: str, estimated: int, actual: int, now: Optional[float] = None
+    ) -> None: ...
+    def limits_wait(
+        self, id: Optional[str] = None, cost: int = 0, now: Optional[float] = None
+    ) -> tuple[float, Optional[str]]: ...
     def state(self, id: str, now: Optional[float] = None) -> State: ...
-    def retry_after(self, now: Optional[float] = None) -> Optional[float]: ...
-    def outlook(self, now: Optional[float] = None) -> tuple[Optional[float], str]: ...
+    def retry_after(self, now: Optional[float] = None, cost: int = 0) -> Optional[float]: ...
+    def outlook(
+        self, now: Optional[float] = None, cost: int = 0
+    ) -> tuple[Optional[float], str]: ...
     def snapshot(self, now: Optional[float] = None) -> list[KeyView]: ...
+    def pool_snapshot(self, now: Optional[float] = None) -> Optional[PoolView]: ...
     @property
     def ids(self) -> tuple[str, ...]: ...
     @property

@@ -23,9 +23,20 @@ those that are:
                           key keeps its member while that member is available,
                           and only that member's keys move when it leaves;
                           without a key, smooth weighted round robin
+    headroom              the largest share left of its limits (the provider's
+                          figures, and rpm/tpm/daily_tokens), then fewest picks
 
 If the choice is a half-open member, the pick must win its probe (see
 _health.pyx); a loser chooses again and no longer sees it.
+
+Limits (see _health.pyx): a member over a limit in force is not available
+for a request of ``cost`` estimated tokens.  pick() takes the request from
+the chosen member's limits; order() takes nothing, and acquire() takes the
+request from the member it is called for (use pick() alone, or order() and
+acquire()).  The pool itself may have limits (pool_rpm, pool_tpm,
+pool_max_inflight), kept in one more record: while the pool is over one,
+pick() and order() find nothing, and acquire() takes from the pool and the
+member together or from neither.
 
 order() ranks every available member in failover order: priority in
 definition order, round robin as a rotation from the next position, weighted
@@ -64,14 +75,15 @@ from libc.math cimport INFINITY, log
 from libc.stdint cimport int64_t, uint64_t
 
 from byok_core._health cimport (
-    AVAILABLE, BLOCKED, DISABLED, READY, HealthTable, availability, byok_cas,
+    AVAILABLE, BLOCKED, DISABLED, LIMITS, READY, HealthTable, availability, byok_cas,
     byok_fetch_add, byok_forget_self, byok_load, byok_load_f64, byok_lock, byok_unlock,
-    claim_probe, member_t, now_ns, report_seconds,
+    charge, claim_probe, clock, headroom_share, limits_wait, member_t, now_ns, report_seconds,
 )
 
 import os
 
 from byok_core import _args
+from byok_core._names import Cause
 
 STRATEGIES = _args.STRATEGIES  # byok_core.Strategy members by strategy code
 cdef tuple TRANSITION_NAMES = (None,) + _args.TRANSITIONS  # by the codes in _health.pxd
@@ -98,11 +110,13 @@ cdef class Selector:
                   max_cooldown=15.0, failure_threshold=3, seed=None, *,
                   max_inflight=None, probe_timeout=30.0, latency_alpha=0.3,
                   failure_rate=0.5, failure_rate_window=30.0, failure_rate_min_attempts=10,
-                  shared=None, scope=None):
+                  shared=None, scope=None, rpm=None, tpm=None, daily_tokens=None,
+                  pool_rpm=0, pool_tpm=0, pool_max_inflight=0):
         self.ids = _args.member_ids(ids)
         self.strategy_code = _args.strategy_code(strategy)
         weight_list = _args.per_member(weights, self.ids, "weights", 1, 1)
         caps = _args.per_member(max_inflight, self.ids, "max_inflight", 0, 0)
+        limits = _args.per_member_limits(rpm, tpm, daily_tokens, self.ids)
         self.health = HealthTable(
             len(self.ids), cooldown=cooldown, max_cooldown=max_cooldown,
             failure_threshold=failure_threshold, probe_timeout=probe_timeout,
@@ -110,7 +124,16 @@ cdef class Selector:
             failure_rate_window=failure_rate_window,
             failure_rate_min_attempts=failure_rate_min_attempts,
             shared=shared, scope=scope, ids=self.ids if shared is not None else None,
+            rpm=[lim[0] for lim in limits], tpm=[lim[1] for lim in limits],
+            daily_tokens=[lim[2] for lim in limits],
         )
+        pool = _args.pool_limits(pool_rpm, pool_tpm, pool_max_inflight)
+        if pool is not None:
+            self.pool = HealthTable(
+                1, max_inflight=[pool[2]], rpm=[pool[0]], tpm=[pool[1]], shared=shared,
+                scope=scope, ids=(_args.POOL_ID,) if shared is not None else None,
+            )
+            self.pool_record = self.pool.records[0]
         self.index = {member: i for i, member in enumerate(self.ids)}
         self.rng = _args.seed64(seed)
         self.n = len(self.ids)
@@ -135,9 +158,11 @@ cdef class Selector:
 
     # ---- picking -----------------------------------------------------------
 
-    def pick(self, key=None, now=None):
-        """The member to use now, or None when none is available."""
+    def pick(self, key=None, now=None, cost=0):
+        """The member to use now for a request of ``cost`` estimated tokens,
+        taken from its limits (and the pool's); None when none is available."""
         cdef int64_t t = now_ns(now)
+        cdef int64_t units = _args.cost(cost) if cost else 0
         cdef int strategy = self.strategy_code
         cdef uint64_t key_hash = 0
         cdef Py_ssize_t i, attempt
@@ -148,42 +173,79 @@ cdef class Selector:
             else:
                 key_hash = hash_key(key)
         for attempt in range(self.n + 1):
-            i = self.choose(strategy, key_hash, &t, &kind)
+            if self.pool_record != NULL and not self.pool_open(&t, units):
+                return None
+            i = self.choose(strategy, key_hash, &t, units, &kind)
             if i < 0:
                 return None
             if kind == AVAILABLE or claim_probe(self.records[i], t, self.health.probe_timeout_ns):
+                if not self.take(i, units, t):
+                    continue  # another caller took what was left: choose again
                 byok_fetch_add(&self.records[i].picks, 1)
                 return self.ids[i]
         return None
 
+    cdef bint take(self, Py_ssize_t i, int64_t cost, int64_t now):
+        # pick(): the request from the pool's limits, then the member's
+        cdef member_t *m = self.records[i]
+        cdef member_t *p = self.pool_record
+        cdef bint taken
+        if p != NULL and byok_load(&p.limited):
+            clock(&now)
+            byok_lock(&p.lock)
+            taken = charge(p, cost, now)
+            byok_unlock(&p.lock)
+            if not taken:
+                return False
+        if byok_load(&m.limited):
+            clock(&now)
+            byok_lock(&m.lock)
+            taken = charge(m, cost, now)
+            byok_unlock(&m.lock)
+            if not taken:
+                if p != NULL:
+                    self.pool.refund(0, cost)
+                return False
+        return True
+
+    cdef bint pool_open(self, int64_t *now, int64_t cost) noexcept nogil:
+        # the pool is under its max_inflight and its limits can take the request
+        cdef member_t *p = self.pool_record
+        cdef int64_t cap = byok_load(&p.max_inflight)
+        if cap and byok_load(&p.inflight) >= cap:
+            return False
+        return not byok_load(&p.limited) or limits_wait(p, cost, clock(now), NULL) <= 0
+
     cdef Py_ssize_t choose(self, int strategy, uint64_t key_hash, int64_t *now,
-                           int *kind) noexcept nogil:
+                           int64_t cost, int *kind) noexcept nogil:
         cdef Py_ssize_t i, best = -1
         cdef rank_t rank, best_rank
         cdef double bound
         if strategy == ROUND_ROBIN:
-            return self.rotate(now, kind)
+            return self.rotate(now, cost, kind)
         if strategy == PRIORITY:
             for i in range(self.n):
-                kind[0] = availability(self.records[i], now)
+                kind[0] = availability(self.records[i], now, cost)
                 if kind[0]:
                     return i
             return -1
         if strategy == WEIGHTED_ROUND_ROBIN:
             byok_lock(&self.lock)
-            best = self.smooth_step(now, kind)
+            best = self.smooth_step(now, cost, kind)
             byok_unlock(&self.lock)
             return best
         if strategy == RANDOM or strategy == WEIGHTED_RANDOM:
             byok_lock(&self.lock)
-            best = self.draw(strategy, now, kind)
+            best = self.draw(strategy, now, cost, kind)
             byok_unlock(&self.lock)
             return best
         bound = INFINITY
         best_rank.primary = INFINITY
         best_rank.secondary = 0
+        if strategy == HEADROOM:
+            clock(now)
         for i in range(self.n):
-            rank.kind = availability(self.records[i], now)
+            rank.kind = availability(self.records[i], now, cost)
             if not rank.kind:
                 continue
             if strategy == STICKY:
@@ -194,7 +256,7 @@ cdef class Selector:
                         > bound * <double>self.weights[i]):
                     continue
             rank_member(strategy, key_hash, self.records[i], self.id_hashes[i],
-                        self.weights[i], &rank)
+                        self.weights[i], now[0], &rank)
             if rank.primary < best_rank.primary or (
                     rank.primary == best_rank.primary and rank.secondary < best_rank.secondary):
                 best = i
@@ -204,14 +266,14 @@ cdef class Selector:
             kind[0] = best_rank.kind
         return best
 
-    cdef Py_ssize_t rotate(self, int64_t *now, int *kind) noexcept nogil:
+    cdef Py_ssize_t rotate(self, int64_t *now, int64_t cost, int *kind) noexcept nogil:
         cdef int64_t start
         cdef Py_ssize_t k, i
         while True:
             start = byok_load(&self.cursor)
             for k in range(self.n):
                 i = (start + k) % self.n
-                kind[0] = availability(self.records[i], now)
+                kind[0] = availability(self.records[i], now, cost)
                 if kind[0]:
                     break
             else:
@@ -219,13 +281,13 @@ cdef class Selector:
             if byok_cas(&self.cursor, start, (i + 1) % self.n):
                 return i
 
-    cdef Py_ssize_t smooth_step(self, int64_t *now, int *kind) noexcept nogil:
+    cdef Py_ssize_t smooth_step(self, int64_t *now, int64_t cost, int *kind) noexcept nogil:
         # caller holds self.lock
         cdef Py_ssize_t i, best = -1
         cdef int64_t total = 0
         cdef int a
         for i in range(self.n):
-            a = availability(self.records[i], now)
+            a = availability(self.records[i], now, cost)
             if a:
                 self.current[i] += self.weights[i]
                 total += self.weights[i]
@@ -236,14 +298,15 @@ cdef class Selector:
             self.current[best] -= total
         return best
 
-    cdef Py_ssize_t draw(self, int strategy, int64_t *now, int *kind) noexcept nogil:
+    cdef Py_ssize_t draw(self, int strategy, int64_t *now, int64_t cost,
+                         int *kind) noexcept nogil:
         # caller holds self.lock
         cdef Py_ssize_t i, k = 0, count = 0  # k = 0: gcc cannot see that count > 0 runs the loop
         cdef int64_t total = 0
         cdef uint64_t r
         cdef int a
         for i in range(self.n):
-            a = availability(self.records[i], now)
+            a = availability(self.records[i], now, cost)
             if a:
                 self.scratch[count].index = i
                 self.scratch[count].kind = a
@@ -264,9 +327,12 @@ cdef class Selector:
         kind[0] = self.scratch[k].kind
         return self.scratch[k].index
 
-    def order(self, key=None, now=None):
-        """Available members in failover order; counts as one pick."""
+    def order(self, key=None, now=None, cost=0):
+        """Available members in failover order, for a request of ``cost``
+        estimated tokens; counts as one pick and takes nothing from the
+        limits (acquire() does).  Empty while the pool is over a limit."""
         cdef int64_t t = now_ns(now)
+        cdef int64_t units = _args.cost(cost) if cost else 0
         cdef int strategy = self.strategy_code
         cdef uint64_t key_hash = 0
         cdef Py_ssize_t count, head, k
@@ -275,13 +341,13 @@ cdef class Selector:
                 strategy = WEIGHTED_ROUND_ROBIN
             else:
                 key_hash = hash_key(key)
-        if self.n == 0:
+        if self.n == 0 or (self.pool_record != NULL and not self.pool_open(&t, units)):
             return []
         cdef rank_t *ranks = <rank_t *>PyMem_Malloc(self.n * sizeof(rank_t))
         if ranks == NULL:
             raise MemoryError()
         try:
-            count = self.ordered(strategy, key_hash, &t, ranks)
+            count = self.ordered(strategy, key_hash, &t, units, ranks)
             for head in range(count):
                 if ranks[head].kind == AVAILABLE or claim_probe(
                         self.records[ranks[head].index], t, self.health.probe_timeout_ns):
@@ -298,14 +364,14 @@ cdef class Selector:
             PyMem_Free(ranks)
 
     cdef Py_ssize_t ordered(self, int strategy, uint64_t key_hash, int64_t *now,
-                            rank_t *ranks) noexcept nogil:
+                            int64_t cost, rank_t *ranks) noexcept nogil:
         """Fill `ranks` with the available members in failover order."""
         cdef Py_ssize_t i, k, j, head, count = 0
         cdef int a
         cdef int64_t start
         cdef rank_t swap
         for i in range(self.n):
-            a = availability(self.records[i], now)
+            a = availability(self.records[i], now, cost)
             if a:
                 ranks[count].index = i
                 ranks[count].kind = a
@@ -328,7 +394,7 @@ cdef class Selector:
             return count
         elif strategy == WEIGHTED_ROUND_ROBIN:
             byok_lock(&self.lock)
-            head = self.smooth_step(now, &a)
+            head = self.smooth_step(now, cost, &a)
             for k in range(count):
                 i = ranks[k].index
                 if i == head:
@@ -353,10 +419,12 @@ cdef class Selector:
                                     / <double>self.weights[ranks[k].index])
             byok_unlock(&self.lock)
         else:
+            if strategy == HEADROOM:
+                clock(now)
             for k in range(count):
                 i = ranks[k].index
                 rank_member(strategy, key_hash, self.records[i], self.id_hashes[i],
-                            self.weights[i], &ranks[k])
+                            self.weights[i], now[0], &ranks[k])
         sort_ranks(ranks, count)
         return count
 
@@ -418,14 +486,71 @@ cdef class Selector:
         code, deadline, why = _args.imposed(state, until, cause)
         return self.health.impose_state(i, code, deadline, why, now_ns(now))
 
-    def acquire(self, id):
-        """Count one more call in flight; False if the member is at max_inflight."""
-        return self.health.acquire_slot(self.member(id))
+    def acquire(self, id, cost=0, now=None):
+        """Count one more call in flight, of ``cost`` estimated tokens, and
+        take it from the member's limits and the pool's; False (and nothing
+        taken) if the member or the pool is at max_inflight or over a limit."""
+        cdef Py_ssize_t i = self.member(id)
+        cdef int64_t units = _args.cost(cost) if cost else 0
+        cdef int64_t t = now_ns(now)
+        if self.pool_record == NULL:
+            return self.health.acquire_slot(i, units, t)
+        if not self.pool.acquire_slot(0, units, t):
+            return False
+        if self.health.acquire_slot(i, units, t):
+            return True
+        self.pool.refund(0, units)
+        self.pool.release_slot(0, units)
+        return False
 
-    def release(self, id):
-        """Count one call less in flight."""
-        if not self.health.release_slot(self.member(id)):
+    def release(self, id, cost=0):
+        """Count one call less in flight (``cost``: as it was acquired)."""
+        cdef int64_t units = _args.cost(cost) if cost else 0
+        if not self.health.release_slot(self.member(id), units):
             raise ValueError(f"member {id!r} has nothing in flight: release() must follow acquire()")
+        if self.pool_record != NULL:
+            self.pool.release_slot(0, units)
+
+    def report_headroom(self, id, requests_remaining=None, requests_limit=None,
+                        requests_reset=None, tokens_remaining=None, tokens_limit=None,
+                        tokens_reset=None, cost=0, now=None):
+        """What the provider's answer says the member has left (see
+        HealthTable.report_headroom): its provider_requests and
+        provider_tokens limits are rebuilt from it."""
+        self.health.report_headroom(
+            self.member(id), requests_remaining, requests_limit, requests_reset,
+            tokens_remaining, tokens_limit, tokens_reset, cost, now,
+        )
+
+    def report_usage(self, id, estimated, actual, now=None):
+        """The answer's real token count against the estimate acquire() took:
+        the member's and the pool's tpm and daily_tokens take the difference."""
+        self.health.report_usage(self.member(id), estimated, actual, now)
+        if self.pool is not None:
+            self.pool.report_usage(0, estimated, actual, now)
+
+    def limits_wait(self, id=None, cost=0, now=None):
+        """(seconds until the member, or the pool when ``id`` is None, can
+        take a request of ``cost`` estimated tokens, the limit that holds it
+        back): (0.0, None) when it can now or has no limits; the wait counts
+        only limits, not a cooldown or max_inflight."""
+        cdef int64_t units = _args.cost(cost) if cost else 0
+        cdef int64_t t = now_ns(now)
+        cdef member_t *m
+        cdef int which = 0
+        cdef int64_t wait
+        if id is None:
+            if self.pool_record == NULL:
+                return (0.0, None)
+            m = self.pool_record
+        else:
+            m = self.records[self.member(id)]
+        if not byok_load(&m.limited):
+            return (0.0, None)
+        wait = limits_wait(m, units, clock(&t), &which)
+        if wait <= 0:
+            return (0.0, None)
+        return (wait / 1e9, _args.LIMIT_NAMES[which])
 
     # ---- hot reload ----------------------------------------------------------
 
@@ -464,25 +589,47 @@ cdef class Selector:
         """A byok_core.State: ready, cooldown, half_open, blocked or disabled."""
         return self.health.state(self.member(id), now)
 
-    def retry_after(self, now=None):
-        """0.0 if a member is available, else seconds until the soonest one
-        returns; None if none will without an operator (or there are none)."""
-        return self.health.retry_after(now)
+    def retry_after(self, now=None, cost=0):
+        """0.0 if a member is available (for a request of ``cost`` estimated
+        tokens), else seconds until the soonest one returns; None if none
+        will without an operator (or there are none)."""
+        wait, _ = self.outlook(now, cost)
+        return wait
 
-    def outlook(self, now=None):
-        """(0.0, "available") if a member is available; else (seconds until
-        the soonest one returns, Cause.RATE_LIMITED or FAILING: why it cools);
-        (None, "out") if none will without an operator (or there are none)."""
-        return self.health.outlook(now)
+    def outlook(self, now=None, cost=0):
+        """(0.0, "available") if a member is available (for a request of
+        ``cost`` estimated tokens); else (seconds until the soonest one
+        returns, why: Cause.RATE_LIMITED or FAILING for a cooldown,
+        Cause.LIMITED for a limit of a member or of the pool); (None, "out")
+        if none will without an operator (or there are none)."""
+        outlook = self.health.outlook(now, cost)
+        if self.pool_record == NULL or outlook[0] is None:
+            return outlook
+        pool_wait, _ = self.limits_wait(None, cost, now)
+        if pool_wait > outlook[0]:
+            return (pool_wait, Cause.LIMITED)
+        return outlook
 
     def snapshot(self, now=None):
-        """One dict per member: id, state, cause, weight, counters, window
-        and timings."""
+        """One dict per member: id, state, cause, weight, counters, window,
+        timings and limits."""
         views = self.health.snapshot(now)
         return [
             {"id": self.ids[i], "weight": self.weights[i], **views[i]}
             for i in range(self.n)
         ]
+
+    def pool_snapshot(self, now=None):
+        """The pool's own record, if it has limits: {"inflight",
+        "max_inflight", "limits"} as in a member's snapshot; else None."""
+        if self.pool is None:
+            return None
+        view = self.pool.snapshot(now)[0]
+        return {
+            "inflight": view["inflight"],
+            "max_inflight": view["max_inflight"],
+            "limits": view["limits"],
+        }
 
     @property
     def strategy(self):
@@ -519,8 +666,9 @@ cdef inline object transition_name(int code):
 
 
 cdef inline void rank_member(int strategy, uint64_t key_hash, member_t *m, uint64_t id_hash,
-                             int64_t weight, rank_t *rank) noexcept nogil:
-    """The pick criterion of the ranked strategies: the lowest rank wins."""
+                             int64_t weight, int64_t now, rank_t *rank) noexcept nogil:
+    """The pick criterion of the ranked strategies: the lowest rank wins
+    (`now` is resolved for headroom only)."""
     if strategy == LEAST_USED:
         rank.primary = <double>byok_load(&m.picks)
         rank.secondary = 0
@@ -529,6 +677,9 @@ cdef inline void rank_member(int strategy, uint64_t key_hash, member_t *m, uint6
         rank.secondary = byok_load(&m.picks)
     elif strategy == LATENCY:
         rank.primary = byok_load_f64(&m.latency_ewma) if byok_load(&m.latency_samples) else -1.0
+        rank.secondary = byok_load(&m.picks)
+    elif strategy == HEADROOM:
+        rank.primary = -headroom_share(m, now)
         rank.secondary = byok_load(&m.picks)
     else:  # sticky: weighted rendezvous hashing
         rank.primary = -log(unit(mix64(key_hash ^ id_hash))) / <double>weight

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 from . import _args
 from ._health_py import AVAILABLE, UNAVAILABLE, HealthTable, now_ns
-from ._names import KeyView, State, Strategy, Transition
+from ._names import Cause, KeyView, PoolView, State, Strategy, Transition
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -33,6 +33,7 @@ STRATEGIES = _args.STRATEGIES
     LEAST_INFLIGHT,
     LATENCY,
     STICKY,
+    HEADROOM,
 ) = range(len(STRATEGIES))
 
 _MASK = (1 << 64) - 1
@@ -78,6 +79,7 @@ class Selector:
         "_ids",
         "_index",
         "_lock",
+        "_pool",
         "_rng",
         "_strategy",
         "_weights",
@@ -101,11 +103,18 @@ class Selector:
         failure_rate_min_attempts: int = 10,
         shared: Optional[Segment] = None,
         scope: Optional[str] = None,
+        rpm: _args.PerMember = None,
+        tpm: _args.PerMember = None,
+        daily_tokens: _args.PerMember = None,
+        pool_rpm: int = 0,
+        pool_tpm: int = 0,
+        pool_max_inflight: int = 0,
     ) -> None:
         self._ids = _args.member_ids(ids)
         self._strategy = _args.strategy_code(strategy)
         self._weights = _args.per_member(weights, self._ids, "weights", 1, 1)
         caps = _args.per_member(max_inflight, self._ids, "max_inflight", 0, 0)
+        limits = _args.per_member_limits(rpm, tpm, daily_tokens, self._ids)
         self._health = HealthTable(
             len(self._ids),
             cooldown=cooldown,
@@ -120,7 +129,22 @@ class Selector:
             shared=shared,
             scope=scope,
             ids=self._ids if shared is not None else None,
+            rpm=[lim[0] for lim in limits],
+            tpm=[lim[1] for lim in limits],
+            daily_tokens=[lim[2] for lim in limits],
         )
+        pool = _args.pool_limits(pool_rpm, pool_tpm, pool_max_inflight)
+        self._pool: Optional[HealthTable] = None
+        if pool is not None:
+            self._pool = HealthTable(
+                1,
+                max_inflight=[pool[2]],
+                rpm=[pool[0]],
+                tpm=[pool[1]],
+                shared=shared,
+                scope=scope,
+                ids=(_args.POOL_ID,) if shared is not None else None,
+            )
         self._index = {member: i for i, member in enumerate(self._ids)}
         self._current = [0] * len(self._ids)
         self._cursor = 0
@@ -131,27 +155,36 @@ class Selector:
     # ---- picking -----------------------------------------------------------
 
     def pick(
-        self, key: Union[str, bytes, None] = None, now: Optional[float] = None
+        self, key: Union[str, bytes, None] = None, now: Optional[float] = None, cost: int = 0
     ) -> Optional[str]:
         t = now_ns(now)
+        units = _args.cost(cost) if cost else 0
         strategy = self._strategy
         if strategy == STICKY:
             if key is None:
                 strategy = WEIGHTED_ROUND_ROBIN
             else:
                 key = key_bytes(key)
-        health = self._health
+        health, pool = self._health, self._pool
         for _ in range(len(self._ids) + 1):
-            i, kind = self._choose(strategy, key, t)
+            if pool is not None and not pool._open(t, units):
+                return None
+            i, kind = self._choose(strategy, key, t, units)
             if i < 0:
                 return None
             if kind == AVAILABLE or health._claim_probe(i, t):
+                if pool is not None and not pool._take(0, units, t):
+                    continue  # another caller took what was left: choose again
+                if not health._take(i, units, t):
+                    if pool is not None:
+                        pool._refund(0, units)
+                    continue
                 health._count_pick(i)
                 return self._ids[i]
         return None
 
-    def _choose(self, strategy: int, key: Any, t: int) -> tuple[int, int]:
-        avail = [self._health._availability(i, t) for i in range(len(self._ids))]
+    def _choose(self, strategy: int, key: Any, t: int, cost: int) -> tuple[int, int]:
+        avail = [self._health._availability(i, t, cost) for i in range(len(self._ids))]
         if strategy == ROUND_ROBIN:
             return self._rotate(avail)
         if strategy == PRIORITY:
@@ -160,7 +193,7 @@ class Selector:
             return self._smooth_step(avail)
         if strategy in (RANDOM, WEIGHTED_RANDOM):
             return self._draw(strategy, avail)
-        ranks = self._ranks(strategy, key, avail)
+        ranks = self._ranks(strategy, key, avail, t)
         if not ranks:
             return -1, UNAVAILABLE
         i = min(ranks)[2]
@@ -209,9 +242,12 @@ class Selector:
                 return i, avail[i]
         raise AssertionError("unreachable: r < total weight")
 
-    def _ranks(self, strategy: int, key: Any, avail: list[int]) -> list[tuple[float, int, int]]:
+    def _ranks(
+        self, strategy: int, key: Any, avail: list[int], t: int
+    ) -> list[tuple[float, int, int]]:
         """(primary, secondary, index) per available member: the lowest wins."""
-        health = self._health._members
+        table = self._health
+        health = table._members
         key_hash = hash64(key) if strategy == STICKY else 0
         ranks = []
         for i, a in enumerate(avail):
@@ -225,6 +261,8 @@ class Selector:
             elif strategy == LATENCY:
                 ewma = m.latency_ewma if m.latency_samples else -1.0
                 ranks.append((ewma, m.picks, i))
+            elif strategy == HEADROOM:
+                ranks.append((-table._headroom_share(i, t), m.picks, i))
             else:  # sticky: weighted rendezvous hashing
                 u = unit(mix64(key_hash ^ self._id_hashes[i]))
                 ranks.append((-math.log(u) / self._weights[i], 0, i))
@@ -235,8 +273,11 @@ class Selector:
         self._rng = (self._rng + 0x9E3779B97F4A7C15) & _MASK
         return mix64(self._rng)
 
-    def order(self, key: Union[str, bytes, None] = None, now: Optional[float] = None) -> list[str]:
+    def order(
+        self, key: Union[str, bytes, None] = None, now: Optional[float] = None, cost: int = 0
+    ) -> list[str]:
         t = now_ns(now)
+        units = _args.cost(cost) if cost else 0
         strategy = self._strategy
         if strategy == STICKY:
             if key is None:
@@ -244,8 +285,10 @@ class Selector:
             else:
                 key = key_bytes(key)
         health = self._health
-        avail = [health._availability(i, t) for i in range(len(self._ids))]
-        ranked = self._ordered(strategy, key, avail)
+        if not self._ids or (self._pool is not None and not self._pool._open(t, units)):
+            return []
+        avail = [health._availability(i, t, units) for i in range(len(self._ids))]
+        ranked = self._ordered(strategy, key, avail, t)
         # A half-open member is only ever offered first, as the probe of the
         # one caller that claims it; elsewhere in the list it would be claimed
         # and then, more often than not, never tried.
@@ -258,7 +301,7 @@ class Selector:
             ranked.pop(0)
         return []
 
-    def _ordered(self, strategy: int, key: Any, avail: list[int]) -> list[int]:
+    def _ordered(self, strategy: int, key: Any, avail: list[int], t: int) -> list[int]:
         eligible = [i for i, a in enumerate(avail) if a]
         if not eligible or strategy == PRIORITY:
             return eligible
@@ -284,7 +327,7 @@ class Selector:
                     (-math.log(unit(self._next_random())) / self._weights[i], i) for i in eligible
                 ]
             return [i for _, i in sorted(keys)]
-        return [i for _, _, i in sorted(self._ranks(strategy, key, avail))]
+        return [i for _, _, i in sorted(self._ranks(strategy, key, avail, t))]
 
     # ---- outcomes, operator actions, accounting ----------------------------
 
@@ -323,14 +366,76 @@ class Selector:
     ) -> bool:
         return self._health.impose(self._member(id), state, until, cause, now)
 
-    def acquire(self, id: str) -> bool:
-        return self._health.acquire(self._member(id))
+    def acquire(self, id: str, cost: int = 0, now: Optional[float] = None) -> bool:
+        i = self._member(id)
+        units = _args.cost(cost) if cost else 0
+        t = now_ns(now)
+        pool = self._pool
+        if pool is None:
+            return self._health._acquire(i, units, t)
+        if not pool._acquire(0, units, t):
+            return False
+        if self._health._acquire(i, units, t):
+            return True
+        pool._refund(0, units)
+        pool._release(0, units)
+        return False
 
-    def release(self, id: str) -> None:
-        if not self._health._release(self._member(id)):
+    def release(self, id: str, cost: int = 0) -> None:
+        units = _args.cost(cost) if cost else 0
+        if not self._health._release(self._member(id), units):
             raise ValueError(
                 f"member {id!r} has nothing in flight: release() must follow acquire()"
             )
+        if self._pool is not None:
+            self._pool._release(0, units)
+
+    def report_headroom(
+        self,
+        id: str,
+        requests_remaining: Optional[float] = None,
+        requests_limit: Optional[float] = None,
+        requests_reset: Optional[float] = None,
+        tokens_remaining: Optional[float] = None,
+        tokens_limit: Optional[float] = None,
+        tokens_reset: Optional[float] = None,
+        cost: int = 0,
+        now: Optional[float] = None,
+    ) -> None:
+        self._health.report_headroom(
+            self._member(id),
+            requests_remaining,
+            requests_limit,
+            requests_reset,
+            tokens_remaining,
+            tokens_limit,
+            tokens_reset,
+            cost,
+            now,
+        )
+
+    def report_usage(
+        self, id: str, estimated: int, actual: int, now: Optional[float] = None
+    ) -> None:
+        self._health.report_usage(self._member(id), estimated, actual, now)
+        if self._pool is not None:
+            self._pool.report_usage(0, estimated, actual, now)
+
+    def limits_wait(
+        self, id: Optional[str] = None, cost: int = 0, now: Optional[float] = None
+    ) -> tuple[float, Optional[str]]:
+        units = _args.cost(cost) if cost else 0
+        t = now_ns(now)
+        if id is None:
+            if self._pool is None:
+                return (0.0, None)
+            table, i = self._pool, 0
+        else:
+            table, i = self._health, self._member(id)
+        wait, which = table._limits_wait(i, units, t)
+        if wait <= 0:
+            return (0.0, None)
+        return (wait / 1e9, _args.LIMIT_NAMES[which])
 
     # ---- hot reload --------------------------------------------------------
 
@@ -357,11 +462,28 @@ class Selector:
     def state(self, id: str, now: Optional[float] = None) -> State:
         return self._health.state(self._member(id), now)
 
-    def retry_after(self, now: Optional[float] = None) -> Optional[float]:
-        return self._health.retry_after(now)
+    def retry_after(self, now: Optional[float] = None, cost: int = 0) -> Optional[float]:
+        wait, _ = self.outlook(now, cost)
+        return wait
 
-    def outlook(self, now: Optional[float] = None) -> tuple[Optional[float], str]:
-        return self._health.outlook(now)
+    def outlook(self, now: Optional[float] = None, cost: int = 0) -> tuple[Optional[float], str]:
+        outlook = self._health.outlook(now, cost)
+        if self._pool is None or outlook[0] is None:
+            return outlook
+        pool_wait, _ = self.limits_wait(None, cost, now)
+        if pool_wait > outlook[0]:
+            return (pool_wait, Cause.LIMITED)
+        return outlook
+
+    def pool_snapshot(self, now: Optional[float] = None) -> Optional[PoolView]:
+        if self._pool is None:
+            return None
+        view = self._pool.snapshot(now)[0]
+        return {
+            "inflight": view["inflight"],
+            "max_inflight": view["max_inflight"],
+            "limits": view["limits"],
+        }
 
     def snapshot(self, now: Optional[float] = None) -> list[KeyView]:
         views = self._health.snapshot(now)

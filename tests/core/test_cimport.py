@@ -58,7 +58,7 @@ def choose(byok_core.Selector sel, int64_t now_ns, int count):
     out = []
     for _ in range(count):
         kind = 0
-        i = sel.choose(byok_core.ROUND_ROBIN, 0, &now, &kind)
+        i = sel.choose(byok_core.ROUND_ROBIN, 0, &now, 0, &kind)
         out.append((i, kind))
     return out
 

@@ -297,6 +297,7 @@ def test_snapshot_reports_every_field(impl):
         "inflight": 0,
         "max_inflight": None,
         "latency_ewma": 0.25,
+        "limits": {},
     }
     assert b["state"] == "cooldown"
     assert b["cause"] == "rate_limited"

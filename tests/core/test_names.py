@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 import byok_core
-from byok_core import Cause, KeyView, MemberView, State, Strategy, Transition
+from byok_core import Cause, KeyView, LimitView, MemberView, State, Strategy, Transition
 
 from .test_twins import BOTH, IDS, random_program
 
@@ -53,11 +53,12 @@ def test_the_tuples_hold_the_members_in_code_order():
     ]:
         assert names == tuple(enum)
         assert [type(name) for name in names] == [enum] * len(enum)
-    assert byok_core._args.CAUSES == ("rate_limited", "failing")
+    assert byok_core._args.CAUSES == ("rate_limited", "failing", "limited")
 
 
 def test_the_names_are_exported():
-    for name in ("State", "Cause", "Transition", "Strategy", "KeyView", "MemberView"):
+    names = ("State", "Cause", "Transition", "Strategy", "KeyView", "MemberView", "LimitView")
+    for name in (*names, "PoolView"):
         assert name in byok_core.__all__
         assert getattr(byok_core, name) is getattr(byok_core._names, name)
 
@@ -103,14 +104,24 @@ def test_a_health_table_names_everything_with_members(impl):
 
 def _check_row(row, hints):
     for field, value in row.items():
+        if typing.get_origin(hints[field]) is dict:  # limits: dict[str, LimitView]
+            assert type(value) is dict, (field, value)
+            for name, view in value.items():
+                assert type(name) is str
+                assert view.keys() == LimitView.__required_keys__
+                _check_row(view, typing.get_type_hints(LimitView))
+            continue
         allowed = typing.get_args(hints[field]) or (hints[field],)
         assert type(value) in allowed, (field, value, hints[field])
 
 
 @pytest.mark.parametrize("setup", ["fresh", "cooling", "half_open", "out"])
 def test_snapshot_rows_are_exactly_the_typed_dicts(impl, setup):
-    sel = impl.Selector(["a", "b"], max_inflight={"b": 2}, cooldown=1, failure_threshold=1)
+    sel = impl.Selector(
+        ["a", "b"], max_inflight={"b": 2}, cooldown=1, failure_threshold=1, rpm={"a": 10}
+    )
     table = impl.HealthTable(2, max_inflight=[0, 2], cooldown=1, failure_threshold=1)
+    table.report_headroom(0, requests_remaining=3, requests_limit=5, tokens_remaining=7, now=T)
     for target, member in ((sel, "a"), (table, 0)):
         target.report_success(member, latency=0.25, now=T - 5)
         if setup in ("cooling", "half_open"):

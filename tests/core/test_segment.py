@@ -301,7 +301,7 @@ def test_a_file_that_is_no_segment(impl):
 
 def test_another_layout_version(impl, segment):
     poke(segment.name, _region.H_VERSION, 99)
-    with pytest.raises(ValueError, match="layout version 99; this byok_core reads version 1"):
+    with pytest.raises(ValueError, match="layout version 99; this byok_core reads version 2"):
         impl.HealthSegment.attach(segment.name)
 
 

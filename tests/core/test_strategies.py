@@ -320,6 +320,7 @@ ALL = [
     "least_inflight",
     "latency",
     "sticky",
+    "headroom",
 ]
 
 
