@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from byok.config import (
+    ClientKey,
     Config,
     ConfigError,
     Key,
@@ -63,7 +64,7 @@ def error(data: dict, environ: dict | None = None) -> str:
             ("server", "prot"),
             "byok.toml: [server] prot: unknown field; expected one of: admin_keys, client_keys, "
             "cooldown, failure_rate, failure_rate_min_attempts, failure_rate_window, "
-            "failure_threshold, host, idle_timeout, max_body_bytes, max_cooldown, "
+            "failure_threshold, headroom, host, idle_timeout, max_body_bytes, max_cooldown, "
             "max_header_bytes, max_headers, metrics_keys, metrics_public, port, read_timeout, "
             "revalidate_blocked, shutdown_grace",
         ),
@@ -76,17 +77,18 @@ def error(data: dict, environ: dict | None = None) -> str:
         (
             ("models", "m", "atempts"),
             "byok.toml: [models.m] atempts: unknown field; expected one of: attempt_timeout, "
-            "attempts, deadline, fallbacks, first_byte_timeout, hedge_after, strategy, "
-            "stream_idle_timeout, targets, wait_for_cooldown",
+            "attempts, deadline, fallbacks, first_byte_timeout, hedge_after, max_inflight, rpm, "
+            "strategy, stream_idle_timeout, targets, tpm, wait_for_cooldown",
         ),
         (
             ("providers", "oai", "keys", 2, "lable"),
             "byok.toml: [providers.oai] keys[2].lable: unknown field; "
-            "expected one of: key, label, max_inflight, weight",
+            "expected one of: daily_tokens, key, label, max_inflight, rpm, tpm, weight",
         ),
         (
             ("modles",),
-            "byok.toml: modles: unknown table; expected one of: cluster, models, providers, server",
+            "byok.toml: modles: unknown table; expected one of: cluster, models, prices, "
+            "providers, server, usage",
         ),
     ],
 )
@@ -502,7 +504,7 @@ def test_a_rich_config_decodes_to_the_same_objects_as_before(tmp_path):
         server=Server(
             host="0.0.0.0",
             port=9000,
-            client_keys=(Key("client-1", "client-c"),),
+            client_keys=(ClientKey("client-1", "client-c"),),
             admin_keys=(Key("admin-1", "admin-1-secret"),),
             max_body_bytes=1024,
             max_header_bytes=2048,

@@ -21,7 +21,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Annotated, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -128,6 +128,9 @@ class Key:
     secret: str = field(repr=False)
     weight: int = 1
     max_inflight: int = 0
+    rpm: int = 0  # limits of the key over all its models (0: none); see README "Capacity"
+    tpm: int = 0
+    daily_tokens: int = 0
 
     @property
     def fingerprint(self) -> str:
@@ -135,6 +138,23 @@ class Key:
 
     def __repr__(self) -> str:
         return f"Key({self.label!r}, {self.fingerprint})"
+
+
+@dataclass(frozen=True, repr=False)  # Key's repr: label and fingerprint, never the secret
+class ClientKey(Key):
+    """A client key (a virtual key): what it may use, and how much."""
+
+    models: tuple[str, ...] | None = None  # None: every model
+    daily_tokens: int = 0  # budgets (0: none), counted in the usage ledger
+    monthly_tokens: int = 0
+    monthly_cost: float = 0.0  # USD at the [prices] table's prices
+
+    @property
+    def limited(self) -> bool:
+        """Whether anything is counted against this key: rates or budgets."""
+        return bool(
+            self.rpm or self.tpm or self.daily_tokens or self.monthly_tokens or self.monthly_cost
+        )
 
 
 class Egress(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -206,12 +226,22 @@ class Target:
 
 
 @dataclass(frozen=True)
+class PoolLimits:
+    """Limits of each of a model's targets (a pool of keys): 0 is none."""
+
+    rpm: int = 0
+    tpm: int = 0
+    max_inflight: int = 0
+
+
+@dataclass(frozen=True)
 class Model:
     name: str
     targets: tuple[Target, ...]
     strategy: str = "weighted_round_robin"
     fallbacks: tuple[str, ...] = ()
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    limits: PoolLimits = field(default_factory=PoolLimits)
 
 
 class _ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -232,13 +262,16 @@ class _ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     failure_rate_window: _Seconds = 30.0
     failure_rate_min_attempts: _Count = 10  # in the window, before the share is judged
     revalidate_blocked: _SecondsOrZero = 900.0  # seconds between checks of a blocked key (0: never)
+    # learn each key's remaining requests and tokens from the provider's
+    # rate-limit headers and pass a key by before it would answer 429
+    headroom: bool = True
     metrics_public: bool = False  # true: GET /metrics needs no key (a scraper on a private network)
 
 
 class Server(_ServerSettings, frozen=True, kw_only=True):
     """The [server] table, its client and admin keys resolved."""
 
-    client_keys: tuple[Key, ...] = ()
+    client_keys: tuple[ClientKey, ...] = ()
     admin_keys: tuple[Key, ...] = ()  # none: the admin API is off
     metrics_keys: tuple[Key, ...] = ()  # bearer keys for GET /metrics only (and admin keys)
 
@@ -261,6 +294,49 @@ class Cluster:
         return parts._replace(netloc=f"{user}***@{parts.netloc.rpartition('@')[2]}").geturl()
 
 
+# A price per million tokens: bounded, so that a TOML inf is refused too
+_PerMillion = Annotated[
+    float, Meta(ge=0, le=1e6, description="a price in USD per million tokens, from 0 to 1e6")
+]
+
+
+class Price(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A model's price, as the [prices] table gives it: USD per million
+    tokens.  Only what the operator writes; nothing is looked up."""
+
+    input: _PerMillion
+    output: _PerMillion
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        """What `input_tokens` and `output_tokens` cost at this price, in USD."""
+        return (input_tokens * self.input + output_tokens * self.output) / 1_000_000
+
+
+@dataclass(frozen=True)
+class Usage:
+    """The [usage] table: where the usage ledger is kept, and whether it is."""
+
+    path: str  # absolute
+    enabled: bool = True
+
+
+def default_usage_path(
+    environ: Mapping[str, str] | None = None, platform: str = sys.platform
+) -> str:
+    """Where the usage ledger is kept when [usage] path does not say: the
+    platform's place for an application's data."""
+    env = os.environ if environ is None else environ
+    if platform == "win32":
+        base = env.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+        return str(PureWindowsPath(base, "byok", "usage.sqlite3"))
+    if platform == "darwin":
+        return str(Path.home() / "Library" / "Application Support" / "byok" / "usage.sqlite3")
+    data = env.get("XDG_DATA_HOME", "")
+    # the XDG spec: a relative path in the variable is invalid, and ignored
+    base_dir = Path(data) if os.path.isabs(data) else Path.home() / ".local" / "share"
+    return str(base_dir / "byok" / "usage.sqlite3")
+
+
 @dataclass(frozen=True)
 class Config:
     source: str
@@ -268,6 +344,8 @@ class Config:
     providers: Mapping[str, Provider]
     models: Mapping[str, Model]
     cluster: Cluster | None = None  # no [cluster]: this replica keeps its keys' states alone
+    usage: Usage = field(default_factory=lambda: Usage(default_usage_path()))
+    prices: Mapping[str, Price] = field(default_factory=dict)  # model name -> price
 
     def secrets(self) -> list[str]:
         """Every secret this config holds: upstream, client and admin keys,
@@ -308,6 +386,9 @@ class Config:
 # until _Builder resolves them into Keys.
 
 
+_Limit = Annotated[int, Meta(ge=0, le=1 << 40, description="an integer from 0 (none) to 2**40")]
+
+
 class _KeyTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A key written as a table: `{ key = "env:A", label = "team-a", weight = 2 }`."""
 
@@ -315,6 +396,22 @@ class _KeyTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     label: Annotated[str, Meta(min_length=1, description="a non-empty label")] | None = None
     weight: _Count = 1
     max_inflight: Annotated[int, Meta(ge=0, description="an integer of at least 0")] = 0
+    rpm: _Limit = 0
+    tpm: _Limit = 0
+    daily_tokens: _Limit = 0
+
+
+class _ClientKeyTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A client key written as a table, with what it may use and how much."""
+
+    key: _SecretSource
+    label: Annotated[str, Meta(min_length=1, description="a non-empty label")] | None = None
+    models: list[str] | None = None
+    rpm: _Limit = 0
+    tpm: _Limit = 0
+    daily_tokens: _Limit = 0
+    monthly_tokens: _Limit = 0
+    monthly_cost: Annotated[float, Meta(ge=0, le=1e9, description="USD from 0 (none) to 1e9")] = 0.0
 
 
 class _ProviderTable(Egress, frozen=True, kw_only=True):
@@ -333,7 +430,12 @@ _TargetText = Annotated[str, Meta(pattern="^[^/]+/.", description='"provider/ups
 
 
 class _ModelTable(RetryPolicy, frozen=True, kw_only=True):
-    """A model table: its routes, and the fields of its RetryPolicy."""
+    """A model table: its routes, its targets' limits (PoolLimits' fields) and
+    the fields of its RetryPolicy."""
+
+    rpm: _Limit = 0
+    tpm: _Limit = 0
+    max_inflight: Annotated[int, Meta(ge=0, description="an integer of at least 0")] = 0
 
     targets: Annotated[
         list[_TargetText],
@@ -344,7 +446,7 @@ class _ModelTable(RetryPolicy, frozen=True, kw_only=True):
 
 
 class _ServerTable(_ServerSettings, frozen=True, kw_only=True):
-    client_keys: list[_SecretSource] = []
+    client_keys: list[_SecretSource | _ClientKeyTable] = []
     admin_keys: list[_SecretSource] = []
     metrics_keys: list[_SecretSource] = []
 
@@ -362,6 +464,11 @@ class _ClusterTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     replica: Annotated[str, Meta(min_length=1, max_length=200, description="a name")] | None = None
 
 
+class _UsageTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    path: Annotated[str, Meta(min_length=1, description="a file path")] | None = None
+    enabled: bool = True
+
+
 class _File(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The top level; each table is decoded on its own, so that its errors
     can name it (msgspec's path shows a dict key as `[...]`)."""
@@ -370,12 +477,27 @@ class _File(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     server: dict[str, Any] = {}
     models: dict[str, Any] = {}
     cluster: dict[str, Any] | None = None
+    usage: dict[str, Any] = {}
+    prices: dict[str, Any] = {}
 
 
 # ---- loading ---------------------------------------------------------------------
 
 
 def load(path: str | os.PathLike[str]) -> Config:
+    # a relative path in the file is from the file's directory
+    return from_dict(_toml(path), str(path), directory=os.path.dirname(os.path.abspath(path)))
+
+
+def read_usage(path: str | os.PathLike[str]) -> Usage:
+    """The [usage] table of the file at `path` alone, for `byok usage`: the
+    rest of the file, and the keys it names, are not looked at."""
+    build = _Builder(str(path), os.environ)
+    return build.usage(_toml(path).get("usage", {}), os.path.dirname(os.path.abspath(path)))
+
+
+def _toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The file at `path`, parsed; a ConfigError if it cannot be."""
     source = str(path)
     try:
         with open(path, "rb") as f:
@@ -390,7 +512,7 @@ def load(path: str | os.PathLike[str]) -> Config:
         ) from None
     except OSError as error:
         raise ConfigError(source, "", "", f"cannot read the file: {error.strerror}") from None
-    return from_dict(data, source)
+    return data
 
 
 def from_environment(environ: Mapping[str, str] | None = None) -> Config:
@@ -424,9 +546,13 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Config:
 
 
 def from_dict(
-    data: Mapping[str, Any], source: str = "<dict>", environ: Mapping[str, str] | None = None
+    data: Mapping[str, Any],
+    source: str = "<dict>",
+    environ: Mapping[str, str] | None = None,
+    directory: str | os.PathLike[str] | None = None,
 ) -> Config:
-    """A configuration from the parsed TOML shape (tests and `byok demo` build one)."""
+    """A configuration from the parsed TOML shape (tests and `byok demo` build
+    one).  A relative path in it is from `directory` (None: the working one)."""
     build = _Builder(source, os.environ if environ is None else environ)
     tables = build.decode(data, _File, "")
     server = build.server(tables.server)
@@ -441,6 +567,16 @@ def from_dict(
                     "fallbacks",
                     f"{_named(fallback)} is not a model in this file; known: {', '.join(models)}",
                 )
+    passthrough = any(p.passthrough for p in providers.values())
+    for n, client in enumerate(server.client_keys):
+        for name in client.models or ():
+            if name not in models and not passthrough:
+                raise ConfigError(
+                    source,
+                    "server",
+                    f"client_keys[{n}].models",
+                    f"{_named(name)} is not a model in this file; known: {', '.join(models)}",
+                )
     if not server.client_keys and server.host not in LOOPBACK_HOSTS:
         raise ConfigError(
             source,
@@ -450,7 +586,19 @@ def from_dict(
             "could spend your keys; set client_keys or bind to 127.0.0.1",
         )
     cluster = None if tables.cluster is None else build.cluster(tables.cluster)
-    return Config(source=source, server=server, providers=providers, models=models, cluster=cluster)
+    usage = build.usage(tables.usage, directory)
+    prices = {
+        name: build.decode(body, Price, f"prices.{name}") for name, body in tables.prices.items()
+    }
+    return Config(
+        source=source,
+        server=server,
+        providers=providers,
+        models=models,
+        cluster=cluster,
+        usage=usage,
+        prices=prices,
+    )
 
 
 _T = TypeVar("_T")
@@ -503,9 +651,39 @@ class _Builder:
             for n, value in enumerate(values)
         )
 
+    def client_keys(self, entries: list[str | _ClientKeyTable]) -> tuple[ClientKey, ...]:
+        keys = []
+        for n, entry in enumerate(entries):
+            label = f"client-{n + 1}"
+            where = f"client_keys[{n}]"
+            if isinstance(entry, str):
+                keys.append(ClientKey(label, self.secret(entry, "server", where)))
+                continue
+            keys.append(
+                ClientKey(
+                    entry.label or label,
+                    self.secret(entry.key, "server", f"{where}.key"),
+                    rpm=entry.rpm,
+                    tpm=entry.tpm,
+                    daily_tokens=entry.daily_tokens,
+                    models=None if entry.models is None else tuple(entry.models),
+                    monthly_tokens=entry.monthly_tokens,
+                    monthly_cost=entry.monthly_cost,
+                )
+            )
+        labels = [k.label for k in keys]
+        for label in labels:
+            if labels.count(label) > 1:
+                raise self.fail(
+                    "server", "client_keys", f"label {label!r} is used twice: it names one client"
+                )
+        if len({k.secret for k in keys}) != len(keys):
+            raise self.fail("server", "client_keys", "the same key is listed twice")
+        return tuple(keys)
+
     def server(self, body: Any) -> Server:
         table = self.decode(body, _ServerTable, "server")
-        client_keys = self.server_keys(table.client_keys, "client_keys", "client")
+        client_keys = self.client_keys(table.client_keys)
         admin_keys = self.server_keys(table.admin_keys, "admin_keys", "admin")
         metrics_keys = self.server_keys(table.metrics_keys, "metrics_keys", "metrics")
         client_secrets = {k.secret for k in client_keys}
@@ -549,7 +727,17 @@ class _Builder:
                 keys.append(Key(label, self.secret(entry, where, f"keys[{n}]")))
             else:
                 secret = self.secret(entry.key, where, f"keys[{n}].key")
-                keys.append(Key(entry.label or label, secret, entry.weight, entry.max_inflight))
+                keys.append(
+                    Key(
+                        entry.label or label,
+                        secret,
+                        entry.weight,
+                        entry.max_inflight,
+                        entry.rpm,
+                        entry.tpm,
+                        entry.daily_tokens,
+                    )
+                )
         labels = [k.label for k in keys]
         for label in labels:
             if labels.count(label) > 1:
@@ -590,7 +778,8 @@ class _Builder:
             got = _named(table.strategy)
             raise self.fail(where, "strategy", f"expected one of {valid}, got {got}")
         retry = RetryPolicy(**{f: getattr(table, f) for f in RetryPolicy.__struct_fields__})
-        return Model(name, tuple(targets), table.strategy, tuple(table.fallbacks), retry)
+        limits = PoolLimits(table.rpm, table.tpm, table.max_inflight)
+        return Model(name, tuple(targets), table.strategy, tuple(table.fallbacks), retry, limits)
 
     def cluster(self, body: Any) -> Cluster:
         table = self.decode(body, _ClusterTable, "cluster")
@@ -604,6 +793,26 @@ class _Builder:
                 "(rediss:// with TLS) or unix:///path/to/redis.sock",
             )
         return Cluster(redis=url, prefix=table.prefix, replica=table.replica)
+
+    def usage(self, body: Any, directory: str | os.PathLike[str] | None) -> Usage:
+        table = self.decode(body, _UsageTable, "usage")
+        if table.path is None:
+            # of this process's environment, as Config's own default: `environ`
+            # is where secrets come from
+            return Usage(default_usage_path(), table.enabled)
+        try:
+            given = Path(table.path).expanduser()
+        except RuntimeError:  # ~name of a user this system does not know
+            raise self.fail("usage", "path", f"no home directory for {table.path!r}") from None
+        path = os.path.abspath(Path(directory or os.getcwd(), given))
+        if os.path.isdir(path):
+            raise self.fail(
+                "usage",
+                "path",
+                f"{path} is a directory: name a file in it, such as "
+                f"{os.path.join(path, 'usage.sqlite3')}",
+            )
+        return Usage(path, table.enabled)
 
 
 # ---- msgspec's errors, located ---------------------------------------------------

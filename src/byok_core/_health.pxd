@@ -2,6 +2,7 @@
 # calls that _selector makes on every pick without going through Python.
 
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
+from cpython.long cimport PyLong_CheckExact
 from libc.stdint cimport int64_t
 
 cdef extern from "_platform.h" nogil:
@@ -140,6 +141,18 @@ cdef class HealthTable:
 
 cdef double optional_seconds(object value, str name) except? -2.0
 cdef int reject_now(object now) except -1
+cdef int64_t checked_cost(object value) except -1
+
+
+cdef inline int64_t cost_units(object value) except -1:
+    """A request's estimated tokens (`cost`), the common case inlined: an int
+    in range; anything else is checked the long way (_args.cost)."""
+    cdef long long units
+    if PyLong_CheckExact(value):
+        units = value
+        if 0 <= units <= (1LL << 40):  # _args.MAX_LIMIT
+            return units
+    return checked_cost(value)
 
 
 cdef inline double report_seconds(object value, str name) except? -2.0:

@@ -373,7 +373,7 @@ cdef class HealthTable:
         cdef Py_ssize_t i = self.check(index)
         requests = _args.headroom(requests_remaining, requests_limit, requests_reset, "requests")
         tokens = _args.headroom(tokens_remaining, tokens_limit, tokens_reset, "tokens")
-        cdef int64_t own = _args.cost(cost) if cost else 0
+        cdef int64_t own = cost_units(cost)
         cdef int64_t t = now_ns(now)
         cdef member_t *m = self.records[i]
         clock(&t)
@@ -391,7 +391,8 @@ cdef class HealthTable:
         daily_tokens) take or give back the difference from the estimate
         that acquire() took (a bucket never fills beyond full)."""
         cdef Py_ssize_t i = self.check(index)
-        cdef int64_t delta = _args.cost(actual) - _args.cost(estimated)
+        cdef int64_t delta = cost_units(actual)
+        delta -= cost_units(estimated)
         cdef int64_t t = now_ns(now)
         cdef member_t *m = self.records[i]
         if not delta or not byok_load(&m.limited):
@@ -634,12 +635,12 @@ cdef class HealthTable:
         take it from the member's limits; False (and nothing taken) if the
         member is at its cap or over a limit."""
         cdef Py_ssize_t i = self.check(index)
-        return self.acquire_slot(i, _args.cost(cost) if cost else 0, now_ns(now))
+        return self.acquire_slot(i, cost_units(cost), now_ns(now))
 
     def release(self, index, cost=0):
         """Count one call less in flight (``cost``: as it was acquired)."""
         cdef Py_ssize_t i = self.check(index)
-        if not self.release_slot(i, _args.cost(cost) if cost else 0):
+        if not self.release_slot(i, cost_units(cost)):
             raise ValueError(f"member {i} has nothing in flight: release() must follow acquire()")
 
     cdef bint acquire_slot(self, Py_ssize_t i, int64_t cost, int64_t now) noexcept nogil:
@@ -720,7 +721,7 @@ cdef class HealthTable:
         """0.0 if a member can be used now (for a request of ``cost``
         estimated tokens), else seconds until the soonest one can; None if
         none ever will without an operator."""
-        cdef int64_t units = _args.cost(cost) if cost else 0
+        cdef int64_t units = cost_units(cost)
         cdef int64_t wait = self.wait_ns(now_ns(now), units, NULL)
         return None if wait < 0 else wait / 1e9
 
@@ -730,7 +731,7 @@ cdef class HealthTable:
         is out: Cause.RATE_LIMITED or Cause.FAILING for a cooldown,
         Cause.LIMITED for a ready member over a limit); (None, "out") if none
         ever will without an operator (or there are none)."""
-        cdef int64_t units = _args.cost(cost) if cost else 0
+        cdef int64_t units = cost_units(cost)
         cdef int64_t cause = CAUSE_NONE
         cdef int64_t wait = self.wait_ns(now_ns(now), units, &cause)
         if wait < 0:
@@ -804,6 +805,10 @@ cdef double optional_seconds(object value, str name) except? -2.0:
     if seconds != seconds:
         return -1.0
     return min(max(seconds, 0.0), _args.MAX_SECONDS)
+
+
+cdef int64_t checked_cost(object value) except -1:
+    return _args.cost(value)
 
 
 cdef int reject_now(object now) except -1:

@@ -77,7 +77,8 @@ from libc.stdint cimport int64_t, uint64_t
 from byok_core._health cimport (
     AVAILABLE, BLOCKED, DISABLED, LIMITS, READY, HealthTable, availability, byok_cas,
     byok_fetch_add, byok_forget_self, byok_load, byok_load_f64, byok_lock, byok_unlock,
-    charge, claim_probe, clock, headroom_share, limits_wait, member_t, now_ns, report_seconds,
+    charge, claim_probe, clock, cost_units, headroom_share, limits_wait, member_t, now_ns,
+    report_seconds,
 )
 
 import os
@@ -162,7 +163,7 @@ cdef class Selector:
         """The member to use now for a request of ``cost`` estimated tokens,
         taken from its limits (and the pool's); None when none is available."""
         cdef int64_t t = now_ns(now)
-        cdef int64_t units = _args.cost(cost) if cost else 0
+        cdef int64_t units = cost_units(cost)
         cdef int strategy = self.strategy_code
         cdef uint64_t key_hash = 0
         cdef Py_ssize_t i, attempt
@@ -332,7 +333,7 @@ cdef class Selector:
         estimated tokens; counts as one pick and takes nothing from the
         limits (acquire() does).  Empty while the pool is over a limit."""
         cdef int64_t t = now_ns(now)
-        cdef int64_t units = _args.cost(cost) if cost else 0
+        cdef int64_t units = cost_units(cost)
         cdef int strategy = self.strategy_code
         cdef uint64_t key_hash = 0
         cdef Py_ssize_t count, head, k
@@ -491,7 +492,7 @@ cdef class Selector:
         take it from the member's limits and the pool's; False (and nothing
         taken) if the member or the pool is at max_inflight or over a limit."""
         cdef Py_ssize_t i = self.member(id)
-        cdef int64_t units = _args.cost(cost) if cost else 0
+        cdef int64_t units = cost_units(cost)
         cdef int64_t t = now_ns(now)
         if self.pool_record == NULL:
             return self.health.acquire_slot(i, units, t)
@@ -505,7 +506,7 @@ cdef class Selector:
 
     def release(self, id, cost=0):
         """Count one call less in flight (``cost``: as it was acquired)."""
-        cdef int64_t units = _args.cost(cost) if cost else 0
+        cdef int64_t units = cost_units(cost)
         if not self.health.release_slot(self.member(id), units):
             raise ValueError(f"member {id!r} has nothing in flight: release() must follow acquire()")
         if self.pool_record != NULL:
@@ -534,7 +535,7 @@ cdef class Selector:
         take a request of ``cost`` estimated tokens, the limit that holds it
         back): (0.0, None) when it can now or has no limits; the wait counts
         only limits, not a cooldown or max_inflight."""
-        cdef int64_t units = _args.cost(cost) if cost else 0
+        cdef int64_t units = cost_units(cost)
         cdef int64_t t = now_ns(now)
         cdef member_t *m
         cdef int which = 0

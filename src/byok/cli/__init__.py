@@ -1,5 +1,5 @@
 """The `byok` command: serve (the default), demo, check-config, keys check,
-status, reload, tour."""
+status, reload, usage, tour."""
 
 from __future__ import annotations
 
@@ -38,9 +38,14 @@ environment:
   ANTHROPIC_BASE_URL    where those Anthropic keys go, the bare host
                         (default {ANTHROPIC.default_base_url})
   {CONFIG_ENV}           the config file when --config is not given (serve,
-                        check-config, keys check, status, reload)
+                        check-config, keys check, status, reload, usage)
   BYOK_ADMIN_KEY        the admin key of status and reload (default: the first
                         of the config's admin_keys)
+  BYOK_USAGE_DB         the usage ledger that `byok usage` reads, in place of
+                        the config's [usage] path (default: usage.sqlite3 in
+                        $XDG_DATA_HOME/byok, else ~/.local/share/byok; in
+                        ~/Library/Application Support/byok on macOS, in
+                        %LOCALAPPDATA%\\byok on Windows)
   HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY (or lowercase)
                         the proxy that upstream requests go through, as curl
                         reads them; a provider's `proxy = "..."` overrides them
@@ -92,6 +97,22 @@ def _dispatch(command: str, args: argparse.Namespace) -> int:
             from . import reload
 
             return reload.run(_config_path(args), args.url, args.admin_key)
+        if command == "usage":
+            from . import usage
+
+            if args.db and args.config:
+                print(
+                    "byok usage: --db and --config both name the ledger: give one", file=sys.stderr
+                )
+                return 2
+            return usage.run(
+                db=args.db,
+                config_path=_config_path(args),
+                by=args.by,
+                since=args.since,
+                until=args.until,
+                form=args.format,
+            )
         return tour.run()
     except ConfigError as error:
         print(f"byok: {error}", file=sys.stderr)
@@ -272,7 +293,44 @@ def _parser() -> argparse.ArgumentParser:
             help="one of the proxy's [server] admin_keys (default: $BYOK_ADMIN_KEY, "
             "else the config's first)",
         )
+    _usage_parser(commands)
     return parser
+
+
+def _usage_parser(commands: Any) -> None:
+    usage = commands.add_parser(
+        "usage",
+        help="requests, tokens and cost from the usage ledger",
+        description="Print the requests, tokens, errors and cost that the usage ledger "
+        "holds, summed by the --by columns, for the hours from --since to --until (UTC). "
+        "It reads --db, else $BYOK_USAGE_DB, else the config's [usage] path, else the "
+        "default path; it never writes it.  No ledger there yet: a line says so, exit "
+        "status 0.  Exit status 2 if it cannot be read.",
+    )
+    _config_option(usage, "the proxy's config: its [usage] path", otherwise="")
+    usage.add_argument("--db", metavar="PATH", help="the usage ledger (an SQLite file)")
+    usage.add_argument(
+        "--by",
+        default="day,client,model,key",
+        metavar="COLUMNS",
+        help="sum by these, comma-separated: hour, day, month, client, provider, key (a "
+        "provider's key label), model (default: day,client,model,key)",
+    )
+    usage.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="from the hour that holds WHEN: 2026-12-01, 2026-12-01T10:00 (UTC), or an "
+        "age such as 7d, 24h, 30m (default: the start of this month, UTC)",
+    )
+    usage.add_argument(
+        "--until", metavar="WHEN", help="up to WHEN, as --since takes it (default: now)"
+    )
+    usage.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="table (the default), csv (a header row first) or json (a list of objects)",
+    )
 
 
 def _config_option(

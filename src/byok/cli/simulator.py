@@ -14,12 +14,25 @@ Like OpenAI, an OpenAI-style stream tells its usage only when asked
 (``stream_options.include_usage``): then every chunk carries
 ``"usage":null`` and a last chunk, with no choices, the usage; and
 ``stream_options`` without ``"stream": true`` is refused.
+
+A key may have the limits a provider puts on it (``rpm``, ``tpm``), enforced
+as providers do: a token bucket per limit and key, of the limit's size,
+refilled continuously (a sixtieth of it a second) on trio's clock, so that
+tests under MockClock see minutes pass in virtual time.  A request costs one
+request and the tokens OpenAI charges at admission: its prompt's characters
+/ 4, rounded up, plus its max_tokens (``DEFAULT_MAX_TOKENS`` when it names
+none); it says what it was charged in ``x-sim-charged-tokens``.  A request
+that does not fit gets a 429 (``retry-after``: whole seconds until it would
+fit) and takes nothing.  Answers advertise the buckets as the endpoint's
+provider does (``limit_headers="auto"``): what is left after this request,
+and when the bucket will be full again.
 """
 
 from __future__ import annotations
 
 import gzip
 import itertools
+import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -54,6 +67,20 @@ class Behaviour:
     # with a stream: each event sent in pieces of this many bytes (0: whole),
     # chunk_delay apart, so that they reach the reader in separate reads
     piece: int = 0
+    rpm: int | None = None  # requests a minute this key may make (None: unlimited)
+    tpm: int | None = None  # tokens a minute, as charged at admission (None: unlimited)
+    # "auto": answers carry the limits in the headers of the endpoint's provider
+    # (x-ratelimit-* or anthropic-ratelimit-*); None: no such header, as from
+    # a server that does not advertise its limits
+    limit_headers: str | None = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("rpm", "tpm"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a whole number of at least 1, or None")
+        if self.limit_headers not in ("auto", None):
+            raise ValueError('limit_headers must be "auto" or None')
 
 
 @dataclass
@@ -73,7 +100,10 @@ class SimulatedUpstream:
     names: dict[str, str] = field(default_factory=dict)  # secret -> a name for answers
     seen: list[Seen] = field(default_factory=list)
     cancelled: int = 0  # requests whose client went away before the answer ended
+    rate_limited: int = 0  # 429s sent for a key's rpm or tpm, all keys together
     _count: dict[str, int] = field(default_factory=dict)
+    _limited: dict[str, int] = field(default_factory=dict)  # secret -> such 429s
+    _buckets: dict[tuple[str, str], _Bucket] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     def add_key(self, secret: str, name: str = "", **behaviour: Any) -> None:
@@ -86,6 +116,10 @@ class SimulatedUpstream:
 
     def requests_for(self, secret: str) -> int:
         return sum(1 for s in self.seen if s.key == secret)
+
+    def rate_limited_count(self, secret: str) -> int:
+        """The 429s `secret` got for its rpm or tpm (not those of mode="429")."""
+        return self._limited.get(secret, 0)
 
     async def __call__(self, request: Request) -> Response:
         path = request.path
@@ -127,6 +161,12 @@ class SimulatedUpstream:
             message = "The 'stream_options' parameter is only allowed when 'stream' is enabled."
             return _error(dialect, 400, message)
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        limits: list[tuple[str, str]] = []  # the headers that tell this key's limits
+        if behaviour.rpm is not None or behaviour.tpm is not None:
+            admitted = self._admit(secret, behaviour, dialect, path, body)
+            if isinstance(admitted, Response):
+                return admitted
+            limits = admitted
         n = self._count[secret] = self._count.get(secret, 0) + 1
         if behaviour.delay:
             await self._wait(behaviour.delay)
@@ -156,13 +196,61 @@ class SimulatedUpstream:
         answer = _Answer(next(self._ids), model, text, dialect, path, include_usage)
         if not stream:
             # like the providers, an id of its own for every answer
-            headers = [*JSON, ("x-request-id", f"req_sim_{answer.number}")]
+            headers = [*JSON, ("x-request-id", f"req_sim_{answer.number}"), *limits]
             body = msgspec.json.encode(answer.whole())
             if behaviour.gzip and "gzip" in request.header("accept-encoding"):
                 headers.append(("content-encoding", "gzip"))
                 body = gzip.compress(body)
             return Response(200, headers, body)
-        return Response(200, SSE, self._stream(answer, behaviour, failing))
+        return Response(200, [*SSE, *limits], self._stream(answer, behaviour, failing))
+
+    def _admit(
+        self, secret: str, behaviour: Behaviour, dialect: str, path: str, body: dict[str, Any]
+    ) -> Response | list[tuple[str, str]]:
+        """Charge a request to its key's buckets: the headers its answer
+        carries; or, when it does not fit, the 429 to send, having taken nothing."""
+        now = trio.current_time()
+        tokens = estimated_tokens(path, body)
+        charges = [
+            (kind, self._bucket(secret, kind, limit, now), cost)
+            for kind, limit, cost in (
+                ("requests", behaviour.rpm, 1),
+                ("tokens", behaviour.tpm, tokens),
+            )
+            if limit is not None
+        ]
+        kind, bucket, cost = max(charges, key=lambda charge: charge[1].wait(charge[2]))
+        wait = bucket.wait(cost)
+        if wait > 0:
+            self.rate_limited += 1
+            self._limited[secret] = self._limited.get(secret, 0) + 1
+            per = f"{kind} per min ({'RPM' if kind == 'requests' else 'TPM'})"
+            if wait == math.inf:  # never: more than the whole bucket
+                message, delay = f"Request too large for {per}", []
+            else:
+                message = f"Rate limit reached for {per}"
+                delay = [("retry-after", str(max(1, math.ceil(wait - _EPSILON))))]
+            message += f": Limit {bucket.capacity}, Requested {cost}."
+            headers = [*JSON, *delay]
+            if behaviour.limit_headers:
+                headers += _limit_headers(dialect, charges)
+            return Response(429, headers, _error_body(dialect, 429, message))
+        for _, bucket, cost in charges:
+            bucket.take(cost)
+        headers = [("x-sim-charged-tokens", str(tokens))]
+        if behaviour.limit_headers:  # what is left once this request is in
+            headers += _limit_headers(dialect, charges)
+        return headers
+
+    def _bucket(self, secret: str, kind: str, capacity: int, now: float) -> _Bucket:
+        bucket = self._buckets.get((secret, kind))
+        if bucket is None:
+            bucket = self._buckets[secret, kind] = _Bucket(capacity, capacity, now)
+        bucket.refill(now)
+        if bucket.capacity != capacity:  # set() changed the limit: what is left stays
+            bucket.capacity = capacity
+            bucket.level = min(bucket.level, capacity)
+        return bucket
 
     async def _listing(self, dialect: str, behaviour: Behaviour) -> Response:
         """GET .../models: the key's behaviour, on every request (`every` is
@@ -380,6 +468,116 @@ class _Answer:
             _sse({"type": "message_stop"}, "message_stop"),
         ]
         return events
+
+
+# Charged for the answer of a request that names no max_tokens (OpenAI charges
+# the model's whole output allowance then; a fixed figure keeps tests simple).
+DEFAULT_MAX_TOKENS = 256
+_EPSILON = 1e-9  # float slack: a bucket refilled to 0.9999999999 holds 1
+_PROMPT_KEYS = ("messages", "system", "prompt", "input", "instructions")
+
+
+def estimated_tokens(path: str, body: dict[str, Any]) -> int:
+    """The tokens a request is charged at admission, as OpenAI counts them:
+    its prompt's characters / 4, rounded up, and the most its answer may
+    take (none for embeddings and token counts, which answer no text)."""
+    prompt = -(-sum(_text_length(body.get(key)) for key in _PROMPT_KEYS) // 4)
+    if path in ("/v1/embeddings", "/v1/messages/count_tokens"):
+        return prompt
+    most = body.get("max_tokens") or body.get("max_completion_tokens")
+    most = most or body.get("max_output_tokens")  # the Responses API's name
+    return prompt + (most if isinstance(most, int) and most > 0 else DEFAULT_MAX_TOKENS)
+
+
+def _text_length(value: Any) -> int:
+    """The characters of text in a prompt: strings, messages' content, text
+    parts, lists of these (images and tool calls count for nothing)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, list):
+        return sum(_text_length(item) for item in value)
+    if isinstance(value, dict):
+        return _text_length(value.get("content")) + _text_length(value.get("text"))
+    return 0
+
+
+@dataclass
+class _Bucket:
+    """One limit of one key: `capacity` a minute, refilled continuously (a
+    sixtieth of it a second) up to `capacity`, full at first."""
+
+    capacity: int
+    level: float
+    at: float  # trio's clock when `level` was right
+
+    def refill(self, now: float) -> None:
+        self.level = min(self.capacity, self.level + (now - self.at) * self.capacity / 60)
+        self.at = now
+
+    def wait(self, cost: int) -> float:
+        """Seconds until `cost` fits: 0 now, inf never (more than it holds)."""
+        if cost <= self.level + _EPSILON:
+            return 0.0
+        if cost > self.capacity:
+            return math.inf
+        return (cost - self.level) * 60 / self.capacity
+
+    def take(self, cost: int) -> None:
+        self.level -= cost
+
+    def until_full(self) -> float:
+        return max(self.capacity - self.level, 0.0) * 60 / self.capacity
+
+
+def _limit_headers(dialect: str, charges: list[tuple[str, _Bucket, int]]) -> list[tuple[str, str]]:
+    """The buckets as the endpoint's provider tells them: limit, what is left
+    (whole units, rounded down) and when it is full again."""
+    headers: list[tuple[str, str]] = []
+    for kind, bucket, _ in charges:
+        limit = str(bucket.capacity)
+        remaining = str(math.floor(bucket.level + _EPSILON))
+        full_in = bucket.until_full()  # seconds on trio's clock, which may be a MockClock
+        if dialect == "anthropic":
+            # a wall-clock time, whole seconds rounded up as Anthropic sends them;
+            # the one token bucket stands for the total and the input and
+            # output limits alike (Anthropic rounds tokens to thousands: not here)
+            when = datetime.fromtimestamp(math.ceil(time.time() + full_in), timezone.utc)
+            reset = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+            families = ("requests",) if kind == "requests" else _ANTHROPIC_TOKEN_FAMILIES
+            for family in families:
+                headers += [
+                    (f"anthropic-ratelimit-{family}-limit", limit),
+                    (f"anthropic-ratelimit-{family}-remaining", remaining),
+                    (f"anthropic-ratelimit-{family}-reset", reset),
+                ]
+        else:
+            headers += [
+                (f"x-ratelimit-limit-{kind}", limit),
+                (f"x-ratelimit-remaining-{kind}", remaining),
+                (f"x-ratelimit-reset-{kind}", _go_duration(full_in)),
+            ]
+    return headers
+
+
+_ANTHROPIC_TOKEN_FAMILIES = ("tokens", "input-tokens", "output-tokens")
+
+
+def _go_duration(seconds: float) -> str:
+    """`seconds` as OpenAI writes a reset (Go's time.Duration), to the
+    millisecond rounded up: 20ms, 1s, 7.66s, 6m0s, 1h2m3.5s."""
+    millis = math.ceil(seconds * 1000 - 1e-6)
+    if millis <= 0:
+        return "0s"
+    if millis < 1000:
+        return f"{millis}ms"
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    text = f"{millis / 1000:.3f}".rstrip("0").rstrip(".") + "s"
+    if hours or minutes:
+        text = f"{minutes}m{text}"
+    if hours:
+        text = f"{hours}h{text}"
+    return text
 
 
 def _failure(dialect: str, behaviour: Behaviour, failing: bool) -> Response | None:

@@ -73,6 +73,11 @@ class RoutingFields(msgspec.Struct, gc=False):
     # read only to know whether the client asked for a stream's usage (UNSET:
     # absent); Any, so that a wrong type is the upstream's to refuse, as before
     stream_options: Any = msgspec.UNSET
+    # the answer's length the client allows, for the token estimate
+    # (estimate.py); Any, so that a wrong type is the upstream's to refuse
+    max_tokens: Any = msgspec.UNSET
+    max_completion_tokens: Any = msgspec.UNSET  # OpenAI's newer name
+    max_output_tokens: Any = msgspec.UNSET  # the responses API's
 
 
 # Whether byok asks the upstream for a stream's usage, and how the body changes:

@@ -111,15 +111,18 @@ def _retry_after(headers: Mapping[str, str], wall: float) -> float | None:
     return when.timestamp() - wall
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+# Go's time.Duration as OpenAI writes it: hours, minutes, seconds in that
+# order (6m0s, 1h2m3.5s), or milliseconds (20ms); one match, no loop, as this
+# runs on every answer (ratelimits.py)
+_NUMBER = r"(\d+(?:\.\d+)?)"
+_DURATION = re.compile(rf"(?:{_NUMBER}h)?(?:{_NUMBER}m(?!s))?(?:{_NUMBER}s)?(?:{_NUMBER}ms)?")
 
 
 def _provider_reset(headers: Mapping[str, str], wall: float) -> float | None:
     # every kind's reset headers, whoever answered: an OpenAI-compatible
     # server may send either family
     for family in _RESET_FAMILIES:
-        read = _duration if family.reset_format == "duration" else _timestamp
+        read = parse_duration if family.reset_format == "duration" else parse_timestamp
         delay = _exhausted_first(headers, family.limits, read, wall)
         if delay is not None:
             return delay
@@ -145,17 +148,34 @@ def _exhausted_first(
     return min(others) if others else None
 
 
-def _duration(raw: str | None, wall: float) -> float | None:
+def parse_duration(raw: str | None, wall: float) -> float | None:
+    """Seconds in an OpenAI-style duration (``6m0s``, ``20ms``) or a bare number;
+    None if it is neither.  `wall` is unused: every reset parser takes it."""
     if not raw:
         return None
     raw = raw.strip()
-    parts = _DURATION.findall(raw)
-    if not parts or "".join(n + u for n, u in parts) != raw:
+    if raw.endswith("s"):  # 20ms or 1s, as most resets read: no regex needed
+        millis = raw.endswith("ms")
+        number = raw[:-2] if millis else raw[:-1]
+        if number.isdecimal():
+            return int(number) / 1000 if millis else float(number)
+    found = _DURATION.fullmatch(raw)
+    if found is None or found.lastindex is None:  # no unit: a bare number, or nothing
         return _number(raw)
-    return sum(float(n) * _UNITS[u] for n, u in parts)
+    hours, minutes, whole, millis = found.groups()
+    seconds = float(whole) if whole else 0.0
+    if millis:
+        seconds += float(millis) / 1000
+    if minutes:
+        seconds += float(minutes) * 60
+    if hours:
+        seconds += float(hours) * 3600
+    return seconds
 
 
-def _timestamp(raw: str | None, wall: float) -> float | None:
+def parse_timestamp(raw: str | None, wall: float) -> float | None:
+    """Seconds from `wall` (time.time()) to an RFC 3339 time (negative: past);
+    None if it is not one."""
     if not raw:
         return None
     try:

@@ -56,6 +56,8 @@ What the client gets when no attempt succeeds (``GiveUp``):
     no attempt made, every key cooling, the soonest for errors        503 + Retry-After
     no attempt made, every key blocked or disabled                    503
     no attempt made, every usable key at its max_inflight             429 + Retry-After: 1
+    no attempt made, every usable key (or the pool) over a limit      429 + Retry-After, the
+      (rpm, tpm, daily_tokens, or the provider's remaining figures)     limit named
     attempts failed, a key of the request's routes cools: as above,   429/503 + Retry-After
       by the soonest one
     attempts failed, no key cools, every failure timed out            504
@@ -66,6 +68,14 @@ What the client gets when no attempt succeeds (``GiveUp``):
 ``should_retry`` (``x-should-retry``) is true when a Retry-After of 60 s or
 less is given: the official SDKs then wait and retry on their own; otherwise
 false, so that their retries do not multiply byok's.
+
+Limits.  A plan carries its request's estimated tokens (``cost``): keys are
+ordered and acquired for that many (byok_core passes by a key or a pool
+over a limit, which is a wait, never a failure), in the target's pool and,
+when the provider's keys have limits of their own (rpm, tpm, daily_tokens
+over all their models), in the provider's ``accounts`` selector too.  Every
+response head tells the engine what the provider says the key has left
+(``headroom``), before the key is picked again.
 
 Every outcome goes to the engine here (``byok_core`` reports with ``now``):
 success with its time to first byte, 429 with the upstream's delay, 401/403
@@ -89,10 +99,11 @@ from typing import NoReturn
 
 import msgspec
 
-from byok_core import State
+from byok_core import Selector, State
 
 from ..config import Redactor, RetryPolicy
 from .outcomes import Kind, Outcome, classify, failure
+from .ratelimits import headroom
 from .routing import Pool, Route, Router
 
 ERROR_BODY_LIMIT = 64 * 1024  # an error body larger than this is the key's failure
@@ -179,9 +190,11 @@ class Attempt:
     read: Read | None = None
     probe: bool = False  # the key was half-open: this attempt is its one probe
     pool: Pool = field(init=False)
+    accounts: Selector | None = field(init=False)  # the one it acquired the key in
 
     def __post_init__(self) -> None:
         self.pool = self.route.pool  # read on every report: an attribute, not a property
+        self.accounts = self.pool.accounts
 
     @property
     def first_byte(self) -> float | None:
@@ -228,6 +241,8 @@ class Plan:
     stream: bool = False
     observer: Observer = _ignore
     redact: Redactor = field(default_factory=lambda: Redactor(()))  # the request's config's
+    cost: int = 0  # the request's estimated tokens (gateway/estimate.py)
+    headroom: bool = True  # tell the engine what each answer's rate-limit headers say
     attempts: list[Attempt] = field(default_factory=list)
     winner: Attempt | None = None
     deadline_passed: bool = False
@@ -311,8 +326,10 @@ class Plan:
                     continue
                 if current is not route.pool:
                     route = self.routes[self._route_index] = Route(current, route.upstream_model)
-                self._order, self._position = route.pool.selector.order(now=now), 0
+                self._order = route.pool.selector.order(None, now, self.cost)
+                self._position = 0
             selector = route.pool.selector
+            accounts = route.pool.accounts
             while self._position < len(self._order):
                 label = self._order[self._position]
                 self._position += 1
@@ -320,7 +337,10 @@ class Plan:
                 # meanwhile (another request's failure): not worth an attempt
                 if self._position > 1 and selector.state(label, now=now) is not State.READY:
                     continue
-                if selector.acquire(label):
+                if selector.acquire(label, self.cost, now):
+                    if accounts is not None and not accounts.acquire(label, self.cost, now):
+                        selector.release(label, self.cost)  # the key's own limit: next one
+                        continue
                     self._probe = (
                         self._position == 1 and selector.state(label, now=now) is State.HALF_OPEN
                     )
@@ -376,6 +396,20 @@ class Plan:
             self._refuse(attempt, Event.HEAD)
         attempt.phase = _R
         attempt.headed = now
+        if self.headroom:
+            left = headroom(headers, wall)
+            if left is not None:
+                attempt.pool.selector.report_headroom(
+                    attempt.label,
+                    left.requests_remaining,
+                    left.requests_limit,
+                    left.requests_reset,
+                    left.tokens_remaining,
+                    left.tokens_limit,
+                    left.tokens_reset,
+                    self.cost,
+                    now,
+                )
         outcome = classify(status, headers, wall)
         attempt.outcome = outcome
         if outcome.kind is _SUCCESS:
@@ -536,7 +570,17 @@ class Plan:
                 pool.selector.report_success(label, now=now)
             else:
                 pool.selector.report_abandoned(label, now=now)
-        pool.selector.release(label)
+        pool.selector.release(label, self.cost)
+        if attempt.accounts is not None:
+            attempt.accounts.release(label, self.cost)
+
+    def used(self, attempt: Attempt, tokens: int, now: float) -> None:
+        """The answer's real token count: the limits that took the estimate
+        take the difference (the pool's, the key's own)."""
+        cost = self.cost
+        attempt.pool.selector.report_usage(attempt.label, cost, tokens, now)
+        if attempt.accounts is not None:
+            attempt.accounts.report_usage(attempt.label, cost, tokens, now)
 
     def _report(
         self, pool: Pool, label: str, outcome: Outcome, attempt: Attempt, now: float
@@ -588,13 +632,46 @@ class Plan:
         return pools
 
     def _outlook(self, now: float) -> tuple[float | None, str]:
-        """The soonest return over every route: (seconds, why), as byok_core's outlook()."""
+        """The soonest return over every route: (seconds, why), as byok_core's
+        outlook() says it for this request's cost, the keys' own limits counted."""
         best: tuple[float | None, str] = (None, "out")
         for pool in self._pools():
-            wait, why = pool.selector.outlook(now=now)
+            wait, why = pool.selector.outlook(now, self.cost)
+            if wait == 0.0 and pool.accounts is not None:
+                own = self._own_limits_wait(pool, now)
+                if own > 0:
+                    wait, why = own, "limited"
             if wait is not None and (best[0] is None or wait < best[0]):
                 best = (wait, why)
         return best
+
+    def _own_limits_wait(self, pool: Pool, now: float) -> float:
+        """Seconds until a usable key of `pool` fits its own limits (0: one does)."""
+        accounts = pool.accounts
+        assert accounts is not None
+        soonest = math.inf
+        for label in pool.keys:
+            if pool.selector.state(label, now=now) in (State.READY, State.HALF_OPEN):
+                soonest = min(soonest, accounts.limits_wait(label, self.cost, now)[0])
+        return 0.0 if soonest == math.inf else soonest
+
+    def _binding_limit(self, now: float) -> str:
+        """Which limit holds the request back soonest to return, in words."""
+        best: tuple[float, str] = (math.inf, "a limit")
+        for pool in self._pools():
+            wait, name = pool.selector.limits_wait(None, self.cost, now)
+            if name is not None and wait < best[0]:
+                best = (wait, f"the {name} of {pool.name}")
+            for label in pool.keys:
+                for selector, whose in ((pool.selector, "on"), (pool.accounts, "of")):
+                    if selector is None:
+                        continue
+                    wait, name = selector.limits_wait(label, self.cost, now)
+                    if name is not None and wait < best[0]:
+                        where = f"{pool.name}" if whose == "on" else f"{pool.provider.name}"
+                        words = _LIMIT_WORDS.get(name, f"the {name}")
+                        best = (wait, f"{words} of key {label} ({where})")
+        return best[1]
 
     def _soonest_cooling(self, now: float) -> tuple[float | None, str]:
         """The soonest return among the keys that cool now (tried or not), and why."""
@@ -626,6 +703,10 @@ class Plan:
                 return _waiting(429, message, 1.0, label)
             if why == "rate_limited":
                 message = f"every key for model {model} is rate-limited"
+            elif why == "limited":
+                limit = self._binding_limit(now)
+                message = f"every key for model {model} is over a limit, soonest {limit}"
+                return _waiting(429, f"{message}; it fits again in {wait:.1f}s", wait, label)
             else:
                 message = f"every key for model {model} is cooling down after errors"
             return _waiting(
@@ -658,6 +739,13 @@ class Plan:
             status = outcome.status or "no answer"
             parts.append(f"key {attempt.label}: {status} ({self.redact(outcome.detail)})")
         return "; ".join(parts)
+
+
+# byok_core's limit names as a message says them
+_LIMIT_WORDS = {
+    "provider_requests": "the provider's remaining requests",
+    "provider_tokens": "the provider's remaining tokens",
+}
 
 
 def _failed(outcome: Outcome | None) -> bool:

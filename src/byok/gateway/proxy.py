@@ -29,6 +29,7 @@ from ..http.upstream import Upstream, UpstreamError, UpstreamResponse, UpstreamT
 from . import dialects, usage
 from .auth import credential, matches
 from .body import BodyError, RoutingFields, ask_usage, parse, with_model
+from .estimate import estimate
 from .exchange import Exchange
 from .headers import upstream_headers
 from .listing import ModelListing
@@ -109,6 +110,8 @@ class Proxy:
             stream=fields.stream,
             observer=self.reporter.attempt_ended,
             redact=runtime.redact,
+            cost=estimate(request.body, fields),
+            headroom=runtime.config.server.headroom,
         )
         response = await self._forward(exchange, plan)
         self.reporter.answered(exchange, plan, response)
@@ -319,7 +322,7 @@ class Proxy:
         encoding = (answer.header("content-encoding") or "").lower()
         taken, given = usage.of_body(body, encoding)
         if taken or given:
-            self.reporter.used(ex, attempt, taken, given)
+            self.reporter.used(ex, plan, attempt, taken, given)
         return relay(ex, plan, answer.status, answer.headers, body)
 
     async def _first_bytes(

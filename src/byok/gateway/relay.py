@@ -117,7 +117,7 @@ def relay_stream(
         plan.abandoned(attempt, trio.current_time())  # the client left mid-stream
         counted.finish()
         if counted.input or counted.output:
-            reporter.used(ex, attempt, counted.input, counted.output)
+            reporter.used(ex, plan, attempt, counted.input, counted.output)
         await close_quietly(answer)
 
     response = relay(ex, plan, answer.status, answer.headers, b"")

@@ -112,11 +112,12 @@ class Reporter:
         else:  # probe_failed
             log.warning("%s probe failed (%s %s); out for %s", key, status, detail, out_for)
 
-    def used(self, ex: Exchange, attempt: Attempt, taken: int, given: int) -> None:
-        """Tokens an answer says it used: into the ledger and the metrics,
-        under the model name the request is counted under (a fallback's
-        tokens count for the model the client asked for; `target` says
-        which upstream model served them)."""
+    def used(self, ex: Exchange, plan: Plan, attempt: Attempt, taken: int, given: int) -> None:
+        """Tokens an answer says it used: into the limits that took the
+        estimate, the ledger and the metrics, under the model name the
+        request is counted under (a fallback's tokens count for the model the
+        client asked for; `target` says which upstream model served them)."""
+        plan.used(attempt, taken + given, trio.current_time())
         pool = attempt.pool
         provider = pool.provider.name
         self.ledger.used(provider, attempt.label, taken, given)

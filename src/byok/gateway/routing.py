@@ -24,11 +24,11 @@ the workers' pools of one target, and a reload's, are the same records.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from byok_core import HealthSegment, Selector
 
-from ..config import Config, Key, Model, Provider, RetryPolicy
+from ..config import Config, Key, Model, PoolLimits, Provider, RetryPolicy
 
 # the health table this process shares with the other workers of its group
 _shared: HealthSegment | None = None
@@ -47,6 +47,10 @@ class Pool:
     selector: Selector
     keys: dict[str, Key]  # by label
     name: str  # the target: "provider/upstream-model", or "provider/*" for passthrough
+    limits: PoolLimits = field(default_factory=PoolLimits)
+    # the provider's keys' own limits (rpm, tpm, daily_tokens over all their
+    # models), one selector per provider shared by its pools; None: no key has any
+    accounts: Selector | None = None
 
     @property
     def passthrough(self) -> bool:
@@ -72,32 +76,65 @@ class Router:
         self.config = config
         self._pools: dict[tuple[str, str], Pool] = {}
         self._passthrough: dict[str, Pool] = {}
+        self._accounts: dict[str, Selector] = {}
         same_engine = previous is not None and _engine(previous.config) == _engine(config)
+        for provider in config.providers.values():
+            if any(k.rpm or k.tpm or k.daily_tokens for k in provider.keys):
+                self._accounts[provider.name] = self._account(provider, previous)
         for model in config.models.values():
             for target in model.targets:
                 key = (target.provider, target.model)
-                if key not in self._pools:
+                if key not in self._pools:  # the first model to name a target sets its limits
                     provider = config.providers[target.provider]
                     old = previous._pools.get(key) if previous else None
                     self._pools[key] = self._pool(
-                        provider, target.model, model.strategy, old, same_engine
+                        provider, target.model, model.strategy, model.limits, old, same_engine
                     )
         for provider in config.providers.values():
             if provider.passthrough:
                 old = previous._passthrough.get(provider.dialect) if previous else None
-                pool = self._pool(provider, "*", "weighted_round_robin", old, same_engine)
+                pool = self._pool(
+                    provider, "*", "weighted_round_robin", PoolLimits(), old, same_engine
+                )
                 self._passthrough[provider.dialect] = pool
         self._by_name = {pool.name: pool for pool in self.pools}
 
+    def _account(self, provider: Provider, previous: Router | None) -> Selector:
+        """The selector that holds the provider's keys' own limits."""
+        selector = Selector(
+            [k.label for k in provider.keys],
+            rpm=[k.rpm for k in provider.keys],
+            tpm=[k.tpm for k in provider.keys],
+            daily_tokens=[k.daily_tokens for k in provider.keys],
+            shared=_shared,
+            scope=f"{provider.name}/=keys" if _shared is not None else None,
+        )
+        old = previous._accounts.get(provider.name) if previous else None
+        if old is not None:
+            selector.inherit(old)  # what was spent stays spent
+        return selector
+
     def _pool(
-        self, provider: Provider, model: str, strategy: str, old: Pool | None, same_engine: bool
+        self,
+        provider: Provider,
+        model: str,
+        strategy: str,
+        limits: PoolLimits,
+        old: Pool | None,
+        same_engine: bool,
     ) -> Pool:
         """The pool of one target: the old one if nothing about it changed."""
         if old is None:
-            return self._new_pool(provider, model, strategy)
-        if same_engine and old.provider == provider and old.selector.strategy == strategy:
+            return self._new_pool(provider, model, strategy, limits)
+        if (
+            same_engine
+            and old.provider == provider
+            and old.selector.strategy == strategy
+            and old.limits == limits
+        ):
+            old.accounts = self._accounts.get(provider.name)
             return old
-        pool = self._new_pool(provider, model, strategy)
+        pool = self._new_pool(provider, model, strategy, limits)
         if old.provider.name == provider.name:
             pool.selector.inherit(old.selector)
             for label, key in pool.keys.items():
@@ -106,7 +143,7 @@ class Router:
                     pool.selector.restore(label)  # a new secret under an old label
         return pool
 
-    def _new_pool(self, provider: Provider, model: str, strategy: str) -> Pool:
+    def _new_pool(self, provider: Provider, model: str, strategy: str, limits: PoolLimits) -> Pool:
         server = self.config.server
         selector = Selector(
             [k.label for k in provider.keys],
@@ -121,9 +158,13 @@ class Router:
             failure_rate_min_attempts=server.failure_rate_min_attempts,
             shared=_shared,
             scope=f"{provider.name}/{model}" if _shared is not None else None,
+            pool_rpm=limits.rpm,
+            pool_tpm=limits.tpm,
+            pool_max_inflight=limits.max_inflight,
         )
         keys = {k.label: k for k in provider.keys}
-        return Pool(provider, selector, keys, f"{provider.name}/{model}")
+        accounts = self._accounts.get(provider.name)
+        return Pool(provider, selector, keys, f"{provider.name}/{model}", limits, accounts)
 
     @property
     def pools(self) -> list[Pool]:
