@@ -111,6 +111,7 @@ class App:
 
     async def aclose(self) -> None:
         await self.upstream.aclose()
+        await trio.to_thread.run_sync(self.live.close)  # the usage ledger's last write
 
 
 class Stopped(Exception):

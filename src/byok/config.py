@@ -587,6 +587,16 @@ def from_dict(
         )
     cluster = None if tables.cluster is None else build.cluster(tables.cluster)
     usage = build.usage(tables.usage, directory)
+    for n, client in enumerate(server.client_keys):
+        budget = client.daily_tokens or client.monthly_tokens or client.monthly_cost
+        if budget and not usage.enabled:
+            raise ConfigError(
+                source,
+                "server",
+                f"client_keys[{n}]",
+                "a budget (daily_tokens, monthly_tokens, monthly_cost) is counted in the "
+                "usage ledger: set [usage] enabled = true, or drop the budget",
+            )
     prices = {
         name: build.decode(body, Price, f"prices.{name}") for name, body in tables.prices.items()
     }

@@ -225,6 +225,12 @@ def replaced(headers: list[tuple[str, str]], name: str, value: str) -> list[tupl
             Headroom(None, None, 3723.5, None, None, 0.02),
             id="durations",
         ),
+        pytest.param(
+            [("x-ratelimit-reset-requests", "1m5s"), ("x-ratelimit-reset-tokens", "2.5ms")],
+            WALL,
+            Headroom(None, None, 65.0, None, None, 0.0025),
+            id="durations-fractions",
+        ),
     ],
 )
 def test_header_sets(headers, wall, expected):

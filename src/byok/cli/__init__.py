@@ -22,6 +22,7 @@ from .. import __version__, app, supervisor
 from ..config import Config, ConfigError, from_environment, load
 from ..providers import ANTHROPIC, OPENAI, base_url_problem
 from ..telemetry import logs
+from ..telemetry.usage_book import UsageBookError
 from . import demo, tour
 
 log = logging.getLogger("byok.config")
@@ -114,7 +115,7 @@ def _dispatch(command: str, args: argparse.Namespace) -> int:
                 form=args.format,
             )
         return tour.run()
-    except ConfigError as error:
+    except (ConfigError, UsageBookError) as error:
         print(f"byok: {error}", file=sys.stderr)
         return 2
 
@@ -126,7 +127,8 @@ if sys.version_info >= (3, 11):
     _GROUPS: tuple[type[Any], ...] = (builtins.BaseExceptionGroup,)
 else:
     _GROUPS = (importlib.import_module("exceptiongroup").BaseExceptionGroup,)
-_EXPECTED = (ConfigError, app.ListenError)  # a failure said in one line, not a bug
+# a failure said in one line, not a bug
+_EXPECTED = (ConfigError, app.ListenError, UsageBookError)
 
 
 @contextlib.contextmanager

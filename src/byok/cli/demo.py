@@ -27,6 +27,7 @@ import shlex
 import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Iterator
 from typing import Any, TextIO
 
@@ -68,7 +69,7 @@ def run(
     return 0
 
 
-def _tables(upstream: str) -> dict[str, Any]:
+def _tables(upstream: str, usage: str) -> dict[str, Any]:
     def keys(entries: list[KeySpec]) -> list[dict[str, str]]:
         return [{"key": secret, "label": label} for secret, label, _ in entries]
 
@@ -86,6 +87,9 @@ def _tables(upstream: str) -> dict[str, Any]:
             },
             "claude-haiku": {"targets": ["anthropic/claude-3-5-haiku"], "strategy": "round_robin"},
         },
+        # the demo's usage goes to a file of its own, gone with it: not into
+        # the usage ledger of a byok this user may run for real
+        "usage": {"path": usage},
     }
 
 
@@ -97,6 +101,7 @@ async def _demo(port: int, duration: float | None, traffic: bool, out: TextIO) -
     with (
         trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals,
         trio.move_on_after(duration or math.inf),
+        contextlib.ExitStack() as stack,
     ):
         async with trio.open_nursery() as nursery:
 
@@ -106,7 +111,9 @@ async def _demo(port: int, duration: float | None, traffic: bool, out: TextIO) -
 
             nursery.start_soon(until_signal)
             upstream = await nursery.start(serve_http, simulator, "127.0.0.1", 0)
-            config = from_dict(_tables(f"http://127.0.0.1:{bound_port(upstream)}"), "demo")
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="byok-demo-"))
+            usage = os.path.join(scratch, "usage.sqlite3")
+            config = from_dict(_tables(f"http://127.0.0.1:{bound_port(upstream)}", usage), "demo")
             app = App(config)
             nursery.start_soon(app.maintain)
             try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -26,25 +25,21 @@ from rich.console import Console
 from rich.table import Table
 
 from ..config import default_usage_path, read_usage
+from ..telemetry import usage_query
 from ..telemetry.usage_book import GROUPS, HOUR, MEASURES, UsageBookError, read_rows
+from ..telemetry.usage_query import COST_DECIMALS, parse_by, parse_when, start_of_month
 from .tables import plain
 
 DB_ENV = "BYOK_USAGE_DB"
 FORMATS = ("table", "csv", "json")
-DEFAULT_BY = "day,client,model,key"
+DEFAULT_BY = ",".join(usage_query.DEFAULT_BY)
 HEADINGS = {
     "input_tokens": "input tokens",
     "output_tokens": "output tokens",
     "cost": "cost (USD)",
 }
-COST_DECIMALS = 6  # a millionth of a dollar: below it, only float noise
-_AGE = re.compile(r"(\d+)([dhm])")
-_AGE_UNITS = {"d": 86400, "h": 3600, "m": 60}
-WHEN = "a date (2026-12-01), a UTC date and time (2026-12-01T10:00) or an age (7d, 24h, 30m)"
-
-
-class UsageArgumentError(ValueError):
-    """An option of `byok usage` that cannot be read, said in one line."""
+# an option of `byok usage` that cannot be read, said in one line
+UsageArgumentError = usage_query.UsageQueryError
 
 
 def run(
@@ -105,39 +100,6 @@ def locate(db: str | None, config_path: str | None, environ: Mapping[str, str]) 
     if config_path:
         return read_usage(config_path).path
     return default_usage_path(environ)
-
-
-def parse_by(text: str) -> tuple[str, ...]:
-    """`day,client,model` as a tuple of GROUPS names."""
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [name for name in names if name not in GROUPS]
-    if unknown or not names:
-        got = f"{', '.join(map(repr, unknown))} is not one" if unknown else "nothing given"
-        raise UsageArgumentError(f"--by: {got}; give some of {', '.join(GROUPS)}, comma-separated")
-    return tuple(dict.fromkeys(names))
-
-
-def parse_when(text: str, now: float, option: str) -> float:
-    """A moment as Unix seconds: an ISO date or date and time (UTC unless it
-    says otherwise), or an age before `now` such as 7d, 24h, 30m."""
-    text = text.strip()
-    age = _AGE.fullmatch(text)
-    if age:
-        return now - int(age[1]) * _AGE_UNITS[age[2]]
-    try:
-        # Python 3.10's fromisoformat takes no Z
-        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-    except ValueError:
-        raise UsageArgumentError(f"{option} {text!r}: expected {WHEN}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
-
-
-def start_of_month(now: float) -> float:
-    """The first moment of the UTC month that holds `now`."""
-    day = datetime.fromtimestamp(now, timezone.utc)
-    return day.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
 
 
 def _columns(groups: Sequence[str]) -> list[str]:

@@ -27,6 +27,8 @@ import trio
 from coredis.commands.script import Script
 from coredis.exceptions import RedisError
 
+from ..gateway.clients import SharedStateAway
+
 # KEYS[1]: the limit's TAT, in microseconds of Redis's clock
 # ARGV: the emission interval and the burst tolerance (microseconds), the cost
 GCRA = Script(
@@ -48,7 +50,7 @@ return {1, 0}
 TIMEOUT = 1.0  # a limit check slower than this counts as Redis being away
 
 
-class ClusterUnavailable(Exception):
+class ClusterUnavailable(SharedStateAway):
     """Redis cannot answer now: decide on local state instead."""
 
 

@@ -38,6 +38,7 @@ from ..config import Cluster
 from ..gateway.routing import Pool
 from ..gateway.runtime import Live
 from . import _events
+from ._clients import SharedClientLimits
 from ._events import EVERY_POOL, KeyEvent
 from ._limits import GCRA, Limiter
 
@@ -594,8 +595,13 @@ async def serve_cluster(
     logging.getLogger("coredis").setLevel(logging.WARNING)
     replica = Replica(live, settings)
     live.key_listeners.append(replica.key_changed)
+    clients = SharedClientLimits(live, replica.limiter, lambda: replica.client, settings.prefix)
+    live.shared_clients = clients
     try:
-        await replica.run(task_status=task_status)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(clients.run)
+            await replica.run(task_status=task_status)
     finally:
+        live.shared_clients = None
         live.key_listeners.remove(replica.key_changed)
         replica.metrics.unregister()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import RetryPolicy
+from ..config import ClientKey, RetryPolicy
 from ..http.server import Request
 from .body import AskUsage
 from .runtime import Runtime
@@ -26,3 +26,8 @@ class Exchange:
     # byok asks the upstream for the usage of a stream the client did not ask
     # it for (body.ask_usage); the relay keeps it from the client
     ask_usage: AskUsage = "no"
+    client: ClientKey | None = None  # the client key it came with (None: none needed)
+    cost: int = 0  # its estimated tokens (estimate.py)
+    input_tokens: int = 0  # what its answer's usage said, so far
+    output_tokens: int = 0
+    booked: bool = False  # its row is in the usage ledger: later tokens go in a row of their own

@@ -155,10 +155,10 @@ def parse_duration(raw: str | None, wall: float) -> float | None:
         return None
     raw = raw.strip()
     if raw.endswith("s"):  # 20ms or 1s, as most resets read: no regex needed
-        millis = raw.endswith("ms")
-        number = raw[:-2] if millis else raw[:-1]
+        per_second = 1000 if raw.endswith("ms") else 1
+        number = raw[:-2] if per_second == 1000 else raw[:-1]
         if number.isdecimal():
-            return int(number) / 1000 if millis else float(number)
+            return int(number) / per_second
     found = _DURATION.fullmatch(raw)
     if found is None or found.lastindex is None:  # no unit: a bare number, or nothing
         return _number(raw)

@@ -24,11 +24,13 @@ import time
 
 import trio
 
+from ..config import ClientKey
 from ..http.server import Request, Response
 from ..http.upstream import Upstream, UpstreamError, UpstreamResponse, UpstreamTimeout
 from . import dialects, usage
-from .auth import credential, matches
+from .auth import credential
 from .body import BodyError, RoutingFields, ask_usage, parse, with_model
+from .clients import Refusal, SharedStateAway
 from .estimate import estimate
 from .exchange import Exchange
 from .headers import upstream_headers
@@ -86,21 +88,32 @@ class Proxy:
                 return None
             if request.method != "GET":
                 return error_response("openai", 405, f"{path} takes GET, not {request.method}")
-            if not _authorized(request, runtime):
+            if runtime.clients.keys and runtime.clients.identify(credential(request)) is None:
                 return error_response("openai", 401, CLIENT_KEY_HELP)
             listed = "anthropic" if request.header("anthropic-version") else "openai"
             names = await self.listing.names(runtime, listed)
             return Response(200, list(dialects.JSON), dialects.model_listing(listed, names))
         try:
-            fields, routes = self._admit(request, runtime, path, dialect)
+            fields, routes, client = self._admit(request, runtime, path, dialect)
         except _Refusal as refusal:
             self.reporter.refused(path, refusal.status)
             return error_response(dialect, refusal.status, str(refusal))
+        cost = estimate(request.body, fields)
+        held = False  # the client's local rates hold this request's cost
+        if client is not None and (client.models is not None or client.limited):
+            refused = runtime.clients.allowed(client, fields.model)
+            if refused is None and client.limited:
+                refused, held = await self._admit_client(runtime, client, cost)
+            if refused is not None:
+                self.reporter.refused(path, refused.status)
+                return _client_refused(dialect, refused)
         policy = runtime.router.policy(fields.model)
         exchange = Exchange(
             request, runtime, path, dialect, fields.model, fields.stream, policy, started
         )
         exchange.ask_usage = ask_usage(fields, path)
+        exchange.client = client
+        exchange.cost = cost
         plan = Plan(
             self._current_router,
             routes,
@@ -110,21 +123,30 @@ class Proxy:
             stream=fields.stream,
             observer=self.reporter.attempt_ended,
             redact=runtime.redact,
-            cost=estimate(request.body, fields),
+            cost=cost,
             headroom=runtime.config.server.headroom,
         )
-        response = await self._forward(exchange, plan)
+        try:
+            response = await self._forward(exchange, plan)
+        finally:
+            if held:
+                assert client is not None
+                runtime.clients.release(client, cost)
         self.reporter.answered(exchange, plan, response)
         return response
 
     def _admit(
         self, request: Request, runtime: Runtime, path: str, dialect: str
-    ) -> tuple[RoutingFields, list[Route]]:
-        """The request's routing fields and routes, or a _Refusal that says why not."""
+    ) -> tuple[RoutingFields, list[Route], ClientKey | None]:
+        """The request's routing fields, routes and client key (None: byok
+        takes requests without one), or a _Refusal that says why not."""
         if request.method != "POST":
             raise _Refusal(405, f"{path} takes POST, not {request.method}")
-        if not _authorized(request, runtime):
-            raise _Refusal(401, CLIENT_KEY_HELP)
+        client = None
+        if runtime.clients.keys:
+            client = runtime.clients.identify(credential(request))
+            if client is None:
+                raise _Refusal(401, CLIENT_KEY_HELP)
         try:
             fields = parse(request.body)
         except BodyError as problem:
@@ -136,7 +158,23 @@ class Proxy:
             raise _Refusal(404, f"no model {fields.model!r} is configured; known models: {known}")
         if not routes:
             raise _Refusal(400, f"model {fields.model!r} has no target that serves {path}")
-        return fields, routes
+        return fields, routes, client
+
+    async def _admit_client(
+        self, runtime: Runtime, client: ClientKey, cost: int
+    ) -> tuple[Refusal | None, bool]:
+        """The client's rates and budgets: the cluster's while it answers,
+        else this process group's.  (refusal or None, whether the local
+        rates hold the request's cost until it ends)."""
+        wall = time.time()
+        shared = self.live.shared_clients
+        if shared is not None:
+            try:
+                return await shared.admit(client, cost, wall), False
+            except SharedStateAway:
+                pass  # Redis is away: this group's own rates and ledger decide
+        refused = runtime.clients.admit(client, cost, trio.current_time(), wall)
+        return refused, refused is None and bool(client.rpm or client.tpm)
 
     def _current_router(self) -> Router:
         return self.live.runtime.router
@@ -365,7 +403,10 @@ class Proxy:
         return relay_stream(ex, plan, attempt, answer, chunks, first, self.reporter)
 
 
-def _authorized(request: Request, runtime: Runtime) -> bool:
-    if not runtime.client_secrets:
-        return True
-    return matches(credential(request), runtime.client_secrets)
+def _client_refused(dialect: str, refused: Refusal) -> Response:
+    """A client key's own limit or budget: 403 or 429 in the endpoint's dialect."""
+    response = error_response(dialect, refused.status, refused.message)
+    if refused.retry_after is not None:
+        response.headers.append(("retry-after", str(refused.retry_after)))
+        response.headers.append(("x-should-retry", "true" if refused.should_retry else "false"))
+    return response

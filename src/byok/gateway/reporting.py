@@ -28,6 +28,15 @@ def key_name(attempt: Attempt) -> str:
     return f"key {attempt.label} ({pool.keys[attempt.label].fingerprint}) of {pool.provider.name}"
 
 
+def _priced(ex: Exchange, attempt: Attempt | None, taken: int, given: int) -> float:
+    """What tokens cost at the operator's price of the model that served them
+    (else of the one asked for); 0.0 without a price."""
+    prices = ex.runtime.config.prices
+    price = prices.get(attempt.route.upstream_model) if attempt is not None else None
+    price = price or prices.get(ex.model)
+    return price.cost(taken, given) if price is not None else 0.0
+
+
 def _model_label(ex: Exchange) -> str:
     """The model label of a request's metrics: the configured name it asked
     for, or "*" for a passthrough model (whatever name a client sent: one
@@ -117,11 +126,26 @@ class Reporter:
         estimate, the ledger and the metrics, under the model name the
         request is counted under (a fallback's tokens count for the model the
         client asked for; `target` says which upstream model served them)."""
-        plan.used(attempt, taken + given, trio.current_time())
+        now = trio.current_time()
+        plan.used(attempt, taken + given, now)
+        client = ex.client
+        if client is not None:
+            if client.tpm:
+                ex.runtime.clients.used(client, ex.cost, taken + given, now)
+            shared = self.live.shared_clients
+            if shared is not None and (
+                client.daily_tokens or client.monthly_tokens or client.monthly_cost
+            ):
+                cost = _priced(ex, attempt, taken, given)
+                shared.spent(client, taken + given, cost, time.time())
         pool = attempt.pool
         provider = pool.provider.name
         self.ledger.used(provider, attempt.label, taken, given)
         self.metrics.tokens(provider, attempt.label, _model_label(ex), pool.name, taken, given)
+        ex.input_tokens += taken
+        ex.output_tokens += given
+        if ex.booked:  # a stream's usage, after its answer's row: a row of its own
+            self._book(ex, attempt, 0, 0, taken, given)
 
     def stream_broke(self, attempt: Attempt, reason: str) -> None:
         log.warning("stream on %s ended early: %s", key_name(attempt), reason)
@@ -133,6 +157,11 @@ class Reporter:
         status = response.status
         self.metrics.request(_model_label(ex), path, status, ex.overhead)
         self.ledger.answered(status)
+        if self.live.usage_book is not None:
+            attempt = plan.winner or (plan.attempts[-1] if plan.attempts else None)
+            failed = 1 if status >= 500 or status == 429 else 0
+            self._book(ex, attempt, 1, failed, ex.input_tokens, ex.output_tokens)
+            ex.booked = True
         if not log.isEnabledFor(logging.INFO):
             return
         took = (time.perf_counter() - ex.started) * 1000
@@ -156,6 +185,38 @@ class Reporter:
         direct = logs.direct
         if direct is None or not direct.write(log, line, fields):
             log.info("%s", line, extra={"fields": fields} if fields else None)
+
+    def _book(
+        self,
+        ex: Exchange,
+        attempt: Attempt | None,
+        requests: int,
+        errors: int,
+        taken: int,
+        given: int,
+    ) -> None:
+        """One row into the usage ledger: the client, the key that answered
+        (or was tried last), the model asked for, and the cost at the
+        operator's price of the model that served (else of the one asked for)."""
+        book = self.live.usage_book
+        if book is None:
+            return
+        provider, key = "-", "-"
+        if attempt is not None:
+            provider, key = attempt.pool.provider.name, attempt.label
+        cost = _priced(ex, attempt, taken, given) if taken or given else 0.0
+        client = ex.client.label if ex.client is not None else "-"
+        book.add(
+            client=client,
+            provider=provider,
+            key=key,
+            model=ex.model,
+            requests=requests,
+            input_tokens=taken,
+            output_tokens=given,
+            errors=errors,
+            cost=cost,
+        )
 
     def refused(self, path: str, status: int) -> None:
         """A request byok would not forward (its one log line is the access log's)."""

@@ -34,6 +34,11 @@ from ..config import Config, Key, Model, PoolLimits, Provider, RetryPolicy
 _shared: HealthSegment | None = None
 
 
+def shared_segment() -> HealthSegment | None:
+    """The segment pools are made in now (share_health), for other engine records."""
+    return _shared
+
+
 def share_health(segment: HealthSegment | None) -> None:
     """Pools made from now on keep their keys' health in `segment`, which
     the other workers of the group attached too (None: in this process)."""

@@ -23,6 +23,8 @@ import trio
 from ..config import Config, Redactor
 from ..telemetry.ledger import Ledger
 from ..telemetry.metrics import Metrics
+from ..telemetry.usage_book import UsageBook
+from .clients import Clients, SharedClients
 from .revalidation import Revalidator
 from .routing import Pool, Router
 
@@ -55,7 +57,7 @@ class Runtime:
     config: Config
     router: Router
     redact: Redactor  # every secret of this config, out of any text shown
-    client_secrets: list[bytes]  # none: the proxy takes requests without a client key
+    clients: Clients  # none: the proxy takes requests without a client key
     generation: int  # 1 at start, one more for each reload
     loaded_at: float  # wall-clock time
     metrics: Metrics
@@ -72,12 +74,23 @@ class Live:
         self.reloader = reloader
         self._reloading = trio.Lock()
         metrics, ledger = Metrics(self.key_states), Ledger()
-        self.runtime = _runtime(config, Router(config), 1, metrics, ledger)
+        # the usage ledger outlives reloads: its file is the one at start
+        self.usage_book = UsageBook(config.usage.path) if config.usage.enabled else None
+        clients = Clients(config, self.usage_book)
+        self.runtime = _runtime(config, Router(config), 1, metrics, ledger, clients)
         self.key_listeners: list[KeyListener] = []  # none: a key's change costs a loop over []
+        # client rates and budgets shared by a cluster's replicas (byok.cluster)
+        self.shared_clients: SharedClients | None = None
         self.revalidator = Revalidator(
             lambda: (self.runtime.config, self.runtime.router),
             lambda provider, label: self.key_changed(provider, label, None, "revalidated"),
         )
+
+    def close(self) -> None:
+        """What this process keeps beyond its requests, put away: the usage
+        ledger's last rows written (after the requests have drained)."""
+        if self.usage_book is not None:
+            self.usage_book.close()
 
     def key_changed(self, provider: str, label: str, pool: Pool | None, what: str) -> None:
         """A key's state changed here: every listener hears of it (KeyListener)."""
@@ -140,7 +153,10 @@ class Live:
             if getattr(old.config.server, name) != getattr(config.server, name)
         ]
         router = Router(config, previous=old.router)
-        self.runtime = _runtime(config, router, old.generation + 1, old.metrics, old.ledger)
+        clients = Clients(config, self.usage_book, previous=old.clients)
+        self.runtime = _runtime(
+            config, router, old.generation + 1, old.metrics, old.ledger, clients
+        )
         return {
             "reloaded": True,
             "generation": self.runtime.generation,
@@ -153,7 +169,12 @@ class Live:
 
 
 def _runtime(
-    config: Config, router: Router, generation: int, metrics: Metrics, ledger: Ledger
+    config: Config,
+    router: Router,
+    generation: int,
+    metrics: Metrics,
+    ledger: Ledger,
+    clients: Clients,
 ) -> Runtime:
     for provider in config.providers.values():  # at start and at every reload
         if not provider.egress.verify:
@@ -167,7 +188,7 @@ def _runtime(
         config=config,
         router=router,
         redact=Redactor(config.secrets()),
-        client_secrets=[k.secret.encode("utf-8") for k in config.server.client_keys],
+        clients=clients,
         generation=generation,
         loaded_at=time.time(),
         metrics=metrics,
