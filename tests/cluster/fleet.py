@@ -89,10 +89,12 @@ class Fleet:
         self.upstream_url = ""
         self.nodes: list[Node] = []
 
-    async def start(self, name: str, **server: Any) -> Node:
-        """A replica that has synced (or given up on Redis) and then listens."""
+    async def start(self, name: str, more: dict[str, Any] | None = None, **server: Any) -> Node:
+        """A replica that has synced (or given up on Redis) and then listens;
+        `more`: tables to add to its config ([usage], ...)."""
         config = from_dict(
-            tables(self.upstream_url, self.redis, self.prefix, name, **server), f"replica {name}"
+            {**tables(self.upstream_url, self.redis, self.prefix, name, **server), **(more or {})},
+            f"replica {name}",
         )
         assert config.cluster is not None
         app = App(config)
