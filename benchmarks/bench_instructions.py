@@ -2,6 +2,7 @@
 
     python benchmarks/bench_instructions.py --baseline 306b72f            # c16, fixed and stream
     python benchmarks/bench_instructions.py --baseline HEAD~1 --pairs 3 --concurrency 1
+    python benchmarks/bench_instructions.py --baseline HEAD --limits   # what limits cost
 
 Why: on a shared, noisy machine the CPU time per request of bench_proxy.py
 moves by 10-30% from round to round, more than a change to the hot path is
@@ -12,7 +13,10 @@ tree's byok, and byok at --baseline, built as bench_proxy.py builds it) runs
 LOW, then in a second run HIGH requests over --concurrency keep-alive
 connections; the difference of the two runs' totals over HIGH - LOW is the
 instructions per request, without the start-up.  Targets alternate in
---pairs pairs.  Needs valgrind, nginx-light and libnginx-mod-http-echo.
+--pairs pairs.  With --limits, this tree's byok runs with every limit
+configured and none reached, against upstreams that send OpenAI's
+rate-limit headers (bench_proxy.py --limits), the baseline as ever.
+Needs valgrind, nginx-light and libnginx-mod-http-echo.
 Nothing is asserted: the script prints figures.
 """
 
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import re
 import shutil
 import signal
@@ -67,6 +72,8 @@ def instructions(
             str(port),
         ],
         cwd=str(out.parent),  # not this tree: `-m byok` must find the target's own byok
+        # the usage ledger in the run's directory, not the user's data directory
+        env={**os.environ, "XDG_DATA_HOME": str(out.parent / "data")},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -122,6 +129,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--cases", default="fixed,stream", help="fixed, stream or both")
     parser.add_argument("--port", type=int, default=18100, help="nginx's; byok's follow")
+    parser.add_argument(
+        "--limits", action="store_true", help="this tree's byok with every limit configured"
+    )
     args = parser.parse_args()
     for tool in ("valgrind", "nginx"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
@@ -136,6 +146,9 @@ def main() -> None:
         stderr=subprocess.DEVNULL,
     )
     config = _byok_config(f"http://127.0.0.1:{args.port}", workdir)
+    configs = {name: config for name in targets}
+    if args.limits:
+        configs["byok"] = _byok_config(f"http://127.0.0.1:{args.port}", workdir, limits=True)
     port = args.port + 10
     print(
         f"instructions per request under callgrind, {args.concurrency} connection(s), "
@@ -149,11 +162,12 @@ def main() -> None:
             per: dict[str, list[float]] = {name: [] for name in targets}
             for _ in range(args.pairs):
                 for name, python in targets.items():
+                    conf = configs[name]
                     low = instructions(
-                        python, config, port, LOW, body, args.concurrency, workdir / "cg.low"
+                        python, conf, port, LOW, body, args.concurrency, workdir / "cg.low"
                     )
                     high = instructions(
-                        python, config, port + 1, HIGH, body, args.concurrency, workdir / "cg.hi"
+                        python, conf, port + 1, HIGH, body, args.concurrency, workdir / "cg.hi"
                     )
                     port += 2
                     per[name].append((high - low) / (HIGH - LOW))

@@ -181,6 +181,17 @@ http {{
             default_type text/event-stream;
             {stream(0)}
         }}
+        # --limits: the same answers with the rate-limit headers OpenAI sends
+        location = /lim/v1/chat/completions {{
+            default_type application/json;
+            {LIMIT_HEADERS}
+            return 200 {_nginx_quote(COMPLETION)};
+        }}
+        location = /limsse/v1/chat/completions {{
+            default_type text/event-stream;
+            {LIMIT_HEADERS}
+            {stream(0)}
+        }}
         location = /slow/v1/chat/completions {{
             default_type text/event-stream;
             {stream(0.02)}
@@ -190,6 +201,22 @@ http {{
 """
 
 
+# what OpenAI tells on every answer, with limits no benchmark reaches
+LIMIT_HEADERS = "\n            ".join(
+    f"add_header {name} {value};"
+    for name, value in (
+        ("x-ratelimit-limit-requests", "30000000"),
+        ("x-ratelimit-limit-tokens", "150000000000"),
+        ("x-ratelimit-remaining-requests", "29999999"),
+        ("x-ratelimit-remaining-tokens", "149999999000"),
+        ("x-ratelimit-reset-requests", "2ms"),
+        ("x-ratelimit-reset-tokens", "0s"),
+    )
+)
+LIMITS_PATHS = {"fixed": "/lim/v1", "sse": "/limsse/v1", "slow": "/slow/v1"}
+HUGE = 10**11  # a limit no benchmark reaches: configured, checked, never binding
+
+
 def _nginx_quote(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -197,18 +224,23 @@ def _nginx_quote(text: str) -> str:
 # ---- the proxies ------------------------------------------------------------------
 
 
-def _byok_config(upstream: str, workdir: Path) -> Path:
-    lines = [
-        "[server]",
-        f'client_keys = ["{CLIENT_KEY}"]',
-        "",
-    ]
-    for kind, prefix in UPSTREAM_PATHS.items():
+def _byok_config(upstream: str, workdir: Path, limits: bool = False) -> Path:
+    """The config of every byok target; with `limits`, byok's own (--limits):
+    every limit there is configured (key, model, client rates and budget),
+    none ever reached, and upstreams that send OpenAI's rate-limit headers."""
+    client = f'"{CLIENT_KEY}"'
+    if limits:
+        client = f'{{ key = "{CLIENT_KEY}", rpm = {HUGE}, tpm = {HUGE}, monthly_tokens = {HUGE} }}'
+    lines = ["[server]", f"client_keys = [{client}]", ""]
+    paths = LIMITS_PATHS if limits else UPSTREAM_PATHS
+    for kind, prefix in paths.items():
         lines += [f"[providers.{kind}]", 'kind = "openai"', f'base_url = "{upstream}{prefix}"']
         lines.append("keys = [")
         for n, key in enumerate(UPSTREAM_KEYS):
+            own = f", rpm = {HUGE}, tpm = {HUGE}, daily_tokens = {HUGE}" if limits else ""
             lines.append(
-                f'  {{ key = "{key}", label = "{kind}-{n + 1}", weight = {2 if n == 0 else 1} }},'
+                f'  {{ key = "{key}", label = "{kind}-{n + 1}", weight = {2 if n == 0 else 1}'
+                f"{own} }},"
             )
         lines += ["]", ""]
     for kind, model in MODELS.items():
@@ -216,9 +248,11 @@ def _byok_config(upstream: str, workdir: Path) -> Path:
             f'[models."{model}"]',
             f'targets = ["{kind}/gpt-4o-mini"]',
             'strategy = "weighted_round_robin"',
-            "",
         ]
-    path = workdir / "byok.toml"
+        if limits:
+            lines += [f"rpm = {HUGE}", f"tpm = {HUGE}", "max_inflight = 100000"]
+        lines.append("")
+    path = workdir / ("byok-limits.toml" if limits else "byok.toml")
     path.write_text("\n".join(lines))
     return path
 
@@ -323,8 +357,13 @@ def _targets(
     workdir: Path,
     with_litellm: bool,
     baseline: tuple[str, Path] | None = None,
+    limits: bool = False,
 ) -> list[Target]:
     upstream = f"http://127.0.0.1:{nginx_port}"
+    # byok's usage ledger goes to the run's directory, not the user's data
+    # directory (a baseline from before the ledger ignores the variable)
+    data = {"XDG_DATA_HOME": str(workdir / "data")}
+    plain = _byok_config(upstream, workdir)
     targets = [
         Target(DIRECT, [], nginx_port, direct=True),
         Target(
@@ -347,11 +386,12 @@ def _targets(
                 "byok",
                 "serve",
                 "--config",
-                str(_byok_config(upstream, workdir)),
+                str(_byok_config(upstream, workdir, limits=True) if limits else plain),
                 "--port",
                 str(nginx_port + 2),
             ],
             nginx_port + 2,
+            data,
         ),
     ]
     if with_litellm:
@@ -390,11 +430,12 @@ def _targets(
                     "byok",
                     "serve",
                     "--config",
-                    str(workdir / "byok.toml"),
+                    str(plain),
                     "--port",
                     str(nginx_port + 4),
                 ],
                 nginx_port + 4,
+                data,
                 cwd=python.parent.parent.parent,
             )
         )
@@ -567,6 +608,13 @@ def main() -> None:
         help="start all targets at once and interleave their runs of each case over N rounds",
     )
     parser.add_argument(
+        "--limits",
+        action="store_true",
+        help="byok (not the baseline) runs with every limit configured and never reached, "
+        "against upstreams that send OpenAI's rate-limit headers: with --baseline HEAD, "
+        "what limits cost",
+    )
+    parser.add_argument(
         "--cases",
         help="comma-separated case names to run (e.g. 'c16,stream c16'); default: all",
     )
@@ -600,6 +648,8 @@ def main() -> None:
         CASES[:] = [c for c in CASES if c.name in wanted]
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.limits and args.write_readme:
+        parser.error("--limits measures a config of its own: the README's table is the plain one")
     # everything that can refuse the run does so before minutes of measuring
     commit = _check_write(args.write_readme, HERE.parent, args.allow_dirty)
     for tool in ("nginx", "wrk", "taskset"):
@@ -629,7 +679,7 @@ def main() -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        targets = _targets(args.port, workdir, args.with_litellm, baseline)
+        targets = _targets(args.port, workdir, args.with_litellm, baseline, args.limits)
         _wait_for_200(targets[0], time.perf_counter(), limit=10)
         targets = [
             t

@@ -214,3 +214,30 @@ def test_a_budget_without_the_usage_ledger_is_refused():
         ConfigError, match=r"client_keys\[0\]: a budget .* is counted in the usage ledger"
     ):
         from_dict(tables, "test")
+
+
+def test_the_readmes_capacity_example_is_a_valid_config():
+    """The README's capacity block loads as written (its env: keys given),
+    and its `byok usage` lines are accepted by the parser."""
+    from byok.cli import _parser
+    from byok.config import from_dict, tomllib
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Capacity", 1)[1].split("\n### ", 1)[0]
+    block = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    names = ("BYOK_CLIENT_KEY", "TEAM_A_KEY", "TEAM_B_KEY")
+    environ = {name: f"sk-{name.lower()}-0001" for name in names}
+    environ["OPENAI_KEY_A"] = "sk-openai-a-0001"
+    config = from_dict(tomllib.loads(block), "README", environ=environ)
+    team, other = config.server.client_keys[1:]
+    assert (team.label, team.models, team.rpm) == ("team-a", ("gpt-4o-mini",), 60)
+    assert (other.label, other.models, other.monthly_cost) == ("team-b", None, 50.0)
+    assert config.models["gpt-4o-mini"].limits.max_inflight == 64
+    assert config.prices["gpt-4o-mini"].cost(1_000_000, 0) == 0.15
+    commands = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    lines = [line for line in commands.splitlines() if line.strip()]
+    assert len(lines) == 3
+    for line in lines:
+        words = line.split("#")[0].split(">")[0].split()  # the indented block's lines
+        assert words[:2] == ["byok", "usage"], line
+        assert _parser().parse_args(words[1:]).command == "usage"
