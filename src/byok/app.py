@@ -108,6 +108,7 @@ class App:
             nursery.start_soon(self.upstream.housekeeping)
             nursery.start_soon(self.live.revalidator.run, self.upstream)
             nursery.start_soon(logs.flush_lines)
+            nursery.start_soon(self.live.hand_over_usage)
 
     async def aclose(self) -> None:
         await self.upstream.aclose()

@@ -78,13 +78,13 @@ def parsed(chunks: list[Any]) -> list[dict[str, Any]]:
 
 
 async def tokens(stack: LiveStack, label: str = "alpha") -> dict[str, int]:
-    """A key's tokens in the key table."""
+    """A key's tokens in the key table: over all its targets."""
     reply = await stack.client.get("/admin/keys", headers=ADMIN)
     for model in reply.json()["models"]:
         for target in model["targets"]:
             for key in target["keys"]:
                 if key["label"] == label:
-                    found: dict[str, int] = key["tokens"]
+                    found: dict[str, int] = key["key_tokens"]
                     return found
     raise AssertionError(f"no key {label} in /admin/keys")
 

@@ -234,6 +234,46 @@ def test_anthropic_stream_tokens_come_from_its_events(client):
     assert claude["tokens"] == {"input": 5, "output": 5}
 
 
+def one_key_two_models(upstream: str) -> dict:
+    return {
+        "server": {"client_keys": [CLIENT_KEY], "admin_keys": [ADMIN_KEY]},
+        "providers": {
+            "sim": {
+                "kind": "openai",
+                "base_url": f"{upstream}/v1",
+                "keys": [{"key": "sk-adm-ALPHA-0001", "label": "alpha"}],
+            }
+        },
+        "models": {"m": {"targets": ["sim/up"]}, "n": {"targets": ["sim/up2"]}},
+    }
+
+
+async def test_a_keys_row_under_each_model_shows_the_tokens_it_spent_there(autojump_clock):
+    """One key behind two models: its row under each shows what it spent
+    for that model's target; key_tokens, the same under both, its total."""
+    async with open_stack(one_key_two_models, {"sk-adm-ALPHA-0001": "alpha"}) as stack:
+        stack.simulator.set("sk-adm-ALPHA-0001", chunks=7)  # 5 tokens in, 7 out per answer
+        for model in ("m", "n", "n", "n"):
+            reply = await stack.client.post(
+                "/v1/chat/completions", json={**ASK, "model": model}, headers=CLIENT
+            )
+            assert reply.status_code == 200
+        keys = (await stack.client.get("/admin/keys", headers=ADMIN)).json()
+    rows = {
+        (model["name"], f"{target['provider']}/{target['model']}"): key
+        for model in keys["models"]
+        for target in model["targets"]
+        for key in target["keys"]
+    }
+    assert set(rows) == {("m", "sim/up"), ("n", "sim/up2")}
+    under_m, under_n = rows["m", "sim/up"], rows["n", "sim/up2"]
+    assert under_m["label"] == under_n["label"] == "alpha"
+    assert under_m["tokens"] == {"input": 5, "output": 7}
+    assert under_n["tokens"] == {"input": 15, "output": 21}
+    total = {"input": 20, "output": 28}
+    assert under_m["key_tokens"] == under_n["key_tokens"] == total
+
+
 def test_stats_count_requests_and_errors(stack, client):
     for secret in SECRETS:
         stack.simulator.set(secret, mode="500")

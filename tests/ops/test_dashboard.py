@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,7 +24,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from byok.telemetry.usage_book import UsageBook
 
 from ..stack import Stack
 
@@ -288,3 +293,122 @@ def test_everything_comes_from_the_proxy(browser: WebDriver, stack: Stack) -> No
     assert urls
     outside = [url for url in urls if not url.startswith(f"{stack.url}/")]
     assert outside == []
+
+
+def with_usage(ledger: Path, prices: bool) -> Callable[[str], dict]:
+    """The dashboard's config, with a usage ledger of the test's own."""
+
+    def build(upstream: str) -> dict:
+        config = tables(upstream)
+        config["usage"] = {"path": str(ledger)}
+        if prices:  # USD per million tokens: 5 in and 5 out cost 0.0015
+            config["prices"] = {"sim-gpt": {"input": 100.0, "output": 200.0}}
+        return config
+
+    return build
+
+
+def usage_rows(driver: WebDriver) -> list[list[str]]:
+    return [
+        [cell.text for cell in tr.find_elements(By.TAG_NAME, "td")]
+        for tr in driver.find_elements(By.CSS_SELECTOR, "#usage-table tbody tr")
+    ]
+
+
+def usage_totals(driver: WebDriver) -> list[str]:
+    return [cell.text for cell in driver.find_elements(By.CSS_SELECTOR, "#usage-totals td")]
+
+
+def choose(driver: WebDriver, select: str, value: str) -> None:
+    Select(driver.find_element(By.ID, select)).select_by_value(value)
+
+
+def test_the_usage_panel_shows_the_periods_rows_and_totals(
+    browser: WebDriver, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "u.db"
+    # what an earlier run left: 2 days ago (in the last 7 days, not today)
+    # and 40 days ago (before this month and the last 7 days)
+    now = time.time()
+    earlier = UsageBook(ledger)
+    for days, requests in ((2, 10), (40, 100)):
+        earlier.add(
+            client="archive",
+            provider="sim",
+            key="alpha",
+            model="gpt-dash",
+            requests=requests,
+            at=now - days * 86400,
+        )
+    earlier.close()
+    two_days_ago = now - 2 * 86400
+    this_month = datetime.fromtimestamp(now, timezone.utc).replace(
+        day=1, hour=0, minute=0, second=0, microsecond=0
+    )
+    archived = two_days_ago - two_days_ago % 3600 >= this_month.timestamp()
+
+    with Stack(with_usage(ledger, prices=False)) as stack:
+        for secret, name in KEYS.items():
+            stack.simulator.add_key(secret, name)
+        stack.simulator.set(ALPHA, chunks=1200)  # 1,200 output tokens per answer
+        headers = {"authorization": f"Bearer {CLIENT_KEY}"}
+        with httpx.Client(base_url=stack.url, headers=headers, timeout=10) as client:
+            served = sorted(chat(client) for _ in range(3))
+        assert served == ["alpha", "bravo", "charlie"]  # round robin
+
+        sign_in(browser, stack)
+        # this month, by client, model and key; no [prices]: no cost to show
+        expected = [
+            ["client-1", "gpt-dash", "sim", label, "1", "5", "5", "0", "-"] for label in served
+        ]
+        expected[0][6] = browser.execute_script("return (1200).toLocaleString()")
+        assert expected[0][6] in ("1,200", "1.200", "1 200", "1\u202f200", "1\xa0200")
+        if archived:
+            expected.insert(0, ["archive", "gpt-dash", "sim", "alpha", "10", "0", "0", "0", "-"])
+        wait(browser).until(lambda d: usage_rows(d) == expected)
+        header = browser.find_elements(By.CSS_SELECTOR, "#usage-table thead th")
+        assert [th.text for th in header] == [
+            "Client",
+            "Model",
+            "Provider",
+            "Key",
+            "Requests",
+            "Input tokens",
+            "Output tokens",
+            "Errors",
+            "Cost (USD)",
+        ]
+        output = browser.execute_script("return (1210).toLocaleString()")
+        requests = str(3 + 10 * archived)
+        assert usage_totals(browser) == ["Total", "", "", "", requests, "15", output, "0", "-"]
+        numbers = browser.find_elements(By.CSS_SELECTOR, "#usage-table td.num")
+        assert len(numbers) == 5 * (len(expected) + 1)
+        assert {td.value_of_css_property("text-align") for td in numbers} == {"right"}
+
+        # another grouping, other periods: at once, without waiting for a poll
+        mine = ["client-1", "3", "15", output, "0", "-"]
+        choose(browser, "usage-by", "client")
+        wait(browser).until(lambda d: usage_rows(d)[-1:] == [mine])
+        assert len(usage_rows(browser)) == 1 + archived
+        choose(browser, "usage-period", "today")
+        wait(browser).until(lambda d: usage_rows(d) == [mine])
+        assert usage_totals(browser) == ["Total", *mine[1:]]
+        choose(browser, "usage-period", "7d")
+        wait(browser).until(lambda d: len(usage_rows(d)) == 2)
+        assert usage_rows(browser) == [["archive", "10", "0", "0", "0", "-"], mine]
+        assert usage_totals(browser) == ["Total", "13", "15", output, "0", "-"]
+
+        # priced from now on (a reload); the page's next poll shows the new rows' cost
+        stack.build = with_usage(ledger, prices=True)
+        admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+        assert httpx.post(f"{stack.url}/admin/reload", headers=admin).status_code == 200
+        stack.simulator.set(ALPHA, chunks=5)
+        with httpx.Client(base_url=stack.url, headers=headers, timeout=10) as client:
+            for _ in range(3):
+                chat(client)
+        output = browser.execute_script("return (1225).toLocaleString()")
+        mine = ["client-1", "6", "30", output, "0", "0.0045"]
+        wait(browser, 15).until(lambda d: usage_rows(d)[-1:] == [mine])
+        # priced, and nothing spent: a cost of 0, no longer unknown
+        assert usage_rows(browser) == [["archive", "10", "0", "0", "0", "0.0000"], mine]
+        assert usage_totals(browser) == ["Total", "16", "30", output, "0", "0.0045"]

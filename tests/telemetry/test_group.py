@@ -76,10 +76,10 @@ def test_a_damaged_peer_file_is_skipped(tmp_path: Path) -> None:
 def test_the_ledger_shows_the_groups_tokens_latest_reason_and_traffic(tmp_path: Path) -> None:
     one, two = Ledger(), Ledger()
     one.group, two.group = GroupShare(tmp_path, 0), GroupShare(tmp_path, 1)
-    one.used("p", "k", 10, 1)
+    one.used("p", "k", "p/m", 10, 1)
     one.failed("p", "k", 429, "rate limited (older)")
     time.sleep(0.01)  # wall clock: the reasons' times must differ
-    two.used("p", "k", 5, 2)
+    two.used("p", "k", "p/m", 5, 2)
     two.failed("p", "k", 401, "revoked (newer)")
     one.answered(200)
     two.answered(503)
@@ -99,7 +99,7 @@ def test_the_ledger_shows_the_groups_tokens_latest_reason_and_traffic(tmp_path: 
 
 def test_a_ledger_started_again_takes_over_its_predecessors_notes(tmp_path: Path) -> None:
     before = Ledger()
-    before.used("p", "k", 7, 3)
+    before.used("p", "k", "p/m", 7, 3)
     before.failed("p", "k", 500, "boom")
     before.answered(500)
     after = Ledger()
@@ -110,6 +110,26 @@ def test_a_ledger_started_again_takes_over_its_predecessors_notes(tmp_path: Path
     assert notes.reason is not None
     assert notes.reason.status == 500
     assert sum(b.requests for b in after.recent()) == 2
+
+
+def test_a_keys_tokens_per_target_add_up_over_the_group_and_a_restart(tmp_path: Path) -> None:
+    one, two = Ledger(), Ledger()
+    one.group, two.group = GroupShare(tmp_path, 0), GroupShare(tmp_path, 1)
+    one.used("p", "k", "p/a", 10, 1)
+    one.used("p", "k", "p/b", 3, 3)
+    two.used("p", "k", "p/a", 5, 2)
+    two.used("p", "other", "p/a", 100, 100)
+    one.group.publish("ledger", one.export())
+    two.group.publish("ledger", two.export())
+    for ledger in (one, two):
+        notes = ledger.seen("p", "k")
+        assert notes.targets == {"p/a": [15, 3], "p/b": [3, 3]}
+        assert (notes.input_tokens, notes.output_tokens) == (18, 6)
+    assert one.keys["p", "k"].targets == {"p/a": [10, 1], "p/b": [3, 3]}  # reading added nothing
+    after = Ledger()
+    after.used("p", "k", "p/b", 1, 1)
+    after.absorb(one.export())
+    assert after.seen("p", "k").targets == {"p/a": [10, 1], "p/b": [4, 4]}
 
 
 async def test_publish_every_writes_each_second_and_once_more_when_stopped(

@@ -21,6 +21,7 @@ from byok.telemetry.usage_book import (
     HORIZON_DAYS,
     HOUR,
     SCHEMA_VERSION,
+    Tally,
     Totals,
     UsageBook,
     UsageBookError,
@@ -135,6 +136,35 @@ def test_spent_counts_pending_and_written_rows_once_each(open_book):
     assert book.spent("alice", T) == Totals(3, 25, 2, 1, 1.0)
     assert book.spent("bob", T) == Totals(0, 0, 0, 0, 0.0)
     assert book.rows(by=("client",))[0]["requests"] == 3
+
+
+def test_a_tally_counts_without_the_book_until_it_hands_over(open_book, tmp_path):
+    clock = Clock()
+    book = open_book(wall=clock)
+    tally = Tally(book, wall=clock)
+    tally.add("alice", "openai", "team-a", "gpt-4o", 1, 10, 1, 0, 0.5)
+    tally.add("alice", "openai", "team-a", "gpt-4o", 1, 10, 1, 1, 0.5)
+    clock.now += HOUR  # the next hour: a row of its own
+    tally.add("alice", "openai", "team-a", "gpt-4o", 1, 5, 0, 0, 0.0)
+    tally.add("bob", "openai", "team-b", "gpt-4o", 1, 1, 1, 0, 0.0)
+    assert book.spent("alice", T) == Totals(0, 0, 0, 0, 0.0)  # the book has nothing yet
+    assert tally.spent("alice", T) == Totals(3, 25, 2, 1, 1.0)
+    assert tally.spent("alice", T + HOUR) == Totals(1, 5, 0, 0, 0.0)  # from its hour on
+    tally.hand_over()
+    assert tally.spent("alice", T) == Totals(3, 25, 2, 1, 1.0)  # counted once, in the book
+    tally.add("alice", "openai", "team-a", "gpt-4o", 1, 1, 0, 0, 0.0)
+    book.merge({})  # nothing to merge changes nothing
+    tally.hand_over()
+    book.flush()
+    assert tally.spent("alice", T) == Totals(4, 26, 2, 1, 1.0)
+    assert table(tmp_path / "usage.sqlite3") == [
+        (T, "alice", "openai", "team-a", "gpt-4o", 2, 20, 2, 1, 1.0),
+        (T + HOUR, "alice", "openai", "team-a", "gpt-4o", 2, 6, 0, 0, 0.0),
+        (T + HOUR, "bob", "openai", "team-b", "gpt-4o", 1, 1, 1, 0, 0.0),
+    ]
+    book.close()
+    with pytest.raises(UsageBookError, match="closed"):
+        book.merge({"alice": {(T, "p", "k", "m"): [1, 0, 0, 0, 0.0]}})
 
 
 def test_spent_counts_the_hours_from_the_one_holding_since(open_book):

@@ -51,7 +51,7 @@ from typing import Protocol
 from byok_core import Selector
 
 from ..config import ClientKey, Config
-from ..telemetry.usage_book import UsageBook
+from ..telemetry.usage_book import Tally
 from . import routing
 
 DAY = 86_400
@@ -85,11 +85,11 @@ class Clients:
     """The client keys of one runtime: identification, rates and budgets."""
 
     def __init__(
-        self, config: Config, book: UsageBook | None, previous: Clients | None = None
+        self, config: Config, usage: Tally | None, previous: Clients | None = None
     ) -> None:
         self.keys: tuple[ClientKey, ...] = config.server.client_keys
         self.secrets = [k.secret.encode("utf-8") for k in self.keys]
-        self.book = book
+        self.usage = usage
         rated = [k for k in self.keys if k.rpm or k.tpm]
         self.rates: Selector | None = None
         if rated:
@@ -145,16 +145,16 @@ class Clients:
     def spent(self, client: ClientKey, wall: float) -> tuple[int, int, float]:
         """What `client` spent by the usage ledger: tokens today, tokens and
         cost this month (0 without a ledger, or for a period without a budget)."""
-        book = self.book
+        usage = self.usage
         day = month = 0
         cost = 0.0
-        if book is None:
+        if usage is None:
             return day, month, cost
         if client.daily_tokens:
-            totals = book.spent(client.label, wall - wall % DAY)
+            totals = usage.spent(client.label, wall - wall % DAY)
             day = totals.input_tokens + totals.output_tokens
         if client.monthly_tokens or client.monthly_cost:
-            totals = book.spent(client.label, month_of(wall)[0])
+            totals = usage.spent(client.label, month_of(wall)[0])
             month, cost = totals.input_tokens + totals.output_tokens, totals.cost
         return day, month, cost
 

@@ -140,7 +140,7 @@ class Reporter:
                 shared.spent(client, taken + given, cost, time.time())
         pool = attempt.pool
         provider = pool.provider.name
-        self.ledger.used(provider, attempt.label, taken, given)
+        self.ledger.used(provider, attempt.label, pool.name, taken, given)
         self.metrics.tokens(provider, attempt.label, _model_label(ex), pool.name, taken, given)
         ex.input_tokens += taken
         ex.output_tokens += given
@@ -157,7 +157,7 @@ class Reporter:
         status = response.status
         self.metrics.request(_model_label(ex), path, status, ex.overhead)
         self.ledger.answered(status)
-        if self.live.usage_book is not None:
+        if self.live.usage is not None:
             attempt = plan.winner or (plan.attempts[-1] if plan.attempts else None)
             failed = 1 if status >= 500 or status == 429 else 0
             self._book(ex, attempt, 1, failed, ex.input_tokens, ex.output_tokens)
@@ -198,25 +198,17 @@ class Reporter:
         """One row into the usage ledger: the client, the key that answered
         (or was tried last), the model asked for, and the cost at the
         operator's price of the model that served (else of the one asked for)."""
-        book = self.live.usage_book
-        if book is None:
+        usage = self.live.usage
+        if usage is None:
             return
         provider, key = "-", "-"
         if attempt is not None:
             provider, key = attempt.pool.provider.name, attempt.label
-        cost = _priced(ex, attempt, taken, given) if taken or given else 0.0
+        cost = 0.0
+        if (taken or given) and ex.runtime.config.prices:
+            cost = _priced(ex, attempt, taken, given)
         client = ex.client.label if ex.client is not None else "-"
-        book.add(
-            client=client,
-            provider=provider,
-            key=key,
-            model=ex.model,
-            requests=requests,
-            input_tokens=taken,
-            output_tokens=given,
-            errors=errors,
-            cost=cost,
-        )
+        usage.add(client, provider, key, ex.model, requests, taken, given, errors, cost)
 
     def refused(self, path: str, status: int) -> None:
         """A request byok would not forward (its one log line is the access log's)."""

@@ -23,7 +23,7 @@ import trio
 from ..config import Config, Redactor
 from ..telemetry.ledger import Ledger
 from ..telemetry.metrics import Metrics
-from ..telemetry.usage_book import UsageBook
+from ..telemetry.usage_book import Tally, UsageBook
 from .clients import Clients, SharedClients
 from .revalidation import Revalidator
 from .routing import Pool, Router
@@ -46,6 +46,9 @@ RESTART_SETTINGS = (
     "read_timeout",
     "idle_timeout",
 )
+
+
+USAGE_HAND_OVER = 0.25  # seconds between two hand-overs of the requests' usage
 
 
 class ReloadError(Exception):
@@ -76,7 +79,9 @@ class Live:
         metrics, ledger = Metrics(self.key_states), Ledger()
         # the usage ledger outlives reloads: its file is the one at start
         self.usage_book = UsageBook(config.usage.path) if config.usage.enabled else None
-        clients = Clients(config, self.usage_book)
+        # what this process's requests count into it: see usage_book.Tally
+        self.usage = Tally(self.usage_book) if self.usage_book is not None else None
+        clients = Clients(config, self.usage)
         self.runtime = _runtime(config, Router(config), 1, metrics, ledger, clients)
         self.key_listeners: list[KeyListener] = []  # none: a key's change costs a loop over []
         # client rates and budgets shared by a cluster's replicas (byok.cluster)
@@ -89,8 +94,19 @@ class Live:
     def close(self) -> None:
         """What this process keeps beyond its requests, put away: the usage
         ledger's last rows written (after the requests have drained)."""
-        if self.usage_book is not None:
-            self.usage_book.close()
+        if self.usage is not None:
+            self.usage.hand_over()
+            self.usage.book.close()
+
+    async def hand_over_usage(self) -> None:
+        """Until cancelled: what requests counted goes to the usage ledger's
+        writer a few times a second (the writer writes once a second)."""
+        usage = self.usage
+        if usage is None:
+            return
+        while True:
+            await trio.sleep(USAGE_HAND_OVER)
+            usage.hand_over()
 
     def key_changed(self, provider: str, label: str, pool: Pool | None, what: str) -> None:
         """A key's state changed here: every listener hears of it (KeyListener)."""
@@ -153,7 +169,7 @@ class Live:
             if getattr(old.config.server, name) != getattr(config.server, name)
         ]
         router = Router(config, previous=old.router)
-        clients = Clients(config, self.usage_book, previous=old.clients)
+        clients = Clients(config, self.usage, previous=old.clients)
         self.runtime = _runtime(
             config, router, old.generation + 1, old.metrics, old.ledger, clients
         )

@@ -8,6 +8,7 @@ Routes (docs/admin-api.md has the full contract):
     GET  /dashboard/app.css                    open: style, no data
     GET  /admin/keys, /admin/models            admin key or session
     GET  /admin/stats                          admin key or session
+    GET  /admin/usage                          admin key or session: the usage ledger
     POST /admin/keys/{label}/{action}          disable | enable | restore
     POST /admin/reload                         read the config file again
     GET  /metrics                              metrics key, admin key or session
@@ -49,6 +50,15 @@ from ..gateway.routing import Pool
 from ..gateway.runtime import Live, ReloadError
 from ..http.server import Request, Response
 from ..telemetry.metrics import CONTENT_TYPE
+from ..telemetry.usage_book import GROUPS, MEASURES, UsageBookError, hour_of
+from ..telemetry.usage_query import (
+    COST_DECIMALS,
+    DEFAULT_BY,
+    UsageQueryError,
+    parse_by,
+    parse_when,
+    start_of_month,
+)
 
 log = logging.getLogger("byok.proxy")
 
@@ -72,6 +82,9 @@ _STATIC_TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
 }
+
+
+_NONE_SPENT = (0, 0)  # input and output tokens of a key on a target it never served
 
 
 class _Refused(Exception):
@@ -135,6 +148,9 @@ class Admin:
         if path == "/admin/stats":
             _expect(method, "GET")
             return _json(200, self._stats())
+        if path == "/admin/usage":
+            _expect(method, "GET")
+            return await self._usage(request)
         if path == "/admin/reload":
             _expect(method, "POST")
             return await self._reload()
@@ -310,6 +326,7 @@ class Admin:
         for view in pool.selector.snapshot(now=now):
             label = view["id"]
             notes = self.live.runtime.ledger.seen(provider, label)
+            spent = notes.targets.get(pool.name, _NONE_SPENT)
             reason = notes.reason
             latency = view["latency_ewma"]
             due = self.live.revalidator.next_check(provider, label)
@@ -339,7 +356,9 @@ class Admin:
                     },
                     "inflight": view["inflight"],
                     "latency_ewma_ms": None if latency is None else round(latency * 1000, 2),
-                    "tokens": {"input": notes.input_tokens, "output": notes.output_tokens},
+                    # what the key spent on this target; key_tokens: on all of them
+                    "tokens": {"input": spent[0], "output": spent[1]},
+                    "key_tokens": {"input": notes.input_tokens, "output": notes.output_tokens},
                 }
             )
         return views
@@ -356,6 +375,53 @@ class Admin:
             for b in ledger.recent()
         ]
         return {"bucket_seconds": ledger.BUCKET_SECONDS, "buckets": buckets}
+
+    async def _usage(self, request: Request) -> Response:
+        """The usage ledger's sums over a period: the JSON of GET /admin/usage."""
+        now = time.time()
+        by, since, until = _usage_question(request, now)
+        answer: dict[str, Any] = {
+            "enabled": True,
+            "since": hour_of(since),  # the ledger counts whole hours: from the one holding it
+            "until": until,
+            "by": list(by),
+            "columns": list(dict.fromkeys(c for name in by for c, _ in GROUPS[name])),
+            "priced": bool(self.live.runtime.config.prices),
+            "rows": [],
+            "totals": {**dict.fromkeys(MEASURES, 0), "cost": 0.0},
+        }
+        book = self.live.usage_book
+        if book is None:
+            answer["enabled"] = False
+            answer["message"] = "the usage ledger is off: [usage] enabled = false in the config"
+            return _json(200, answer)
+
+        def read() -> tuple[list[dict[str, Any]], str | None]:
+            # This process's rows go to the file first, so that the answer
+            # holds its requests up to now.  The other workers of a group
+            # write to the same file every second: their last second may be
+            # missing.  Both block (the writer's cycle, SQLite): in a thread.
+            unwritten = None
+            try:
+                book.flush()
+            except UsageBookError as error:  # kept pending; what the file has is still true
+                unwritten = f"this process's latest usage is not in it yet: {error}"
+            return book.rows(since=since, until=until, by=by), unwritten
+
+        if self.live.usage is not None:
+            self.live.usage.hand_over()  # this loop's requests, to the book's writer
+        try:
+            rows, unwritten = await trio.to_thread.run_sync(read)
+        except UsageBookError as error:
+            raise _Refused(503, f"the usage ledger cannot be read: {error}") from None
+        for row in rows:
+            row["cost"] = round(row["cost"], COST_DECIMALS)
+        totals = {name: sum(row[name] for row in rows) for name in MEASURES}
+        totals["cost"] = round(float(totals["cost"]), COST_DECIMALS)
+        answer.update(rows=rows, totals=totals)
+        if unwritten:
+            answer["message"] = unwritten
+        return _json(200, answer)
 
     # ---- what it changes ------------------------------------------------------------
 
@@ -446,6 +512,21 @@ def _cookie(request: Request, name: str) -> str:
 def _query(request: Request, name: str) -> str:
     _, _, query = request.target.partition("?")
     return (parse_qs(query).get(name) or [""])[0]
+
+
+def _usage_question(request: Request, now: float) -> tuple[tuple[str, ...], float, float | None]:
+    """GET /admin/usage's `by`, `since` and `until`, as `byok usage` reads
+    them (the default period: this UTC month); a 400 for what cannot be read."""
+    by, since, until = (_query(request, name).strip() for name in ("by", "since", "until"))
+    try:
+        groups = parse_by(by, "by") if by else DEFAULT_BY
+        start = parse_when(since, now, "since") if since else start_of_month(now)
+        end = parse_when(until, now, "until") if until else None
+    except UsageQueryError as error:
+        raise _Refused(400, str(error)) from None
+    if end is not None and end <= start:
+        raise _Refused(400, f"until {until!r} is not after since: nothing between")
+    return groups, start, end
 
 
 def _json(status: int, body: Any) -> Response:

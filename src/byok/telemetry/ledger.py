@@ -4,6 +4,9 @@ failure and the tokens it served, and the recent traffic in time buckets.
 The engine (byok_core) keeps health per pool; these notes are per key
 (provider and label), and they outlive config reloads, so that an operator
 still sees why a key went out and what it has cost since the process started.
+A key serves every target (pool) of its provider that lists it, so its
+tokens are also kept per target: the dashboard's row of a key under a model
+shows what it spent there, and its total over all of them.
 In a group of workers, what `seen` and `recent` say adds the other workers'
 latest snapshots (byok.telemetry.group) to this one's notes.
 """
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import msgspec
 
@@ -29,8 +32,11 @@ class Reason:
 @dataclass
 class KeyNotes:
     reason: Reason | None = None
-    input_tokens: int = 0
+    input_tokens: int = 0  # over all its targets
     output_tokens: int = 0
+    # target (pool name, "provider/upstream-model") -> [input, output]: these
+    # add up to the two above
+    targets: dict[str, list[int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -47,6 +53,9 @@ class _Snapshot(msgspec.Struct, frozen=True):
     # provider, label, input tokens, output tokens, last reason (status, message, at)
     keys: list[tuple[str, str, int, int, tuple[int | None, str, float] | None]]
     buckets: list[tuple[int, int, int, int]]  # t, requests, errors, failed attempts
+    # provider, label, target, input tokens, output tokens (a snapshot of a
+    # byok from before targets has none: its tokens count in the totals only)
+    targets: list[tuple[str, str, str, int, int]] = []
 
 
 _encode_snapshot = msgspec.json.Encoder().encode
@@ -70,13 +79,15 @@ class Ledger:
         return found
 
     def seen(self, provider: str, label: str) -> KeyNotes:
-        """The notes of a key, for reading: a key never noted gets empty ones.
-        In a group: the group's tokens, and the latest reason of any worker."""
+        """The notes of a key, for reading (never to write: they may be
+        shared); a key never noted gets empty ones.  In a group: the group's
+        tokens, and the latest reason of any worker."""
         mine = self.keys.get((provider, label)) or _NOTHING_NOTED
         peers = self._peers()
         if not peers:
             return mine
-        seen = KeyNotes(mine.reason, mine.input_tokens, mine.output_tokens)
+        targets = {target: list(counts) for target, counts in mine.targets.items()}
+        seen = KeyNotes(mine.reason, mine.input_tokens, mine.output_tokens, targets)
         for peer in peers:
             for their_provider, their_label, taken, given, reason in peer.keys:
                 if their_label != label or their_provider != provider:
@@ -85,16 +96,21 @@ class Ledger:
                 seen.output_tokens += given
                 if reason is not None and (seen.reason is None or reason[2] > seen.reason.at):
                     seen.reason = Reason(*reason)
+            for their_provider, their_label, target, taken, given in peer.targets:
+                if their_label == label and their_provider == provider:
+                    _add(targets, target, taken, given)
         return seen
 
     def failed(self, provider: str, label: str, status: int | None, message: str) -> None:
         self.notes(provider, label).reason = Reason(status, message, time.time())
         self._bucket().failed_attempts += 1
 
-    def used(self, provider: str, label: str, taken: int, given: int) -> None:
+    def used(self, provider: str, label: str, target: str, taken: int, given: int) -> None:
+        """Tokens the key spent serving `target` (a pool's name)."""
         notes = self.notes(provider, label)
         notes.input_tokens += taken
         notes.output_tokens += given
+        _add(notes.targets, target, taken, given)
 
     def answered(self, status: int) -> None:
         bucket = self._bucket()
@@ -139,6 +155,11 @@ class Ledger:
                     for (provider, label), notes in self.keys.items()
                 ],
                 buckets=[(b.t, b.requests, b.errors, b.failed_attempts) for b in self._buckets],
+                targets=[
+                    (provider, label, target, taken, given)
+                    for (provider, label), notes in self.keys.items()
+                    for target, (taken, given) in notes.targets.items()
+                ],
             )
         )
 
@@ -152,6 +173,8 @@ class Ledger:
             notes.output_tokens += given
             if reason is not None and (notes.reason is None or reason[2] > notes.reason.at):
                 notes.reason = Reason(*reason)
+        for provider, label, target, taken, given in snapshot.targets:
+            _add(self.notes(provider, label).targets, target, taken, given)
         buckets = {b.t: b for b in self._buckets}
         for t, requests, errors, failed in snapshot.buckets:
             bucket = buckets.get(t)
@@ -176,6 +199,15 @@ class Ledger:
 
 
 _NOTHING_NOTED = KeyNotes()  # shared and never written: only seen() hands it out
+
+
+def _add(targets: dict[str, list[int]], target: str, taken: int, given: int) -> None:
+    counts = targets.get(target)
+    if counts is None:
+        targets[target] = [taken, given]
+    else:
+        counts[0] += taken
+        counts[1] += given
 
 
 def _starts(current: int, size: int, count: int) -> list[int]:

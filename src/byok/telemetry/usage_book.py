@@ -1,8 +1,13 @@
 """The usage ledger: requests, tokens, errors and cost per hour, client,
 provider, key and model, kept in an SQLite file that outlives restarts.
 
-Theory of operation.  `add()` is on every request's path, so it only adds
-into an in-memory aggregate (``pending``) under a small lock.  A writer
+Theory of operation.  `add()` only adds into an in-memory aggregate
+(``pending``) under a small lock.  The proxy counts through a `Tally` instead:
+its event loop is one thread, so a request's row goes into the tally's own
+aggregate with no lock at all, and the loop hands the whole aggregate to the
+book a few times a second (`Tally.hand_over`, one `merge` under the lock);
+measured under callgrind, a lock and a call with keyword arguments per
+request were 3% of everything byok does for a request.  A writer
 thread moves that aggregate to the file every ``flush_every`` seconds: it
 takes ``pending`` whole (it becomes an ``unseen`` batch), upserts it in one
 ``BEGIN IMMEDIATE`` transaction (the upsert adds, so the processes of a
@@ -200,6 +205,29 @@ class UsageBook:
                 counts[2] += output_tokens
                 counts[3] += errors
                 counts[4] += cost
+        finally:
+            self._release()
+
+    def merge(self, batch: _Batch) -> None:
+        """Add a whole aggregate of rows ({client: {row: sums}}, as a Tally
+        keeps them) under one acquisition of the lock."""
+        self._acquire()
+        try:
+            if self._closed:
+                raise UsageBookError(f"{self.path}: the usage book is closed")
+            pending = self._pending
+            for client, rows in batch.items():
+                mine = pending.get(client)
+                if mine is None:
+                    pending[client] = rows
+                    continue
+                for row, sums in rows.items():
+                    counts = mine.get(row)
+                    if counts is None:
+                        mine[row] = sums
+                    else:
+                        for k in range(5):
+                            counts[k] += sums[k]
         finally:
             self._release()
 
@@ -633,6 +661,76 @@ def _add_rows(counts: list[Any], rows: dict[_Row, list[Any]], since: float) -> N
         if row[0] >= since:
             for n in range(5):
                 counts[n] += sums[n]
+
+
+class Tally:
+    """Rows counted by one thread (the proxy's event loop) without a lock,
+    handed to the book in batches by that same thread (see the module doc)."""
+
+    __slots__ = ("_rows", "_wall", "book")
+
+    def __init__(self, book: UsageBook, wall: Callable[[], float] = time.time) -> None:
+        self.book = book
+        self._wall = wall
+        self._rows: _Batch = {}
+
+    def add(
+        self,
+        client: str,
+        provider: str,
+        key: str,
+        model: str,
+        requests: int,
+        input_tokens: int,
+        output_tokens: int,
+        errors: int,
+        cost: float,
+    ) -> None:
+        """As UsageBook.add, now, positionally: only from the owning thread."""
+        moment = self._wall()
+        row = (moment - moment % HOUR, provider, key, model)
+        rows = self._rows.get(client)
+        if rows is None:
+            rows = self._rows[client] = {}
+        counts = rows.get(row)
+        if counts is None:
+            rows[row] = [requests, input_tokens, output_tokens, errors, cost]
+        else:
+            counts[0] += requests
+            counts[1] += input_tokens
+            counts[2] += output_tokens
+            counts[3] += errors
+            counts[4] += cost
+
+    def hand_over(self) -> None:
+        """Give what was counted to the book (its writer takes it from there)."""
+        if self._rows:
+            batch, self._rows = self._rows, {}
+            self.book.merge(batch)
+
+    def spent(self, client: str, since: float) -> Totals:
+        """As UsageBook.spent, with what this tally holds and has not handed over."""
+        totals = self.book.spent(client, since)
+        rows = self._rows.get(client)
+        if not rows:
+            return totals
+        since -= since % HOUR
+        requests = input_tokens = output_tokens = errors = 0
+        cost = 0.0
+        for row, counts in rows.items():
+            if row[0] >= since:
+                requests += counts[0]
+                input_tokens += counts[1]
+                output_tokens += counts[2]
+                errors += counts[3]
+                cost += counts[4]
+        return Totals(
+            totals.requests + requests,
+            totals.input_tokens + input_tokens,
+            totals.output_tokens + output_tokens,
+            totals.errors + errors,
+            totals.cost + cost,
+        )
 
 
 def _count(batch: _Batch) -> int:

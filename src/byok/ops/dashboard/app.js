@@ -6,6 +6,7 @@
 
 const KEYS_EVERY = 1000; // ms: key health changes within seconds (cooldowns)
 const STATS_EVERY = 5000; // ms: the server's rate buckets are 5 s wide
+const USAGE_EVERY = 5000; // ms: each poll has the server write its latest usage first
 const TICK = 100; // ms: countdowns run locally between polls
 // The CSRF header: the server refuses cookie-authenticated requests without it,
 // which a cross-site form or image cannot add.
@@ -20,6 +21,9 @@ let layout = ""; // models/targets/keys signature: tables are rebuilt only when 
 let issued = 0; // sequence numbers of /admin/keys polls, so that a slow,
 let shown = 0; //   older answer never overwrites a newer one (after a click)
 let clock = null; // server time at the last keys answer, for the rate window
+let usageIssued = 0; // as issued/shown, for /admin/usage: a change of period or
+let usageShown = 0; //   grouping must not be overwritten by an older answer
+let usageLayout = ""; // what the usage table shows: rebuilt only when it changes
 let leaving = false;
 
 // A node whose text and attributes come from data, safely: strings become Text nodes.
@@ -190,6 +194,9 @@ function update(cells, key, at) {
   cells.latency.textContent = latency(key.latency_ewma_ms);
   const tokens = key.tokens || {};
   cells.tokens.textContent = `${count(tokens.input)} / ${count(tokens.output)}`;
+  // The cell is this target's share; the key's tokens over all its targets, on hover.
+  const all = key.key_tokens || {};
+  cells.tokens.title = `this key, all targets: ${count(all.input)} / ${count(all.output)}`;
   // Offer only what changes something: enable undoes disable, restore clears any state.
   cells.disable.disabled = key.state === "disabled";
   cells.enable.disabled = key.state !== "disabled";
@@ -235,6 +242,68 @@ function sparkline(buckets, width) {
   $("spark-peak").textContent = `peak ${(peak / width).toFixed(1)} req/s`;
 }
 
+// ---- usage: the usage ledger's sums, from /admin/usage ----
+
+const USAGE_HEADINGS = {
+  hour: "Hour (UTC)", day: "Day (UTC)", month: "Month", client: "Client", provider: "Provider",
+  key: "Key", model: "Model", requests: "Requests", input_tokens: "Input tokens",
+  output_tokens: "Output tokens", errors: "Errors", cost: "Cost (USD)",
+};
+const MEASURES = ["requests", "input_tokens", "output_tokens", "errors", "cost"];
+
+function usageQuery() {
+  const params = new URLSearchParams({ by: $("usage-by").value });
+  const period = $("usage-period").value;
+  // The ledger's days are UTC days; "month" is the server's default period.
+  if (period === "today") params.set("since", new Date().toISOString().slice(0, 10));
+  else if (period === "7d") params.set("since", "7d");
+  return `/admin/usage?${params}`;
+}
+
+async function refreshUsage() {
+  const seq = ++usageIssued;
+  try {
+    const data = await request(usageQuery());
+    if (seq < usageShown) return;
+    usageShown = seq;
+    renderUsage(data);
+    report("polling /admin/usage failed (retrying)", null);
+  } catch (error) {
+    report("polling /admin/usage failed (retrying)", error);
+  }
+}
+
+// Cost with 4 decimals; "-" when no price is configured (nothing to cost).
+const cost = (value, priced) => (!priced && !value ? "-"
+  : Number(value).toLocaleString(undefined, { minimumFractionDigits: 4, maximumFractionDigits: 4 }));
+
+function renderUsage(data) {
+  const note = $("usage-note");
+  const empty = data.enabled && !data.rows.length ? "No usage in this period." : "";
+  note.textContent = [data.message, empty].filter(Boolean).join(" ");
+  note.hidden = !note.textContent;
+  const table = $("usage-table");
+  table.hidden = !data.enabled || !data.rows.length;
+  const signature = JSON.stringify([data.columns, data.rows, data.totals, data.priced]);
+  if (table.hidden || signature === usageLayout) return;
+  usageLayout = signature;
+  const columns = [...data.columns, ...MEASURES];
+  const cells = (row) => columns.map((name) => {
+    const measure = MEASURES.includes(name);
+    const text = !measure ? String(row[name]) : name === "cost" ? cost(row.cost, data.priced) : count(row[name]);
+    return el("td", { class: measure ? "num" : "", text, "data-column": name });
+  });
+  const totals = { ...data.totals };
+  for (const name of data.columns) totals[name] = "";
+  totals[data.columns[0]] = "Total";
+  table.replaceChildren(
+    el("thead", {}, [el("tr", {}, columns.map((name) =>
+      el("th", { text: USAGE_HEADINGS[name] || name, class: MEASURES.includes(name) ? "num" : "" })))]),
+    el("tbody", {}, data.rows.map((row) => el("tr", {}, cells(row)))),
+    el("tfoot", {}, [el("tr", { id: "usage-totals" }, cells(totals))]),
+  );
+}
+
 // Each poll is scheduled after the previous one ends, so a slow server never piles them up.
 function every(ms, poll) {
   const run = async () => {
@@ -256,4 +325,7 @@ async function signOut() {
 $("sign-out").addEventListener("click", signOut);
 every(KEYS_EVERY, refreshKeys);
 every(STATS_EVERY, refreshStats);
+every(USAGE_EVERY, refreshUsage);
+$("usage-period").addEventListener("change", refreshUsage);
+$("usage-by").addEventListener("change", refreshUsage);
 setInterval(tick, TICK);
