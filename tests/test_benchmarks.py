@@ -8,6 +8,7 @@ README against the digest the generator stamped on it.
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -265,3 +266,84 @@ def test_write_readme_is_refused_on_a_dirty_tree_in_one_line(
     assert bench._check_write(repo / "README.md", repo, allow_dirty=True) == (
         f"{head} + local changes"
     )
+
+
+# ---- bench_capacity.py: headroom on and off at 90% of the keys' capacity ----------------
+
+
+def _load_capacity() -> ModuleType:
+    path = ROOT / "benchmarks/bench_capacity.py"
+    spec = importlib.util.spec_from_file_location("bench_capacity", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+capacity_bench = _load_capacity()
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize("headroom", [True, False])
+def test_the_capacity_bench_config_is_one_byok_accepts(
+    tmp_path: Path, kind: str, headroom: bool
+) -> None:
+    from byok.config import load
+
+    path = tmp_path / "byok.toml"
+    path.write_text(capacity_bench.byok_config(kind, 9, 3, headroom))
+    config = load(path)
+    assert config.server.headroom is headroom
+    provider = config.providers["sim"]
+    assert (provider.kind, len(provider.keys)) == (kind, 3)
+    assert config.models["bench"].retry.wait_for_cooldown == 30
+
+
+def test_the_capacity_bench_load_is_seeded_and_at_the_rate_asked() -> None:
+    poisson = capacity_bench.schedule(20.0, 60.0, "poisson", seed=1)
+    assert poisson == capacity_bench.schedule(20.0, 60.0, "poisson", seed=1)
+    assert 1100 < len(poisson) < 1300  # 1,200 expected; seeded, so always the same count
+    assert poisson == sorted(poisson)
+    assert poisson[-1] < 60
+    assert capacity_bench.schedule(4.0, 1.0, "uniform", seed=1) == [0.0, 0.25, 0.5, 0.75]
+    # 508 tokens a request: 200,000 tpm bind before 600 rpm, 60 rpm before 200,000 tpm
+    rate, binding = capacity_bench.capacity([600] * 4, [200_000] * 4, "openai")
+    assert binding == "tpm"
+    assert rate == pytest.approx(4 * 200_000 / 60 / 508)
+    assert capacity_bench.capacity([60, 600], [200_000, 200_000], "openai") == (
+        pytest.approx(1 + 200_000 / 60 / 508),
+        "tpm or rpm",
+    )
+    assert capacity_bench.per_key("250", 3, "rpm") == [250, 250, 250]
+    assert capacity_bench.per_key("1,2,3", 3, "rpm") == [1, 2, 3]
+    with pytest.raises(ValueError, match="gives 2 figures for 3 keys"):
+        capacity_bench.per_key("1,2", 3, "tpm")
+
+
+def test_the_capacity_bench_runs_end_to_end_and_reports(tmp_path: Path) -> None:
+    """A few seconds of light load, headroom on: it ran, stopped its processes
+    and reported; no figure is judged (they depend on the machine's timing)."""
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks/bench_capacity.py"),
+            *("--duration", "2", "--only", "on", "--load", "0.2", "--json"),
+            *("--logs", str(tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    (only,) = report["runs"]
+    assert only["headroom"] is True
+    assert only["sent"] == len(capacity_bench.schedule(report["rate_per_s"], 2.0, "poisson", 1))
+    assert only["sent"] == only["answered"] + only["failures"]
+    assert set(only["drained"]) == {"key-1", "key-2", "key-3", "key-4"}
+    assert report["command"].startswith("python benchmarks/bench_capacity.py --duration 2")
+    log = (tmp_path / "openai-headroom-on" / "byok.log").read_text()
+    assert "sk-capacity-bench" not in log + run.stdout + run.stderr  # no secret shown

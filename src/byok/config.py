@@ -148,6 +148,15 @@ class ClientKey(Key):
     daily_tokens: int = 0  # budgets (0: none), counted in the usage ledger
     monthly_tokens: int = 0
     monthly_cost: float = 0.0  # USD at the [prices] table's prices
+    # whether admission looks at it at all: allowed models, rates or budgets
+    # (read on every request: a field, set once)
+    checked: bool = field(init=False, compare=False, default=False)
+
+    def __post_init__(self) -> None:
+        limited = self.rpm or self.tpm or self.daily_tokens or self.monthly_tokens
+        object.__setattr__(
+            self, "checked", bool(self.models is not None or limited or self.monthly_cost)
+        )
 
     @property
     def limited(self) -> bool:

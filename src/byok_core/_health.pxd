@@ -96,6 +96,7 @@ ctypedef struct member_t:
     int64_t cause               # RATE_LIMITED or FAILING while cooling, else CAUSE_NONE
     int64_t limited             # bit k: limits[k] is in force (0: no limit, the common case)
     int64_t pending_tokens      # estimated tokens of the calls in flight
+    int64_t learned_sent        # when the call whose answer headroom last came from was sent
     bucket_t window[WINDOW_BUCKETS]  # the failure-rate window, a ring by epoch
     limit_t limits[LIMITS]
 
@@ -136,6 +137,7 @@ cdef class HealthTable:
     cdef bint acquire_slot(self, Py_ssize_t i, int64_t cost, int64_t now) noexcept nogil
     cdef bint release_slot(self, Py_ssize_t i, int64_t cost) noexcept nogil
     cdef void refund(self, Py_ssize_t i, int64_t cost) noexcept nogil
+    cdef void correct(self, Py_ssize_t i, int64_t delta, int64_t now) noexcept nogil
     cdef int64_t wait_ns(self, int64_t now, int64_t cost, int64_t *cause) noexcept nogil
 
 

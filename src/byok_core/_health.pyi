@@ -49,6 +49,7 @@ class HealthTable:
         tokens_reset: Optional[float] = None,
         cost: int = 0,
         now: Optional[float] = None,
+        sent: Optional[float] = None,
     ) -> None: ...
     def report_usage(
         self, index: int, estimated: int, actual: int, now: Optional[float] = None

@@ -125,7 +125,10 @@ bucket holds ``remaining`` less what the calls still in flight will take
 (they were sent after the provider counted: one request each, and their
 estimated tokens, ``pending_tokens``).  Between answers, acquire() draws on
 it as on any limit, so a burst of concurrent requests cannot overdraw a key
-that the last answer said was nearly empty.
+that the last answer said was nearly empty.  Answers overtake each other: the
+figures of a call sent before the one they last came from (``learned_sent``)
+are older than what the bucket holds, and are dropped, or they would give
+back what later calls already spent.
 
 Shared memory: ``records[i]`` points at member i's record, in the table's
 own array or in a HealthSegment that other processes map too (see
@@ -364,20 +367,30 @@ cdef class HealthTable:
 
     def report_headroom(self, index, requests_remaining=None, requests_limit=None,
                         requests_reset=None, tokens_remaining=None, tokens_limit=None,
-                        tokens_reset=None, cost=0, now=None):
+                        tokens_reset=None, cost=0, now=None, sent=None):
         """What the provider's answer says the member has left: remaining
         requests and tokens, their limits, and seconds until each is full
         again (None: not said).  Rebuilds the provider_requests and
         provider_tokens limits (see "Headroom" above); ``cost`` is the
-        estimated tokens of the call that got this answer, still in flight."""
+        estimated tokens of the call that got this answer, still in flight,
+        and ``sent`` when it was sent (default: now): the answer of a call
+        sent before the one the figures last came from is older news, and
+        changes nothing."""
         cdef Py_ssize_t i = self.check(index)
         requests = _args.headroom(requests_remaining, requests_limit, requests_reset, "requests")
         tokens = _args.headroom(tokens_remaining, tokens_limit, tokens_reset, "tokens")
         cdef int64_t own = cost_units(cost)
         cdef int64_t t = now_ns(now)
+        cdef int64_t since = now_ns(sent) if sent is not None else BYOK_NOW_UNSET
         cdef member_t *m = self.records[i]
         clock(&t)
+        if since == BYOK_NOW_UNSET:
+            since = t
         byok_lock(&m.lock)
+        if since < byok_load(&m.learned_sent):
+            byok_unlock(&m.lock)  # an older call's answer, overtaken by a newer one's
+            return
+        byok_store(&m.learned_sent, since)
         cdef int64_t others = byok_load(&m.inflight) - 1
         learn_limit(m, LIMIT_PROVIDER_REQUESTS, requests[0], requests[1], requests[2],
                     others if others > 0 else 0, t)
@@ -393,14 +406,16 @@ cdef class HealthTable:
         cdef Py_ssize_t i = self.check(index)
         cdef int64_t delta = cost_units(actual)
         delta -= cost_units(estimated)
-        cdef int64_t t = now_ns(now)
+        self.correct(i, delta, now_ns(now))
+
+    cdef void correct(self, Py_ssize_t i, int64_t delta, int64_t now) noexcept nogil:
         cdef member_t *m = self.records[i]
         if not delta or not byok_load(&m.limited):
             return
-        clock(&t)
+        clock(&now)
         byok_lock(&m.lock)
-        for k in (LIMIT_TPM, LIMIT_DAILY_TOKENS):
-            correct_limit(&m.limits[k], delta, t)
+        correct_limit(&m.limits[LIMIT_TPM], delta, now)
+        correct_limit(&m.limits[LIMIT_DAILY_TOKENS], delta, now)
         byok_unlock(&m.lock)
 
     cdef int cool(self, member_t *m, int64_t now, int64_t delay, int64_t cause) noexcept nogil:

@@ -53,6 +53,7 @@ _FIELDS = (
     "cause",
     "limited",
     "pending_tokens",
+    "learned_sent",
 )
 # What copy_member() carries over as it is: all but the in-flight count, its
 # cap and the tokens in flight, the limits (`limited` and the four lists,
@@ -60,7 +61,7 @@ _FIELDS = (
 _COPIED = tuple(
     name
     for name in _FIELDS
-    if name not in ("inflight", "max_inflight", "limited", "pending_tokens")
+    if name not in ("inflight", "max_inflight", "limited", "pending_tokens", "learned_sent")
 )
 
 
@@ -94,6 +95,7 @@ class _Member:
     cause: int
     limited: int
     pending_tokens: int
+    learned_sent: int
     counted: int  # calls in flight this process counted (the total, unshared)
     # the limits, one list per limit_t field (_health.pxd), by limit index
     lim_interval: Any  # floats: ns per unit (0.0: off)
@@ -726,13 +728,18 @@ class HealthTable:
         tokens_reset: Optional[float] = None,
         cost: int = 0,
         now: Optional[float] = None,
+        sent: Optional[float] = None,
     ) -> None:
         m = self._members[self._check(index)]
         requests = _args.headroom(requests_remaining, requests_limit, requests_reset, "requests")
         tokens = _args.headroom(tokens_remaining, tokens_limit, tokens_reset, "tokens")
         own = _args.cost(cost) if cost else 0
         t = now_ns(now)
+        since = t if sent is None else now_ns(sent)
         with self._lock:
+            if since < m.learned_sent:
+                return  # an older call's answer, overtaken by a newer one's
+            m.learned_sent = since
             m.learn(LIMIT_PROVIDER_REQUESTS, *requests, max(m.inflight - 1, 0), t)
             m.learn(LIMIT_PROVIDER_TOKENS, *tokens, max(m.pending_tokens - own, 0), t)
 

@@ -182,6 +182,7 @@ class _SharedMember(_Member):
     cause = _word(FIELDS.index("cause"))
     limited = _word(FIELDS.index("limited"))
     pending_tokens = _word(FIELDS.index("pending_tokens"))
+    learned_sent = _word(FIELDS.index("learned_sent"))
     lim_interval = _limit(0, floats=True)
     lim_capacity = _limit(1)
     lim_period = _limit(2)

@@ -78,6 +78,7 @@ class Selector:
         tokens_reset: Optional[float] = None,
         cost: int = 0,
         now: Optional[float] = None,
+        sent: Optional[float] = None,
     ) -> None: ...
     def report_usage(
         self, id: str, estimated: int, actual: int, now: Optional[float] = None

@@ -514,21 +514,26 @@ cdef class Selector:
 
     def report_headroom(self, id, requests_remaining=None, requests_limit=None,
                         requests_reset=None, tokens_remaining=None, tokens_limit=None,
-                        tokens_reset=None, cost=0, now=None):
+                        tokens_reset=None, cost=0, now=None, sent=None):
         """What the provider's answer says the member has left (see
         HealthTable.report_headroom): its provider_requests and
-        provider_tokens limits are rebuilt from it."""
+        provider_tokens limits are rebuilt from it, unless the call it
+        answers was sent before the one they last came from."""
         self.health.report_headroom(
             self.member(id), requests_remaining, requests_limit, requests_reset,
-            tokens_remaining, tokens_limit, tokens_reset, cost, now,
+            tokens_remaining, tokens_limit, tokens_reset, cost, now, sent,
         )
 
     def report_usage(self, id, estimated, actual, now=None):
         """The answer's real token count against the estimate acquire() took:
         the member's and the pool's tpm and daily_tokens take the difference."""
-        self.health.report_usage(self.member(id), estimated, actual, now)
-        if self.pool is not None:
-            self.pool.report_usage(0, estimated, actual, now)
+        cdef Py_ssize_t i = self.member(id)
+        cdef int64_t delta = cost_units(actual)
+        delta -= cost_units(estimated)
+        cdef int64_t t = now_ns(now)
+        self.health.correct(i, delta, t)  # nothing to do for a member without limits
+        if self.pool_record != NULL:
+            self.pool.correct(0, delta, t)
 
     def limits_wait(self, id=None, cost=0, now=None):
         """(seconds until the member, or the pool when ``id`` is None, can

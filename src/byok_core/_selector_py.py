@@ -401,6 +401,7 @@ class Selector:
         tokens_reset: Optional[float] = None,
         cost: int = 0,
         now: Optional[float] = None,
+        sent: Optional[float] = None,
     ) -> None:
         self._health.report_headroom(
             self._member(id),
@@ -412,6 +413,7 @@ class Selector:
             tokens_reset,
             cost,
             now,
+            sent,
         )
 
     def report_usage(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 
 import pytest
 
@@ -314,7 +315,8 @@ def _program(rng: random.Random, length: int) -> list[tuple]:
             remaining = rng.choice([None, 0, 3, 40, 1e9, math.nan])
             limit = rng.choice([None, 0, 60, 100])
             reset = rng.choice([None, 0.0, 0.5, 7.0, 61.0])
-            program.append(("headroom", member, remaining, limit, reset, cost))
+            sent = rng.choice([None, -0.5, 0.0])
+            program.append(("headroom", member, remaining, limit, reset, cost, sent))
         elif roll < 0.8:
             program.append(("usage", member, cost, rng.choice([0, 100, 2000])))
         elif roll < 0.85:
@@ -358,7 +360,7 @@ def test_twins_agree_on_limits(seed):
                 if held:
                     sel.release(*held.pop(0))
             elif op == "headroom":
-                member, remaining, limit, reset, cost = args
+                member, remaining, limit, reset, cost, sent = args
                 sel.report_headroom(
                     member,
                     requests_remaining=remaining,
@@ -369,6 +371,7 @@ def test_twins_agree_on_limits(seed):
                     tokens_reset=reset,
                     cost=cost,
                     now=now,
+                    sent=None if sent is None else now + sent,
                 )
             elif op == "usage":
                 sel.report_usage(args[0], args[1], args[2], now=now)
@@ -384,3 +387,27 @@ def test_twins_agree_on_limits(seed):
     assert any(step == (0.0, None) for step in traces[0])
     assert any(isinstance(step, tuple) and step[1] == "limited" for step in traces[0])
     assert None in traces[0]  # a pick that found every member over a limit
+
+
+def test_an_answer_overtaken_by_a_newer_ones_changes_nothing(impl):
+    sel = impl.Selector(["a"])
+    for _ in range(3):
+        assert sel.acquire("a", cost=100, now=T)
+    figures = {"tokens_limit": 10_000, "tokens_reset": 60.0, "cost": 100}
+    # the call sent at T + 2 is answered first: 7,000 left when it arrived
+    sel.report_headroom("a", tokens_remaining=7000, now=T + 3, sent=T + 2, **figures)
+    left = sel.snapshot(now=T + 3)[0]["limits"]["provider_tokens"]["remaining"]
+    # the answer of the call sent at T + 1 comes later and would say 7,500:
+    # older news, dropped
+    sel.report_headroom("a", tokens_remaining=7500, now=T + 3, sent=T + 1, **figures)
+    assert sel.snapshot(now=T + 3)[0]["limits"]["provider_tokens"]["remaining"] == left
+    # an answer of a call sent as late or later is news again
+    sel.report_headroom("a", tokens_remaining=5000, now=T + 3, sent=T + 2, **figures)
+    assert sel.snapshot(now=T + 3)[0]["limits"]["provider_tokens"]["remaining"] < left
+
+
+def test_the_readmes_limits_example_runs(impl):
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    intro = "Limits, with a request's estimated tokens as `cost`:"
+    block = readme.split(intro, 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    exec(block, {"Selector": impl.Selector})

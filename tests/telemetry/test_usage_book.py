@@ -184,6 +184,7 @@ def test_spent_counts_the_hours_from_the_one_holding_since(open_book):
 def test_spent_sees_what_another_book_on_the_file_wrote_after_a_cycle(open_book, tmp_path):
     mine = open_book()
     other = open_book()
+    mine.want_totals()  # the totals kept up to the file at every cycle, from now
     add(mine, input_tokens=1)
     add(other, input_tokens=100)
     other.flush()
@@ -195,6 +196,22 @@ def test_spent_sees_what_another_book_on_the_file_wrote_after_a_cycle(open_book,
     mine.flush()  # nothing of its own to write: it still reads
     assert mine.spent("bob", T).input_tokens == 1000
     assert mine.spent("alice", T).input_tokens == 101
+
+
+def test_totals_are_read_back_only_once_someone_wants_them(open_book, tmp_path):
+    mine = open_book()
+    other = open_book()
+    add(other, input_tokens=100)
+    other.flush()
+    add(mine, input_tokens=1)
+    mine.flush()  # written; the file not read back: nobody asked for totals
+    assert mine._unseen == []  # and nothing kept for a reader that is not there
+    # the first spent() reads the file at once: every row, once
+    assert mine.spent("alice", T).input_tokens == 101
+    add(other, input_tokens=1000)
+    other.flush()
+    mine.flush()  # from now on every cycle reads what changed
+    assert mine.spent("alice", T).input_tokens == 1101
 
 
 def test_spent_before_the_horizon_reads_the_file_and_pending_once(open_book):

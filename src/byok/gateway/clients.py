@@ -90,6 +90,10 @@ class Clients:
         self.keys: tuple[ClientKey, ...] = config.server.client_keys
         self.secrets = [k.secret.encode("utf-8") for k in self.keys]
         self.usage = usage
+        if usage is not None and any(
+            k.daily_tokens or k.monthly_tokens or k.monthly_cost for k in self.keys
+        ):
+            usage.book.want_totals()  # budgets read the totals: kept up to the file
         rated = [k for k in self.keys if k.rpm or k.tpm]
         self.rates: Selector | None = None
         if rated:
@@ -190,11 +194,11 @@ def over_budget(
 
 def _match(presented: str, keys: Sequence[ClientKey], secrets: Sequence[bytes]) -> ClientKey | None:
     given = presented.encode("utf-8")
-    found = None
-    for key, secret in zip(keys, secrets):
-        if hmac.compare_digest(given, secret) and presented:
-            found = key  # no early exit: every key is compared
-    return found
+    compare = hmac.compare_digest
+    found = [compare(given, secret) for secret in secrets]  # every key, always
+    if not presented or True not in found:
+        return None
+    return keys[found.index(True)]
 
 
 def month_of(wall: float) -> tuple[float, float]:

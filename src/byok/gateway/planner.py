@@ -409,6 +409,7 @@ class Plan:
                     left.tokens_reset,
                     self.cost,
                     now,
+                    attempt.started,
                 )
         outcome = classify(status, headers, wall)
         attempt.outcome = outcome

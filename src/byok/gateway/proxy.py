@@ -100,7 +100,7 @@ class Proxy:
             return error_response(dialect, refusal.status, str(refusal))
         cost = estimate(request.body, fields)
         held = False  # the client's local rates hold this request's cost
-        if client is not None and (client.models is not None or client.limited):
+        if client is not None and client.checked:
             refused = runtime.clients.allowed(client, fields.model)
             if refused is None and client.limited:
                 refused, held = await self._admit_client(runtime, client, cost)

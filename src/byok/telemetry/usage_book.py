@@ -156,6 +156,9 @@ class UsageBook:
         self._horizon = 0  # the first hour the cache holds
         self._closed = False
         self._failing = False  # the last cycle failed (said once, not every cycle)
+        # whether anyone reads totals (spent()): until then a cycle writes and
+        # does not read the file back (the refresh is most of its cost)
+        self._totals_wanted = False
         self._trouble = ""  # what the last failed write said
         # flush() asks for a cycle with a ticket; the writer says which it served
         self._cycle_done = threading.Condition()
@@ -276,6 +279,8 @@ class UsageBook:
         written.  From memory when `since` is within the last HORIZON_DAYS
         days; else from the file."""
         since -= since % HOUR  # as hour_of, without its int(): this is on every request
+        if not self._totals_wanted:
+            self.want_totals()
         self._acquire()
         try:
             if since >= self._horizon:
@@ -303,6 +308,22 @@ class UsageBook:
         finally:
             self._release()
         return self._spent_from_file(client, int(since))
+
+    def want_totals(self) -> None:
+        """From now on, keep the totals that spent() reads up to the file at
+        every cycle; brought up to it at once the first time (a read of the
+        file: call it where a moment's wait is fine, as budgets are loaded).
+        spent() calls it itself if no one did."""
+        if self._totals_wanted:
+            return
+        with self._db_lock:
+            if not self._connected:
+                return
+            try:
+                self._refresh()
+            except sqlite3.Error as error:  # the next cycle tries again
+                log.warning("usage ledger %s: cannot read the totals: %s", self.path, error)
+            self._totals_wanted = True
 
     def rows(
         self,
@@ -347,7 +368,11 @@ class UsageBook:
             try:
                 self._write_pending()
                 written = True
-                self._refresh()
+                if self._totals_wanted:
+                    self._refresh()
+                else:  # what was written is in the file: a later refresh reads it there
+                    with self._lock:
+                        self._unseen.clear()
             except Exception as error:  # whatever it is, the writer must live on
                 if not written:
                     self._trouble = f"{type(error).__name__}: {error}"
