@@ -196,18 +196,9 @@ class UsageBook:
         try:
             if self._closed:
                 raise UsageBookError(f"{self.path}: the usage book is closed")
-            rows = self._pending.get(client)
-            if rows is None:
-                rows = self._pending[client] = {}
-            counts = rows.get(row)
-            if counts is None:
-                rows[row] = [requests, input_tokens, output_tokens, errors, cost]
-            else:
-                counts[0] += requests
-                counts[1] += input_tokens
-                counts[2] += output_tokens
-                counts[3] += errors
-                counts[4] += cost
+            _count_into(
+                self._pending, client, row, requests, input_tokens, output_tokens, errors, cost
+            )
         finally:
             self._release()
 
@@ -220,17 +211,11 @@ class UsageBook:
                 raise UsageBookError(f"{self.path}: the usage book is closed")
             pending = self._pending
             for client, rows in batch.items():
-                mine = pending.get(client)
-                if mine is None:
+                if client not in pending:
                     pending[client] = rows
                     continue
                 for row, sums in rows.items():
-                    counts = mine.get(row)
-                    if counts is None:
-                        mine[row] = sums
-                    else:
-                        for k in range(5):
-                            counts[k] += sums[k]
+                    _count_into(pending, client, row, *sums)
         finally:
             self._release()
 
@@ -288,23 +273,7 @@ class UsageBook:
                 pending = self._pending.get(client)
                 if pending is None and not self._unseen:
                     return flushed
-                requests = input_tokens = output_tokens = errors = 0
-                cost = 0.0
-                for batch in (self._pending, *self._unseen):
-                    for row, sums in batch.get(client, _NONE).items():
-                        if row[0] >= since:
-                            requests += sums[0]
-                            input_tokens += sums[1]
-                            output_tokens += sums[2]
-                            errors += sums[3]
-                            cost += sums[4]
-                return Totals(
-                    flushed.requests + requests,
-                    flushed.input_tokens + input_tokens,
-                    flushed.output_tokens + output_tokens,
-                    flushed.errors + errors,
-                    flushed.cost + cost,
-                )
+                return _plus(flushed, (self._pending, *self._unseen), client, since)
         finally:
             self._release()
         return self._spent_from_file(client, int(since))
@@ -714,18 +683,7 @@ class Tally:
         """As UsageBook.add, now, positionally: only from the owning thread."""
         moment = self._wall()
         row = (moment - moment % HOUR, provider, key, model)
-        rows = self._rows.get(client)
-        if rows is None:
-            rows = self._rows[client] = {}
-        counts = rows.get(row)
-        if counts is None:
-            rows[row] = [requests, input_tokens, output_tokens, errors, cost]
-        else:
-            counts[0] += requests
-            counts[1] += input_tokens
-            counts[2] += output_tokens
-            counts[3] += errors
-            counts[4] += cost
+        _count_into(self._rows, client, row, requests, input_tokens, output_tokens, errors, cost)
 
     def hand_over(self) -> None:
         """Give what was counted to the book (its writer takes it from there)."""
@@ -736,26 +694,55 @@ class Tally:
     def spent(self, client: str, since: float) -> Totals:
         """As UsageBook.spent, with what this tally holds and has not handed over."""
         totals = self.book.spent(client, since)
-        rows = self._rows.get(client)
-        if not rows:
+        if client not in self._rows:
             return totals
-        since -= since % HOUR
-        requests = input_tokens = output_tokens = errors = 0
-        cost = 0.0
-        for row, counts in rows.items():
+        return _plus(totals, (self._rows,), client, since - since % HOUR)
+
+
+def _count_into(
+    batch: _Batch,
+    client: str,
+    row: _Row,
+    requests: int,
+    input_tokens: int,
+    output_tokens: int,
+    errors: int,
+    cost: float,
+) -> None:
+    """Add one row's counts into `batch`: how pending rows and a tally's add up."""
+    rows = batch.get(client)
+    if rows is None:
+        rows = batch[client] = {}
+    counts = rows.get(row)
+    if counts is None:
+        rows[row] = [requests, input_tokens, output_tokens, errors, cost]
+    else:
+        counts[0] += requests
+        counts[1] += input_tokens
+        counts[2] += output_tokens
+        counts[3] += errors
+        counts[4] += cost
+
+
+def _plus(totals: Totals, batches: Iterable[_Batch], client: str, since: float) -> Totals:
+    """`totals` and what `batches` hold of `client` from hour `since` on."""
+    requests = input_tokens = output_tokens = errors = 0
+    cost = 0.0
+    for batch in batches:
+        for row, sums in batch.get(client, _NONE).items():
             if row[0] >= since:
-                requests += counts[0]
-                input_tokens += counts[1]
-                output_tokens += counts[2]
-                errors += counts[3]
-                cost += counts[4]
-        return Totals(
-            totals.requests + requests,
-            totals.input_tokens + input_tokens,
-            totals.output_tokens + output_tokens,
-            totals.errors + errors,
-            totals.cost + cost,
-        )
+                requests += sums[0]
+                input_tokens += sums[1]
+                output_tokens += sums[2]
+                errors += sums[3]
+                cost += sums[4]
+    return Totals(
+        totals.requests + requests,
+        totals.input_tokens + input_tokens,
+        totals.output_tokens + output_tokens,
+        totals.errors + errors,
+        totals.cost + cost,
+    )
 
 
 def _count(batch: _Batch) -> int:
