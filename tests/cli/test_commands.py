@@ -424,6 +424,12 @@ def test_reload_summary_names_settings_that_need_a_restart():
         "restart needed: [server] host, port changed, which a reload does not apply"
     )
     assert "\n" not in describe({**summary, "restart_needed": []})
+    assert describe({**summary, "restart_needed": ["port", "[usage]"]}).endswith(
+        "restart needed: [server] port; [usage] changed, which a reload does not apply"
+    )
+    assert describe({**summary, "restart_needed": ["[usage]"]}).endswith(
+        "restart needed: [usage] changed, which a reload does not apply"
+    )
 
 
 def test_the_readme_operating_commands_are_byok_commands():

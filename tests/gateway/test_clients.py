@@ -241,3 +241,16 @@ def test_the_readmes_capacity_example_is_a_valid_config():
         words = line.split("#")[0].split(">")[0].split()  # the indented block's lines
         assert words[:2] == ["byok", "usage"], line
         assert _parser().parse_args(words[1:]).command == "usage"
+
+
+async def test_a_reload_that_moves_the_ledger_says_a_restart_is_needed(autojump_clock, tmp_path):
+    first = tables_with(tmp_path / "u.db", {"rpm": 3})
+    async with open_stack(first, SECRETS) as stack:
+        assert (await ask(stack, TEAM)).status_code == 200
+        stack.build = tables_with(tmp_path / "elsewhere.db", {"rpm": 3})
+        summary = await stack.app.live.reload()
+        assert summary["restart_needed"] == ["[usage]"]
+        assert stack.app.live.usage_book is not None
+        assert stack.app.live.usage_book.path == tmp_path / "u.db"  # still the one of the start
+        # the client's minute carried over the reload: 2 of its 3 left
+        assert [(await ask(stack, TEAM)).status_code for _ in range(3)] == [200, 200, 429]

@@ -24,12 +24,14 @@ def describe(summary: dict[str, Any]) -> str:
         f"; keys: {summary.get('kept_keys', 0)} kept, {summary.get('new_keys', 0)} new, "
         f"{summary.get('removed_keys', 0)} removed"
     )
-    restart = summary.get("restart_needed") or []
+    restart = [str(name) for name in summary.get("restart_needed") or []]
     if restart:
-        line += (
-            f"\nrestart needed: [server] {', '.join(map(str, restart))} changed, "
-            "which a reload does not apply"
-        )
+        # [server] settings by name, other tables by their own "[table]"
+        server = [name for name in restart if not name.startswith("[")]
+        named = ([f"[server] {', '.join(server)}"] if server else []) + [
+            name for name in restart if name.startswith("[")
+        ]
+        line += f"\nrestart needed: {'; '.join(named)} changed, which a reload does not apply"
     return line
 
 

@@ -168,6 +168,8 @@ class Live:
             for name in RESTART_SETTINGS
             if getattr(old.config.server, name) != getattr(config.server, name)
         ]
+        if config.usage != old.config.usage:  # the ledger open is the one of the start
+            restart.append("[usage]")
         router = Router(config, previous=old.router)
         clients = Clients(config, self.usage, previous=old.clients)
         self.runtime = _runtime(
