@@ -157,3 +157,37 @@ def test_a_file_that_is_not_utf8_is_a_located_config_error(tmp_path):
     bad.write_bytes(b'[providers.openai]\nkeys = ["caf\xe9"]\n')
     with pytest.raises(ConfigError, match="not UTF-8 text"):
         load(bad)
+
+
+def test_describe_shows_limits_budgets_and_the_ledger():
+    from byok.config import from_dict
+
+    config = from_dict(
+        {
+            "server": {
+                "client_keys": [
+                    "sk-plain-client-01",
+                    {
+                        "key": "sk-team-client-01",
+                        "label": "team",
+                        "models": ["m"],
+                        "rpm": 60,
+                        "monthly_cost": 5.0,
+                    },
+                ]
+            },
+            "providers": {"openai": {"keys": [{"key": "sk-up-000001", "tpm": 200000}]}},
+            "models": {"m": {"targets": ["openai/x"], "rpm": 1000, "max_inflight": 8}},
+            "usage": {"path": "/srv/byok/usage.sqlite3"},
+        },
+        "t.toml",
+    )
+    text = config.describe()
+    assert "client key team: rpm 60, monthly_cost $5.00, models m" in text
+    assert "client key client-1" not in text  # a plain key has nothing to say
+    assert "weight 1, tpm 200,000)" in text
+    assert (
+        "model m: weighted_round_robin over openai/x; each target: rpm 1000, max_inflight 8" in text
+    )
+    assert text.endswith("usage ledger: /srv/byok/usage.sqlite3")
+    assert "sk-" not in text

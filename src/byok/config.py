@@ -374,19 +374,49 @@ class Config:
         lines.append(f"client auth: {auth}")
         admin = len(self.server.admin_keys)
         lines.append(f"admin API: {f'{admin} admin key(s)' if admin else 'off (no admin_keys)'}")
+        for client in self.server.client_keys:
+            if client.checked:
+                lines.append(f"client key {client.label}: {_limits_text(client)}")
         for p in self.providers.values():
-            keys = ", ".join(f"{k.label} ({k.fingerprint}, weight {k.weight})" for k in p.keys)
+            keys = ", ".join(
+                f"{k.label} ({k.fingerprint}, weight {k.weight}{_limits_text(k, ', ')})"
+                for k in p.keys
+            )
             extra = ", passthrough" if p.passthrough else ""
             lines.append(f"provider {p.name}: {p.kind} {p.base_url}{extra}; keys: {keys}")
         for m in self.models.values():
             targets = ", ".join(f"{t.provider}/{t.model}" for t in m.targets)
             fallbacks = f"; fallbacks: {', '.join(m.fallbacks)}" if m.fallbacks else ""
-            lines.append(f"model {m.name}: {m.strategy} over {targets}{fallbacks}")
+            limits = [
+                f"{name} {getattr(m.limits, name)}" for name in ("rpm", "tpm", "max_inflight")
+            ]
+            per = [text for text in limits if not text.endswith(" 0")]
+            each = f"; each target: {', '.join(per)}" if per else ""
+            lines.append(f"model {m.name}: {m.strategy} over {targets}{fallbacks}{each}")
+        if self.usage.enabled:
+            lines.append(f"usage ledger: {self.usage.path}")
+        else:
+            lines.append("usage ledger: off")
         if self.cluster:
             c = self.cluster
             name = c.replica or "hostname:pid"
             lines.append(f"cluster: {c.redis_shown}, prefix {c.prefix!r}, replica {name}")
         return "\n".join(lines)
+
+
+def _limits_text(key: Key, lead: str = "") -> str:
+    """A key's limits (and a client key's models and budgets) for describe()."""
+    parts = [
+        f"{name} {value:,}"
+        for name in ("rpm", "tpm", "daily_tokens", "monthly_tokens", "max_inflight")
+        if (value := getattr(key, name, 0))
+    ]
+    if isinstance(key, ClientKey):
+        if key.monthly_cost:
+            parts.append(f"monthly_cost ${key.monthly_cost:,.2f}")
+        if key.models is not None:
+            parts.append(f"models {', '.join(key.models) or 'none'}")
+    return lead + ", ".join(parts) if parts else ""
 
 
 # ---- the file's shape ------------------------------------------------------------
