@@ -212,3 +212,28 @@ async def test_a_refused_key_does_not_count_toward_the_soonest_limit(autojump_cl
         # bravo's next request in 60 s; blocked alpha, with 5 of its 6 left, is not counted
         assert reply.headers["retry-after"] == "60"
         assert "the rpm of key bravo" in reply.json()["error"]["message"]
+
+
+async def test_a_waiting_request_waits_for_probes_not_for_their_timeout(autojump_clock):
+    tables = tables_with(model={"wait_for_cooldown": 5, "attempts": 4})
+    async with open_stack(tables, SECRETS) as stack:
+        for secret in SECRETS:
+            stack.simulator.set(secret, mode="429", retry_after=1)
+        assert (await ask(stack)).status_code == 429  # both keys cool for 1 s
+        for secret in SECRETS:
+            stack.simulator.set(secret, delay=0.5)  # back, answering in 0.5 s
+        await trio.sleep(1)  # both half-open now
+        replies: list[httpx.Response] = []
+
+        async def one() -> None:
+            replies.append(await ask(stack))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(one)  # claims alpha's probe
+            nursery.start_soon(one)  # claims bravo's
+            await trio.sleep(0.01)
+            started = trio.current_time()
+            third = await ask(stack)  # no key free: both probes are out for 30 s at most
+        assert [r.status_code for r in replies] == [200, 200]
+        assert third.status_code == 200  # not a 429 that counted the probes' timeout
+        assert trio.current_time() - started < 1.5

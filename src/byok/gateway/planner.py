@@ -9,7 +9,8 @@ do and gets one of:
 
     Try(attempt)    send the request with this key (acquired for it)
     Wait(until)     no key can be tried now and the soonest is back within
-                    wait_for_cooldown: sleep until then and ask again
+                    wait_for_cooldown (or a half-open key's probe is out, which
+                    may answer any moment): sleep until then and ask again
     GiveUp(...)     answer the client with this status, message and Retry-After
     None            nothing to start: wait for the attempts in flight (hedging)
 
@@ -109,6 +110,7 @@ from .routing import Pool, Route, Router
 ERROR_BODY_LIMIT = 64 * 1024  # an error body larger than this is the key's failure
 MAX_RETRY_AFTER = 60  # a Retry-After above this tells the SDKs not to retry on their own
 WAIT_POLL = 0.05  # keys ready but at their max_inflight: how often to look again
+PROBE_POLL = 0.1  # the soonest key is a half-open one whose probe is out: ditto
 
 
 class PlannerError(Exception):
@@ -283,6 +285,10 @@ class Plan:
         wait, _ = self._outlook(now)
         if len(self.attempts) < self.policy.attempts and wait is not None:
             until = now + max(wait, WAIT_POLL)
+            if until > self._patience_until and self._probe_out(now):
+                # the engine counts a claimed probe out until its timeout, but
+                # it may answer any moment: look again soon, within patience
+                until = now + PROBE_POLL
             # wait_for_cooldown is the request's whole patience, not each wait's
             if until <= self._patience_until and until < self.deadline:
                 self._route_index, self._order = 0, None  # keys came back: orders anew
@@ -645,6 +651,12 @@ class Plan:
             if wait is not None and (best[0] is None or wait < best[0]):
                 best = (wait, why)
         return best
+
+    def _probe_out(self, now: float) -> bool:
+        """Whether a key of the request's routes is half-open with its probe out."""
+        return any(
+            view["probing"] for pool in self._pools() for view in pool.selector.snapshot(now=now)
+        )
 
     def _own_limits_wait(self, pool: Pool, now: float) -> float:
         """Seconds until a usable key of `pool` fits its own limits (0: one does)."""
