@@ -377,8 +377,22 @@ cdef class HealthTable:
         sent before the one the figures last came from is older news, and
         changes nothing."""
         cdef Py_ssize_t i = self.check(index)
-        requests = _args.headroom(requests_remaining, requests_limit, requests_reset, "requests")
-        tokens = _args.headroom(tokens_remaining, tokens_limit, tokens_reset, "tokens")
+        # the common figures (whole counts, float seconds, in range) inline,
+        # anything else checked the long way (_args.headroom); on every answer
+        cdef int64_t rr = figure(requests_remaining)
+        cdef int64_t rl = figure(requests_limit)
+        cdef int64_t rs = reset_ns(requests_reset)
+        cdef int64_t tr = figure(tokens_remaining)
+        cdef int64_t tl = figure(tokens_limit)
+        cdef int64_t ts = reset_ns(tokens_reset)
+        if rr == -2 or rl == -2 or rs == -2:
+            rr, rl, rs = _args.headroom(
+                requests_remaining, requests_limit, requests_reset, "requests"
+            )
+        if tr == -2 or tl == -2 or ts == -2:
+            tr, tl, ts = _args.headroom(tokens_remaining, tokens_limit, tokens_reset, "tokens")
+        requests = (rr, rl, rs)
+        tokens = (tr, tl, ts)
         cdef int64_t own = cost_units(cost)
         cdef int64_t t = now_ns(now)
         cdef int64_t since = now_ns(sent) if sent is not None else BYOK_NOW_UNSET
@@ -820,6 +834,32 @@ cdef double optional_seconds(object value, str name) except? -2.0:
     if seconds != seconds:
         return -1.0
     return min(max(seconds, 0.0), _args.MAX_SECONDS)
+
+
+cdef inline int64_t figure(object value):
+    """A headroom count: -1 for None, the int when it is one in range, else
+    -2 (the long way decides)."""
+    cdef long long count
+    if value is None:
+        return -1
+    if PyLong_CheckExact(value):
+        count = value
+        if 0 <= count <= (1LL << 40):  # _args.MAX_LIMIT
+            return count
+    return -2
+
+
+cdef inline int64_t reset_ns(object value):
+    """A headroom reset in ns: -1 for None, the float's when it is one in
+    range, else -2 (the long way decides)."""
+    cdef double seconds
+    if value is None:
+        return -1
+    if PyFloat_CheckExact(value):
+        seconds = PyFloat_AS_DOUBLE(value)
+        if 0 <= seconds <= 1e8:  # _args.MAX_SECONDS
+            return <int64_t>(seconds * 1e9)
+    return -2
 
 
 cdef int64_t checked_cost(object value) except -1:

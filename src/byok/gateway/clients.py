@@ -201,12 +201,19 @@ def _match(presented: str, keys: Sequence[ClientKey], secrets: Sequence[bytes]) 
     return keys[found.index(True)]
 
 
+_month: tuple[float, float] = (0.0, 0.0)  # the last month_of(): asked for again and again
+
+
 def month_of(wall: float) -> tuple[float, float]:
     """The start of the UTC month holding `wall`, and of the next one."""
+    global _month
+    if _month[0] <= wall < _month[1]:
+        return _month
     day = datetime.fromtimestamp(wall, timezone.utc)
     start = datetime(day.year, day.month, 1, tzinfo=timezone.utc)
     following = datetime(day.year + day.month // 12, day.month % 12 + 1, 1, tzinfo=timezone.utc)
-    return start.timestamp(), following.timestamp()
+    _month = (start.timestamp(), following.timestamp())
+    return _month
 
 
 def _spent(
