@@ -145,7 +145,7 @@ def main() -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    config = _byok_config(f"http://127.0.0.1:{args.port}", workdir)
+    config = _byok_config(f"http://127.0.0.1:{args.port}", workdir, headers=args.limits)
     configs = {name: config for name in targets}
     if args.limits:
         configs["byok"] = _byok_config(f"http://127.0.0.1:{args.port}", workdir, limits=True)

@@ -224,15 +224,17 @@ def _nginx_quote(text: str) -> str:
 # ---- the proxies ------------------------------------------------------------------
 
 
-def _byok_config(upstream: str, workdir: Path, limits: bool = False) -> Path:
+def _byok_config(upstream: str, workdir: Path, limits: bool = False, headers: bool = False) -> Path:
     """The config of every byok target; with `limits`, byok's own (--limits):
     every limit there is configured (key, model, client rates and budget),
-    none ever reached, and upstreams that send OpenAI's rate-limit headers."""
+    none ever reached.  With `limits` or `headers`, the upstreams send
+    OpenAI's rate-limit headers (--limits gives them to both sides, so that
+    the comparison is of the limits alone, not of six more headers)."""
     client = f'"{CLIENT_KEY}"'
     if limits:
         client = f'{{ key = "{CLIENT_KEY}", rpm = {HUGE}, tpm = {HUGE}, monthly_tokens = {HUGE} }}'
     lines = ["[server]", f"client_keys = [{client}]", ""]
-    paths = LIMITS_PATHS if limits else UPSTREAM_PATHS
+    paths = LIMITS_PATHS if limits or headers else UPSTREAM_PATHS
     for kind, prefix in paths.items():
         lines += [f"[providers.{kind}]", 'kind = "openai"', f'base_url = "{upstream}{prefix}"']
         lines.append("keys = [")
@@ -252,7 +254,9 @@ def _byok_config(upstream: str, workdir: Path, limits: bool = False) -> Path:
         if limits:
             lines += [f"rpm = {HUGE}", f"tpm = {HUGE}", "max_inflight = 100000"]
         lines.append("")
-    path = workdir / ("byok-limits.toml" if limits else "byok.toml")
+    path = workdir / (
+        "byok-limits.toml" if limits else "byok-headers.toml" if headers else "byok.toml"
+    )
     path.write_text("\n".join(lines))
     return path
 
@@ -363,7 +367,8 @@ def _targets(
     # byok's usage ledger goes to the run's directory, not the user's data
     # directory (a baseline from before the ledger ignores the variable)
     data = {"XDG_DATA_HOME": str(workdir / "data")}
-    plain = _byok_config(upstream, workdir)
+    # --limits: the baseline against the same upstream answers, no limit configured
+    plain = _byok_config(upstream, workdir, headers=limits)
     targets = [
         Target(DIRECT, [], nginx_port, direct=True),
         Target(
@@ -610,8 +615,8 @@ def main() -> None:
     parser.add_argument(
         "--limits",
         action="store_true",
-        help="byok (not the baseline) runs with every limit configured and never reached, "
-        "against upstreams that send OpenAI's rate-limit headers: with --baseline HEAD, "
+        help="byok (not the baseline) runs with every limit configured and never reached; "
+        "both against upstreams that send OpenAI's rate-limit headers: with --baseline HEAD, "
         "what limits cost",
     )
     parser.add_argument(
