@@ -14,8 +14,8 @@ LOW, then in a second run HIGH requests over --concurrency keep-alive
 connections; the difference of the two runs' totals over HIGH - LOW is the
 instructions per request, without the start-up.  Targets alternate in
 --pairs pairs.  With --limits, this tree's byok runs with every limit
-configured and none reached, against upstreams that send OpenAI's
-rate-limit headers (bench_proxy.py --limits), the baseline as ever.
+configured and none reached, the baseline with none, both against upstreams
+that send OpenAI's rate-limit headers (bench_proxy.py --limits).
 Needs valgrind, nginx-light and libnginx-mod-http-echo.
 Nothing is asserted: the script prints figures.
 """
