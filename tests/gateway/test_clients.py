@@ -17,6 +17,7 @@ import httpx
 import pytest
 import trio
 
+from byok.config import from_dict
 from byok.telemetry.usage_book import read_rows
 
 from ..stack import LiveStack, open_stack
@@ -206,7 +207,7 @@ async def test_the_ledger_totals_equal_the_usage_the_upstream_returned(autojump_
 
 
 def test_a_budget_without_the_usage_ledger_is_refused():
-    from byok.config import ConfigError, from_dict
+    from byok.config import ConfigError
 
     tables = tables_with(Path("unused"), {"daily_tokens": 10})("http://127.0.0.1:9")
     tables["usage"] = {"enabled": False}
@@ -220,7 +221,7 @@ def test_the_readmes_capacity_example_is_a_valid_config():
     """The README's capacity block loads as written (its env: keys given),
     and its `byok usage` lines are accepted by the parser."""
     from byok.cli import _parser
-    from byok.config import from_dict, tomllib
+    from byok.config import tomllib
 
     readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     section = readme.split("### Capacity", 1)[1].split("\n### ", 1)[0]
@@ -247,8 +248,11 @@ async def test_a_reload_that_moves_the_ledger_says_a_restart_is_needed(autojump_
     first = tables_with(tmp_path / "u.db", {"rpm": 3})
     async with open_stack(first, SECRETS) as stack:
         assert (await ask(stack, TEAM)).status_code == 200
-        stack.build = tables_with(tmp_path / "elsewhere.db", {"rpm": 3})
-        summary = await stack.app.live.reload()
+        moved = tables_with(tmp_path / "elsewhere.db", {"rpm": 3})(stack.upstream_url)
+        # swap() is what a reload does once the file is read: here without the
+        # reading thread, during which MockClock's autojump could run out the
+        # client's keep-alive connection in virtual time
+        summary = stack.app.live.swap(from_dict(moved, "test"))
         assert summary["restart_needed"] == ["[usage]"]
         assert stack.app.live.usage_book is not None
         assert stack.app.live.usage_book.path == tmp_path / "u.db"  # still the one of the start
