@@ -46,33 +46,23 @@ def test_urls_follow_the_base_url_rule(kind: ProviderKind, base: str, path: str,
 
 def test_openai_kinds_take_a_bearer_token_and_no_version() -> None:
     for kind in (OPENAI, OPENAI_COMPATIBLE):
-        assert kind.credentials("sk-1", "/v1/chat/completions") == [
-            ("authorization", "Bearer sk-1")
-        ]
-        assert kind.credentials("sk-1", MODELS_PATH) == [("authorization", "Bearer sk-1")]
+        assert kind.credentials("sk-1") == [("authorization", "Bearer sk-1")]
 
 
-def test_anthropic_takes_its_own_header_and_version_on_its_own_endpoints() -> None:
-    assert ANTHROPIC.credentials("sk-ant", "/v1/messages") == [
+def test_anthropic_takes_its_own_header_and_version() -> None:
+    assert ANTHROPIC.credentials("sk-ant") == [
         ("x-api-key", "sk-ant"),
         ("anthropic-version", "2023-06-01"),
     ]
     # the configured version, unless the client chose one itself
-    assert ANTHROPIC.credentials("sk-ant", "/v1/messages", "2024-01-01")[1] == (
-        "anthropic-version",
-        "2024-01-01",
-    )
-    assert ANTHROPIC.credentials("sk-ant", "/v1/messages", "2024-01-01", "2023-06-01") == [
-        ("x-api-key", "sk-ant")
-    ]
-    assert ANTHROPIC.credentials("sk-ant", MODELS_PATH)[0] == ("x-api-key", "sk-ant")
+    assert ANTHROPIC.credentials("sk-ant", "2024-01-01")[1] == ("anthropic-version", "2024-01-01")
+    assert ANTHROPIC.credentials("sk-ant", "2024-01-01", "2023-06-01") == [("x-api-key", "sk-ant")]
 
 
-def test_anthropic_openai_compatibility_endpoint_takes_a_bearer_token() -> None:
-    assert "/v1/chat/completions" in ANTHROPIC.serves
-    assert ANTHROPIC.credentials("sk-ant", "/v1/chat/completions") == [
-        ("authorization", "Bearer sk-ant")
-    ]
+def test_each_kind_serves_its_own_api_natively_and_the_other_through_translation() -> None:
+    # Anthropic's OpenAI-compatibility endpoint is not used: byok translates
+    assert "/v1/chat/completions" not in ANTHROPIC.native
+    assert "/v1/messages" not in OPENAI.native
 
 
 def test_outcomes_read_every_kinds_reset_headers() -> None:

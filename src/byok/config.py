@@ -193,6 +193,9 @@ class Provider:
     passthrough: bool = False
     anthropic_version: str = DEFAULT_ANTHROPIC_VERSION
     egress: Egress = field(default_factory=lambda: Egress())
+    # whether its models take reasoning_effort, for an Anthropic client's
+    # thinking (None: OpenAI's o-series and GPT-5 do, other servers' do not)
+    reasoning: bool | None = None
 
     @cached_property  # read on every attempt
     def spec(self) -> ProviderKind:
@@ -463,6 +466,7 @@ class _ProviderTable(Egress, frozen=True, kw_only=True):
     ) = None
     passthrough: bool = False
     anthropic_version: str = DEFAULT_ANTHROPIC_VERSION
+    reasoning: bool | None = None
 
 
 _TargetText = Annotated[str, Meta(pattern="^[^/]+/.", description='"provider/upstream-model"')]
@@ -809,6 +813,7 @@ class _Builder:
             passthrough=table.passthrough,
             anthropic_version=table.anthropic_version,
             egress=egress,
+            reasoning=table.reasoning,
         )
 
     def model(self, name: str, body: Any, providers: Mapping[str, Provider]) -> Model:

@@ -11,7 +11,7 @@ provider (Azure OpenAI, Vertex, ...) is a new row here.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -37,8 +37,7 @@ class RateLimitHeaders:
 class ProviderKind:
     name: str
     dialect: Dialect  # the API of its own endpoints, and the shape of its errors
-    native: frozenset[str]  # endpoints it serves in its own dialect
-    compatible: frozenset[str]  # endpoints of the other dialect it also serves
+    native: frozenset[str]  # endpoints it serves (the other dialect's: through translation)
     default_base_url: str | None  # None: the config must give one
     # OpenAI-style base URLs end in /v1 (as the OpenAI SDKs take them), so the
     # endpoint's /v1 is not repeated; Anthropic's base URL is the bare host.
@@ -47,10 +46,6 @@ class ProviderKind:
     version_header: str | None  # the API version it wants on each request
     default_version: str | None
     rate_limits: RateLimitHeaders
-    serves: frozenset[str] = field(init=False)  # native | compatible, looked up per request
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "serves", self.native | self.compatible)  # frozen: set once
 
     @property
     def base_url_rule(self) -> str:
@@ -66,18 +61,16 @@ class ProviderKind:
         return base_url + path
 
     def credentials(
-        self, secret: str, path: str, version: str | None = None, chosen_version: str = ""
+        self, secret: str, version: str | None = None, chosen_version: str = ""
     ) -> list[tuple[str, str]]:
-        """The headers that carry `secret` to `path`: the kind's own auth
-        header on its native endpoints and its models listing, a bearer token
-        on the compatibility endpoints; and the API version header (`version`,
-        else the kind's default) unless the client chose one (`chosen_version`)."""
-        native = path in self.native or path == MODELS_PATH
-        if native and self.auth_header == "x-api-key":
+        """The headers that carry `secret`: the kind's own auth header, and the
+        API version header (`version`, else the kind's default) unless the
+        client chose one (`chosen_version`)."""
+        if self.auth_header == "x-api-key":
             headers = [("x-api-key", secret)]
         else:
             headers = [("authorization", f"Bearer {secret}")]
-        if native and self.version_header is not None and not chosen_version:
+        if self.version_header is not None and not chosen_version:
             headers.append((self.version_header, version or self.default_version or ""))
         return headers
 
@@ -101,7 +94,6 @@ OPENAI = ProviderKind(
     name="openai",
     dialect="openai",
     native=frozenset(OPENAI_ENDPOINTS),
-    compatible=frozenset(),
     default_base_url="https://api.openai.com/v1",
     base_url_has_version=True,
     auth_header="authorization",
@@ -113,9 +105,6 @@ ANTHROPIC = ProviderKind(
     name="anthropic",
     dialect="anthropic",
     native=frozenset(ANTHROPIC_ENDPOINTS),
-    # Anthropic's OpenAI compatibility layer: an OpenAI client may fall back
-    # to a Claude model (with a bearer token, as OpenAI's API takes it)
-    compatible=frozenset({"/v1/chat/completions"}),
     default_base_url="https://api.anthropic.com",
     base_url_has_version=False,
     auth_header="x-api-key",
@@ -128,7 +117,6 @@ OPENAI_COMPATIBLE = ProviderKind(
     name="openai_compatible",
     dialect="openai",
     native=frozenset(OPENAI_ENDPOINTS),
-    compatible=frozenset(),
     default_base_url=None,
     base_url_has_version=True,
     auth_header="authorization",

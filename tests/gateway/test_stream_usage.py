@@ -213,14 +213,15 @@ async def test_completions_streams_are_counted_too(autojump_clock: Any) -> None:
         assert await tokens(running) == {"input": 5, "output": WORDS}
 
 
-async def test_anthropics_openai_endpoint_is_asked_too(autojump_clock: Any) -> None:
-    # Anthropic's OpenAI compatibility layer takes stream_options ("fully supported")
+async def test_a_stream_translated_from_anthropic_is_counted(autojump_clock: Any) -> None:
+    # an OpenAI client on an Anthropic target: Messages natively, whose
+    # stream tells its usage unasked, and the client gets no usage chunk
     async with stack() as running:
         relayed = await chat(through(running), "claude")
         seen = running.simulator.seen[-1]
-        assert (seen.key, seen.path) == (CLAUDE_SECRET, "/v1/chat/completions")
-        assert seen.body["stream_options"] == {"include_usage": True}
-        assert all(chunk.choices for chunk in relayed)
+        assert (seen.key, seen.path) == (CLAUDE_SECRET, "/v1/messages")
+        assert "stream_options" not in seen.body
+        assert all(chunk.choices and chunk.usage is None for chunk in relayed)
         assert await tokens(running, "claude") == {"input": 5, "output": WORDS}
 
 

@@ -3,12 +3,13 @@ handling reads (the proxy, the relay of its answer, its report)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..config import ClientKey, RetryPolicy
 from ..http.server import Request
 from .body import AskUsage
 from .runtime import Runtime
+from .translation import Translation
 
 
 @dataclass
@@ -31,3 +32,5 @@ class Exchange:
     input_tokens: int = 0  # what its answer's usage said, so far
     output_tokens: int = 0
     booked: bool = False  # its row is in the usage ledger: later tokens go in a row of their own
+    # the request for each route to a target of the other API, by (pool name, upstream model)
+    translations: dict[tuple[str, str], Translation] = field(default_factory=dict)

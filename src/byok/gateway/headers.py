@@ -48,19 +48,35 @@ DROP_RESPONSE_HEADERS = frozenset({"set-cookie"})
 RENAMED_RESPONSE_HEADERS = {"x-request-id": "x-upstream-request-id"}
 # The content codings byok can read an answer in (http/coding.py).
 _READABLE = INFLATABLE | {"identity"}
+# A client's headers that belong to its own API, not sent to a target of the
+# other (through translation): an OpenAI server has no use for
+# anthropic-beta, and an Anthropic one would read a stray version header.
+_OWN_API_PREFIXES = {"anthropic": "anthropic-", "openai": "openai-"}
 
 
 def upstream_headers(
-    request: Request, provider: Provider, secret: str, path: str, stream: bool = False
+    request: Request,
+    provider: Provider,
+    secret: str,
+    stream: bool = False,
+    translated_from: str | None = None,
 ) -> list[tuple[str, str]]:
     """The headers of an attempt on `secret`, for the client's `request`
-    (`stream`: the client asked for a stream)."""
+    (`stream`: the client asked for a stream; `translated_from`: the
+    client's dialect, when the request was translated for `provider`)."""
     headers = [(k, v) for k, v in request.headers if k not in DROP_REQUEST_HEADERS]
+    if translated_from is not None:
+        # byok reads a translated answer whole, so it asks for no coding
+        prefix = _OWN_API_PREFIXES[translated_from]
+        headers = [(k, v) for k, v in headers if not k.startswith(prefix)]
+        stream = True
     accepted = "identity" if stream else readable_codings(request.header("accept-encoding"))
     headers.append(("accept-encoding", accepted))
     spec = provider.spec
-    chosen = request.header(spec.version_header) if spec.version_header else ""
-    headers += spec.credentials(secret, path, provider.anthropic_version, chosen)
+    chosen = ""
+    if spec.version_header and translated_from is None:
+        chosen = request.header(spec.version_header)
+    headers += spec.credentials(secret, provider.anthropic_version, chosen)
     return headers
 
 

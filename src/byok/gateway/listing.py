@@ -153,7 +153,7 @@ class ModelListing:
         for label in ready[:KEYS_PER_FETCH]:
             key = pool.keys[label]
             headers = [("accept", "application/json"), ("user-agent", f"byok/{__version__}")]
-            headers += spec.credentials(key.secret, MODELS_PATH, provider.anthropic_version)
+            headers += spec.credentials(key.secret, provider.anthropic_version)
             try:
                 answer = await self.upstream.send(
                     provider.base_url, "GET", url, headers, b"", egress=provider.egress

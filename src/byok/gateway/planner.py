@@ -94,7 +94,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import NoReturn
 
@@ -331,7 +331,7 @@ class Plan:
                     self._route_index += 1
                     continue
                 if current is not route.pool:
-                    route = self.routes[self._route_index] = Route(current, route.upstream_model)
+                    route = self.routes[self._route_index] = replace(route, pool=current)
                 self._order = route.pool.selector.order(None, now, self.cost)
                 self._position = 0
             selector = route.pool.selector

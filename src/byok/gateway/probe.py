@@ -74,7 +74,7 @@ def probe_request(provider: Provider, key: Key) -> tuple[str, list[tuple[str, st
     """The URL and headers of the models listing for this key."""
     headers = [("accept", "application/json"), ("user-agent", f"byok/{__version__} keys-check")]
     spec = provider.spec
-    headers += spec.credentials(key.secret, MODELS_PATH, provider.anthropic_version)
+    headers += spec.credentials(key.secret, provider.anthropic_version)
     return spec.url(provider.base_url, MODELS_PATH), headers
 
 

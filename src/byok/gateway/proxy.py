@@ -10,7 +10,11 @@ each outcome to the engine.  This module does the I/O it asks for: sends on
 the key it names, with the deadlines it gives (enforced as cancel scopes),
 and tells it what happened, event by event.  The answer is made by relay.py
 (nothing reaches the client before an attempt has its first body bytes);
-reporting.py logs and counts what happened.
+reporting.py logs and counts what happened.  A route to a target of the
+other API carries its translation (translation/): made at admission, where a
+request that cannot be translated faithfully for any route is refused with
+a 400 naming the field; each attempt on such a route sends the translated
+body, and its answer, error or stream is translated back.
 
 The runtime in force when a request begins (runtime.py) serves it to its
 end: a reload in the meantime changes what the next request sees.
@@ -22,6 +26,7 @@ import logging
 import math
 import time
 
+import msgspec
 import trio
 
 from ..config import ClientKey
@@ -45,15 +50,18 @@ from .relay import (
     relay,
     relay_client_error,
     relay_stream,
+    relay_translated,
 )
 from .reporting import Reporter, key_name
 from .routing import Route, Router, upstream_url
 from .runtime import Live, Runtime
+from .translation import Translation, Untranslatable, chat_target, estimate_input_tokens
 
 log = logging.getLogger("byok.proxy")
 
 MAX_RESPONSE_BYTES = 256 * 1024 * 1024  # of a whole (not streamed) answer held in memory
 MODELS = "/v1/models"
+COUNT_TOKENS = "/v1/messages/count_tokens"
 CLIENT_KEY_HELP = (
     "missing or wrong byok client key: send it as 'Authorization: Bearer <key>' "
     "or 'x-api-key: <key>'"
@@ -95,9 +103,12 @@ class Proxy:
             return Response(200, list(dialects.JSON), dialects.model_listing(listed, names))
         try:
             fields, routes, client = self._admit(request, runtime, path, dialect)
+            translations = self._translations(request, path, routes)
         except _Refusal as refusal:
             self.reporter.refused(path, refusal.status)
             return error_response(dialect, refusal.status, str(refusal))
+        if not routes[0].path:  # count_tokens with no Anthropic target: byok counts
+            return self._counted_here(translations, path)
         cost = estimate(request.body, fields)
         held = False  # the client's local rates hold this request's cost
         if client is not None and client.checked:
@@ -114,6 +125,7 @@ class Proxy:
         exchange.ask_usage = ask_usage(fields, path)
         exchange.client = client
         exchange.cost = cost
+        exchange.translations = translations
         plan = Plan(
             self._current_router,
             routes,
@@ -159,6 +171,64 @@ class Proxy:
         if not routes:
             raise _Refusal(400, f"model {fields.model!r} has no target that serves {path}")
         return fields, routes, client
+
+    def _translations(
+        self, request: Request, path: str, routes: list[Route]
+    ) -> dict[tuple[str, str], Translation]:
+        """The request translated for each route to a target of the other API,
+        by (pool name, upstream model).  A route it cannot be translated for
+        faithfully is left out of `routes`; when none is left, _Refusal 400
+        names the field and says why."""
+        if all(route.crossing is None for route in routes):  # the common case
+            return {}
+        if path == COUNT_TOKENS and any(route.crossing is None for route in routes):
+            # Anthropic's own count is exact: byok's estimate only when no target gives it
+            routes[:] = [route for route in routes if route.crossing is None]
+            return {}
+        made: dict[object, Translation | Untranslatable] = {}
+        translations: dict[tuple[str, str], Translation] = {}
+        refused: Untranslatable | None = None
+        kept = []
+        created = int(time.time())
+        for route in routes:
+            if route.crossing is None:
+                kept.append(route)
+                continue
+            provider = route.pool.provider
+            target = None
+            if route.crossing == "messages→chat":
+                target = chat_target(provider.spec, route.upstream_model, provider.reasoning)
+            found = made.get((route.crossing, target))
+            if found is None:
+                try:
+                    found = Translation.of(request.body, path, route.crossing, target, created)
+                except Untranslatable as problem:
+                    found = problem
+                made[(route.crossing, target)] = found
+            if isinstance(found, Untranslatable):
+                log.info("%s left out: %s", route.pool.name, found)
+                refused = refused or found
+                continue
+            kept.append(route)
+            translations[(route.pool.name, route.upstream_model)] = found
+        if not kept:
+            assert refused is not None
+            raise _Refusal(400, str(refused))
+        routes[:] = kept
+        return translations
+
+    def _counted_here(
+        self, translations: dict[tuple[str, str], Translation], path: str
+    ) -> Response:
+        """count_tokens for a model with only OpenAI targets: byok's estimate,
+        labelled as one (an OpenAI API counts no Messages request)."""
+        translation = next(iter(translations.values()))
+        assert translation.client_request is not None
+        counted = estimate_input_tokens(translation.client_request)
+        body = msgspec.json.encode({"input_tokens": counted})
+        self.reporter.refused(path, 200)
+        headers = [*dialects.JSON, ("x-byok-token-count", "estimate")]
+        return Response(200, headers, body)
 
     async def _admit_client(
         self, runtime: Runtime, client: ClientKey, cost: int
@@ -263,11 +333,17 @@ class Proxy:
         attempt ends, or the stream relay does when a stream is handed over.
         """
         route, pool = attempt.route, attempt.pool
-        try:
-            payload = with_model(ex.request.body, ex.model, route.upstream_model, ex.ask_usage)
-        except BodyError as problem:  # a field name that is not UTF-8: the client's to fix
-            plan.abandoned(attempt, trio.current_time())
-            return error_response(ex.dialect, 400, str(problem))
+        translation = None
+        if route.crossing is None:
+            try:
+                payload = with_model(ex.request.body, ex.model, route.upstream_model, ex.ask_usage)
+            except BodyError as problem:  # a field name that is not UTF-8: the client's to fix
+                plan.abandoned(attempt, trio.current_time())
+                return error_response(ex.dialect, 400, str(problem))
+        else:
+            translation = ex.translations[(pool.name, route.upstream_model)]
+            payload = translation.body(route.upstream_model)
+            self.reporter.translated(translation)
         if attempt.probe:
             log.info("%s is half-open: one request probes it", key_name(attempt))
         handed_over = False
@@ -296,13 +372,13 @@ class Proxy:
                 answer = await self.upstream.send(
                     pool.provider.base_url,
                     "POST",
-                    upstream_url(pool.provider, ex.path),
+                    upstream_url(pool.provider, route.path),
                     upstream_headers(
                         ex.request,
                         pool.provider,
                         pool.keys[attempt.label].secret,
-                        ex.path,
                         ex.stream,
+                        ex.dialect if translation is not None else None,
                     ),
                     payload,
                     egress=pool.provider.egress,
@@ -325,16 +401,22 @@ class Proxy:
             self.reporter.metrics.first_byte(pool.provider.name, attempt.first_byte or 0.0)
             answer.read_by(until)  # ...then the body, or a stream's first bytes
             if read is Read.FIRST_BYTES:
-                response = await self._first_bytes(ex, plan, attempt, answer)
+                response = await self._first_bytes(ex, plan, attempt, answer, translation)
                 handed_over = response is not None
                 return response
-            return await self._whole(ex, plan, attempt, answer, read)
+            return await self._whole(ex, plan, attempt, answer, read, translation)
         finally:
             if not handed_over and attempt.phase is not Phase.DONE:
                 plan.abandoned(attempt, trio.current_time())  # cancelled, or a bug
 
     async def _whole(
-        self, ex: Exchange, plan: Plan, attempt: Attempt, answer: UpstreamResponse, read: Read
+        self,
+        ex: Exchange,
+        plan: Plan,
+        attempt: Attempt,
+        answer: UpstreamResponse,
+        read: Read,
+        translation: Translation | None,
     ) -> Response | None:
         """A body read whole: a 2xx answer, or an error body (bounded), by the
         read deadline the caller gave the answer."""
@@ -354,17 +436,24 @@ class Proxy:
             await close_quietly(answer)
         verdict = plan.body(attempt, body, now)
         if verdict is Verdict.RELAY:  # the request's own fault: the upstream's answer
-            return relay_client_error(ex, plan, answer, body)
+            return relay_client_error(ex, plan, answer, body, translated=translation is not None)
         if verdict is not Verdict.COMMIT:
             return None
         encoding = (answer.header("content-encoding") or "").lower()
         taken, given = usage.of_body(body, encoding)
         if taken or given:
             self.reporter.used(ex, plan, attempt, taken, given)
+        if translation is not None:
+            return relay_translated(ex, plan, answer, body, translation)
         return relay(ex, plan, answer.status, answer.headers, body)
 
     async def _first_bytes(
-        self, ex: Exchange, plan: Plan, attempt: Attempt, answer: UpstreamResponse
+        self,
+        ex: Exchange,
+        plan: Plan,
+        attempt: Attempt,
+        answer: UpstreamResponse,
+        translation: Translation | None,
     ) -> Response | None:
         """A stream's head is in: wait for its first bytes (by the read
         deadline the caller gave the answer) before the client sees anything,
@@ -396,11 +485,16 @@ class Proxy:
         if ended:  # a 2xx with an empty body
             won = plan.ended(attempt, now)
             await close_quietly(answer)
-            return relay(ex, plan, answer.status, answer.headers, b"") if won else None
+            if not won:
+                return None
+            if translation is not None:
+                return relay_translated(ex, plan, answer, b"", translation)
+            return relay(ex, plan, answer.status, answer.headers, b"")
         if not plan.first_bytes(attempt, now):
             await close_quietly(answer)  # another attempt answered first
             return None
-        return relay_stream(ex, plan, attempt, answer, chunks, first, self.reporter)
+        translator = translation.stream() if translation is not None else None
+        return relay_stream(ex, plan, attempt, answer, chunks, first, self.reporter, translator)
 
 
 def _client_refused(dialect: str, refused: Refusal) -> Response:

@@ -8,7 +8,9 @@ endpoint's dialect, never a silent truncation, and the plan blames the key.
 An upstream's 4xx is relayed redacted, since an upstream may echo the key it
 was sent.  When no attempt succeeded, the client gets one error in its
 endpoint's dialect, with the status, Retry-After and x-should-retry the plan
-chose.
+chose.  An answer from a target of the other API (through translation) is
+translated back: whole, as an error in the client's dialect, or event by
+event.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ from .exchange import Exchange
 from .headers import client_headers
 from .planner import ERROR_BODY_LIMIT, Attempt, GiveUp, Plan
 from .reporting import Reporter
+from .translation import BadAnswer, Translation, error_body
+from .translation.chat_via_messages import ChunksFromEvents
+from .translation.messages_via_chat import EventsFromChunks
+
+_INFLATE_LIMIT = 64 * 1024 * 1024  # of a translated answer sent compressed unasked
 
 
 def relay(
@@ -37,12 +44,15 @@ def relay(
     return Response(status, client_headers(headers) + byok_headers(ex, plan, label), body)
 
 
-def relay_client_error(ex: Exchange, plan: Plan, answer: UpstreamResponse, body: bytes) -> Response:
+def relay_client_error(
+    ex: Exchange, plan: Plan, answer: UpstreamResponse, body: bytes, translated: bool = False
+) -> Response:
     """An upstream 4xx, redacted like every other surface.  The secrets are
     those of the config the request began with, and the attempt's own key (a
     reload may have removed it since).  A compressed body is inflated to be
     read; one that cannot be read whole is withheld rather than passed on
-    unread."""
+    unread.  `translated`: the target speaks the other API, whose error is
+    told in the client's."""
     status = answer.status
     headers = answer.headers
     encoding = (answer.header("content-encoding") or "identity").lower()
@@ -61,7 +71,33 @@ def relay_client_error(ex: Exchange, plan: Plan, answer: UpstreamResponse, body:
     assert winner is not None  # this attempt: the relay is its verdict
     own = Redactor([winner.pool.keys[winner.label].secret])
     headers = own.headers(plan.redact.headers(headers))
-    return relay(ex, plan, status, headers, own.bytes(plan.redact.bytes(body)))
+    body = own.bytes(plan.redact.bytes(body))
+    if translated:
+        return relay(ex, plan, status, _as_json(headers), error_body(ex.dialect, status, body))
+    return relay(ex, plan, status, headers, body)
+
+
+def relay_translated(
+    ex: Exchange, plan: Plan, answer: UpstreamResponse, body: bytes, translation: Translation
+) -> Response:
+    """A whole 2xx answer from a target of the other API, in the client's;
+    502 when it cannot be told there (an upstream's malformed answer)."""
+    encoding = (answer.header("content-encoding") or "identity").lower()
+    if encoding != "identity":  # asked for none, sent one all the same
+        body = inflate(body, encoding, _INFLATE_LIMIT) or b""
+    try:
+        translated = translation.answer(body)
+    except BadAnswer as problem:
+        message = ex.runtime.redact(f"the upstream's answer could not be translated: {problem}")
+        error = dialects.error_body(ex.dialect, 502, message)
+        return relay(ex, plan, 502, list(dialects.JSON), error)
+    return relay(ex, plan, answer.status, _as_json(answer.headers), translated)
+
+
+def _as_json(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """An upstream's headers over a body byok wrote: JSON, in no coding."""
+    kept = [(k, v) for k, v in headers if k not in ("content-type", "content-encoding")]
+    return [*kept, *dialects.JSON]
 
 
 def relay_stream(
@@ -72,14 +108,18 @@ def relay_stream(
     upstream: AsyncIterator[bytes],
     first: bytes,
     reporter: Reporter,
+    translator: EventsFromChunks | ChunksFromEvents | None = None,
 ) -> Response:
     """A stream whose first bytes are in: the client's answer, relaying the
     rest as it comes; its usage is counted on the way, and kept from a client
-    that did not ask for it when byok did."""
-    counted: usage.StreamUsage | usage.HiddenStreamUsage
+    that did not ask for it when byok did.  With a `translator`, the stream
+    of a target of the other API is relayed as it translates it."""
+    counted: usage.StreamUsage | usage.HiddenStreamUsage | EventsFromChunks | ChunksFromEvents
     # byok asked for a stream in no coding: one that comes compressed all the
     # same cannot be read event by event, and goes through as it came
-    if ex.ask_usage != "no" and not _encoded(answer):
+    if translator is not None:
+        counted = translator
+    elif ex.ask_usage != "no" and not _encoded(answer):
         counted = usage.HiddenStreamUsage()
     else:
         counted = usage.StreamUsage()

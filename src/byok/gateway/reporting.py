@@ -18,6 +18,7 @@ from .exchange import Exchange
 from .outcomes import Kind, Outcome
 from .planner import Attempt, Plan
 from .runtime import Live
+from .translation import Translation
 
 log = logging.getLogger("byok.proxy")
 
@@ -146,6 +147,11 @@ class Reporter:
         ex.output_tokens += given
         if ex.booked:  # a stream's usage, after its answer's row: a row of its own
             self._book(ex, attempt, 0, 0, taken, given)
+
+    def translated(self, translation: Translation) -> None:
+        """An attempt goes through `translation`; the hints it dropped are
+        counted once a request."""
+        self.metrics.translated(translation.crossing, translation.unreported_drops())
 
     def stream_broke(self, attempt: Attempt, reason: str) -> None:
         log.warning("stream on %s ended early: %s", key_name(attempt), reason)

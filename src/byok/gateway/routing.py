@@ -6,7 +6,9 @@ so a key cooling for one model stays usable for another).  A 401/403 is about
 the key itself, so it blocks that key in every pool of its provider.
 
 A request for a configured model tries that model's targets in order, then
-each fallback model's targets.  A request for a model that no [models] table
+each fallback model's targets, of either API: a target that does not speak
+the client's API natively is reached through translation (translation/),
+its route naming the crossing and the upstream path.  A request for a model that no [models] table
 names goes to the passthrough provider of the endpoint's dialect, if there is
 one, with the model name unchanged.
 
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from byok_core import HealthSegment, Selector
 
 from ..config import Config, Key, Model, PoolLimits, Provider, RetryPolicy
+from .translation import Crossing, crossing
 
 # the health table this process shares with the other workers of its group
 _shared: HealthSegment | None = None
@@ -66,10 +69,19 @@ class Pool:
 class Route:
     pool: Pool
     upstream_model: str
+    path: str  # the upstream endpoint ("": byok answers itself, as for count_tokens)
+    crossing: Crossing | None = None  # the translation between the client's API and the target's
 
 
-def serves(provider: Provider, path: str) -> bool:
-    return path in provider.spec.serves
+def route(pool: Pool, upstream_model: str, path: str) -> Route | None:
+    """The route to `pool` for a request to the client endpoint `path`:
+    native, or through translation; None if the target cannot serve it."""
+    if path in pool.provider.spec.native:
+        return Route(pool, upstream_model, path)
+    found = crossing(path, pool.provider.spec)
+    if found is None:
+        return None
+    return Route(pool, upstream_model, found[1], found[0])
 
 
 def upstream_url(provider: Provider, path: str) -> str:
@@ -201,17 +213,17 @@ class Router:
         configured = self.config.models.get(model)
         if configured is None:
             pool = self._passthrough.get(dialect)
-            if pool is None or not serves(pool.provider, path):
+            if pool is None or path not in pool.provider.spec.native:
                 return None
-            return [Route(pool, model)]
+            return [Route(pool, model, path)]
         chain: list[Model] = [configured]
         chain += [self.config.models[name] for name in configured.fallbacks]
         routes = []
         for entry in chain:
             for target in entry.targets:
-                pool = self._pools[(target.provider, target.model)]
-                if serves(pool.provider, path):
-                    routes.append(Route(pool, target.model))
+                found = route(self._pools[(target.provider, target.model)], target.model, path)
+                if found is not None:
+                    routes.append(found)
         return routes
 
     def block(self, provider: str, label: str, secret: str | None = None) -> None:

@@ -214,6 +214,19 @@ class Metrics:
         self._reloads = _Counter(
             "byok_config_reloads", "Config reloads, by result (ok, error)", ["result"]
         )
+        self._translated = _Counter(
+            "byok_translated_attempts",
+            "Upstream attempts translated between the two APIs, by crossing "
+            "(messages→chat: an Anthropic client on an OpenAI target; chat→messages: the reverse)",
+            ["crossing"],
+        )
+        self._dropped = _Counter(
+            "byok_translation_dropped_hints",
+            "Request fields a translation left out because the target's API has no "
+            "equivalent and the answer means the same without them (cache_control, seed, ...), "
+            "by crossing and field",
+            ["crossing", "field"],
+        )
         self.registry = CollectorRegistry(auto_describe=True)
         self._counters = [
             self._requests,
@@ -221,6 +234,8 @@ class Metrics:
             self._cooldowns,
             self._tokens,
             self._reloads,
+            self._translated,
+            self._dropped,
         ]
         self._histograms = [self._overhead, self._first_byte]
         # the other workers' counts, when this process is one of a group
@@ -277,6 +292,14 @@ class Metrics:
         if given:
             labels = (provider, key, model, target, "output")
             values[labels] = values.get(labels, 0.0) + given
+
+    def translated(self, crossing: str, dropped: list[str]) -> None:
+        """An attempt sent through translation, and the hints its translation dropped."""
+        values = self._translated.values
+        values[(crossing,)] = values.get((crossing,), 0.0) + 1
+        values = self._dropped.values
+        for name in dropped:
+            values[(crossing, name)] = values.get((crossing, name), 0.0) + 1
 
     def reload(self, ok: bool) -> None:
         values, labels = self._reloads.values, ("ok" if ok else "error",)

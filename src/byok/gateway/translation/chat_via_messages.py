@@ -1,0 +1,613 @@
+"""An OpenAI Chat Completions request served by an Anthropic Messages target,
+natively (``/v1/messages``, not Anthropic's OpenAI-compatibility endpoint,
+which lacks much of its API).
+
+Request (OpenAI → Anthropic)
+    system and developer messages        system (before the conversation only)
+    user text, image_url, file           text, image (a data: URL as base64, else by
+                                         URL), document (a PDF's file_data)
+    assistant content, tool_calls        text and tool_use blocks (arguments as input)
+    tool messages                        tool_result blocks, with the user turn after
+                                         them, in one user turn
+    tools, tool_choice                   tools with input_schema; none, auto, any, tool;
+                                         parallel_tool_calls false as
+                                         disable_parallel_tool_use
+    response_format json_schema          a tool whose input is the answer, which the
+                                         model is made to call (with other tools: to
+                                         call some tool); its input comes back as the
+                                         message's content.  json_object: the same
+                                         with any object
+    max_completion_tokens, max_tokens    max_tokens (Anthropic requires one: 4,096
+                                         when the client names none)
+    stop, temperature, top_p, top_k      stop_sequences, temperature (0 to 1 only),
+                                         top_p, top_k
+    user (or safety_identifier)          metadata.user_id
+    reasoning_effort                     thinking, with a budget from the effort (low
+                                         2,048, medium 8,192, high 24,576 tokens),
+                                         below max_tokens
+    stream, stream_options               stream; the usage chunk only when asked
+
+Dropped and counted: seed, penalties, logit_bias, metadata, store,
+service_tier, prediction, prompt_cache_key, verbosity, an image's detail, a
+function's strict, a message's name, reasoning_content sent back.  Refused
+by name: n above 1 (one choice per request), logprobs, audio, uploaded
+files, a system message in mid-conversation, a temperature above 1,
+arguments that are not a JSON object.
+
+Answer (Anthropic → OpenAI): text blocks join into content, thinking into
+reasoning_content (as DeepSeek and vLLM send it), tool_use blocks into
+tool_calls; stop_reason becomes finish_reason (end_turn and stop_sequence →
+stop, max_tokens → length, tool_use → tool_calls, refusal →
+content_filter); usage becomes prompt tokens (cache reads and writes
+included, as OpenAI counts them), completion tokens and cached tokens.
+
+Stream (Anthropic events → OpenAI chunks): ``ChunksFromEvents`` is fed the
+upstream's bytes and hands back chunks: the role first, then content,
+reasoning_content and tool_calls deltas (each tool call's index counted from
+0, its id and name in its first delta), a last chunk with finish_reason, the
+usage chunk if the client asked for it, and ``[DONE]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from msgspec import UNSET
+
+from . import anthropic_shapes as A
+from . import openai_shapes as O
+from .common import Dropped, Untranslatable, json_text
+from .sse import SseReader, data_only
+
+__all__ = ["Answering", "ChunksFromEvents", "chat_answer", "messages_request"]
+
+DEFAULT_MAX_TOKENS = 4096
+_BUDGETS = {"low": 2048, "medium": 8192, "high": 24576}
+_MIN_BUDGET = 1024  # Anthropic's least thinking budget
+_DROPPED_HINTS = (
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "metadata",
+    "store",
+    "service_tier",
+    "prediction",
+    "prompt_cache_key",
+    "verbosity",
+)
+
+
+@dataclass(frozen=True)
+class Answering:
+    """What the answer's translation needs to know of the request."""
+
+    created: int  # the chunks' and answer's `created`: when the request came
+    schema_tool: str | None = None  # the tool whose input is the answer (response_format)
+    include_usage: bool = False  # the client asked for a stream's usage chunk
+
+
+def messages_request(
+    request: O.ChatRequest, upstream_model: str, created: int, dropped: Dropped
+) -> tuple[A.MessagesRequest, Answering]:
+    _refuse_what_changes_the_answer(request)
+    system, messages = _conversation(request.messages, dropped)
+    max_tokens = request.max_completion_tokens or request.max_tokens or DEFAULT_MAX_TOKENS
+    out = A.MessagesRequest(model=upstream_model, messages=messages, max_tokens=max_tokens)
+    if system is not None:
+        out.system = system
+    if isinstance(request.stop, str):
+        out.stop_sequences = [request.stop]
+    elif isinstance(request.stop, list):
+        out.stop_sequences = list(request.stop)
+    if isinstance(request.temperature, (int, float)):
+        if request.temperature > 1:
+            raise Untranslatable(
+                "temperature",
+                "an Anthropic target takes 0 to 1; OpenAI's range above 1 has no equivalent",
+            )
+        out.temperature = request.temperature
+    if isinstance(request.top_p, (int, float)):
+        out.top_p = request.top_p
+    if isinstance(request.top_k, int):
+        out.top_k = request.top_k
+    user = request.user if isinstance(request.user, str) else request.safety_identifier
+    if isinstance(user, str):
+        out.metadata = A.Metadata(user_id=user)
+    elif request.safety_identifier is not UNSET:
+        dropped.add("safety_identifier")
+    if isinstance(request.stream, bool):
+        out.stream = request.stream
+    include_usage = False
+    if isinstance(request.stream_options, O.StreamOptions):
+        include_usage = request.stream_options.include_usage is True
+        if request.stream_options.include_obfuscation is not UNSET:
+            dropped.add("include_obfuscation")
+    if request.tools:
+        out.tools = [_tool(tool, dropped) for tool in request.tools]
+    _tool_choice(request, out)
+    schema_tool = _response_format(request, out)
+    _thinking(request, out, dropped)
+    for hint in _DROPPED_HINTS:
+        if getattr(request, hint) is not UNSET:
+            dropped.add(hint)
+    return out, Answering(created, schema_tool, include_usage)
+
+
+def _refuse_what_changes_the_answer(request: O.ChatRequest) -> None:
+    if request.n not in (UNSET, None, 1):
+        raise Untranslatable(
+            "n", "an Anthropic target gives one choice per request: send n=1, or several requests"
+        )
+    if request.logprobs or request.top_logprobs not in (UNSET, None):
+        field = "logprobs" if request.logprobs else "top_logprobs"
+        raise Untranslatable(field, "an Anthropic target gives no log probabilities")
+    if request.modalities and any(m != "text" for m in request.modalities):
+        raise Untranslatable("modalities", "an Anthropic target answers in text only")
+
+
+def _conversation(
+    messages: list[O.ChatMessage], dropped: Dropped
+) -> tuple[str | list[A.TextBlock] | None, list[A.InputMessage]]:
+    system: list[str | list[O.TextPart]] = []
+    turns: list[A.InputMessage] = []
+    for n, message in enumerate(messages):
+        where = f"messages[{n}]"
+        if not isinstance(message, O.ToolMessage) and message.name is not UNSET:
+            dropped.add("name")
+        if isinstance(message, (O.SystemMessage, O.DeveloperMessage)):
+            if turns:
+                raise Untranslatable(
+                    where,
+                    "an Anthropic target takes system instructions only before the "
+                    "conversation: move this message to the start",
+                )
+            system.append(message.content)
+        elif isinstance(message, O.UserMessage):
+            blocks = _user_content(message.content, where, dropped)
+            _add(turns, "user", blocks, merge=_ends_with_tool_results(turns))
+        elif isinstance(message, O.ToolMessage):
+            result = A.ToolResultBlock(
+                tool_use_id=message.tool_call_id,
+                content=message.content
+                if isinstance(message.content, str)
+                else [A.TextBlock(text=part.text) for part in message.content],
+            )
+            _add(turns, "user", [result], merge=_ends_with_tool_results(turns))
+        else:
+            turns.append(
+                A.InputMessage(role="assistant", content=_assistant(message, where, dropped))
+            )
+    return _system(system), turns
+
+
+def _system(parts: list[str | list[O.TextPart]]) -> str | list[A.TextBlock] | None:
+    if not parts:
+        return None
+    if len(parts) == 1 and isinstance(parts[0], str):
+        return parts[0]
+    blocks = []
+    for part in parts:
+        if isinstance(part, str):
+            blocks.append(A.TextBlock(text=part))
+        else:
+            blocks += [A.TextBlock(text=text.text) for text in part]
+    return blocks
+
+
+def _ends_with_tool_results(turns: list[A.InputMessage]) -> bool:
+    """Whether the last turn is a user turn of tool results: what follows
+    joins it, as Anthropic wants a call's results in the very next turn."""
+    if not turns or turns[-1].role != "user" or isinstance(turns[-1].content, str):
+        return False
+    return any(isinstance(block, A.ToolResultBlock) for block in turns[-1].content)
+
+
+def _add(
+    turns: list[A.InputMessage], role: str, blocks: str | list[A.RequestBlock], merge: bool
+) -> None:
+    if merge:
+        last = turns[-1]
+        assert isinstance(last.content, list)
+        last.content += [A.TextBlock(text=blocks)] if isinstance(blocks, str) else blocks
+        return
+    turns.append(A.InputMessage(role="user", content=blocks))
+
+
+def _user_content(
+    content: str | list[O.UserPart], where: str, dropped: Dropped
+) -> str | list[A.RequestBlock]:
+    if isinstance(content, str):
+        return content
+    blocks: list[A.RequestBlock] = []
+    for n, part in enumerate(content):
+        at = f"{where}.content[{n}]"
+        if isinstance(part, O.TextPart):
+            blocks.append(A.TextBlock(text=part.text))
+        elif isinstance(part, O.ImagePart):
+            if part.image_url.detail is not UNSET:
+                dropped.add("detail")
+            blocks.append(A.ImageBlock(source=_image_source(part.image_url.url, at)))
+        elif isinstance(part, O.FilePart):
+            blocks.append(_document(part.file, at))
+        else:
+            raise Untranslatable(at, "an Anthropic target takes no audio input")
+    return blocks
+
+
+def _image_source(url: str, where: str) -> A.Base64Source | A.UrlSource:
+    if not url.startswith("data:"):
+        return A.UrlSource(url=url)
+    media, marker, data = url[5:].partition(";base64,")
+    if not marker:
+        raise Untranslatable(f"{where}.image_url.url", "a data: URL must be base64")
+    return A.Base64Source(media_type=media, data=data)
+
+
+def _document(file: O.FileRef, where: str) -> A.DocumentBlock:
+    if not isinstance(file.file_data, str):
+        raise Untranslatable(
+            f"{where}.file",
+            "an Anthropic target cannot read files uploaded to OpenAI: send file_data",
+        )
+    media, marker, data = file.file_data.removeprefix("data:").partition(";base64,")
+    if not marker or media != "application/pdf":
+        raise Untranslatable(
+            f"{where}.file.file_data", "an Anthropic target takes a PDF, as a base64 data: URL"
+        )
+    block = A.DocumentBlock(source={"type": "base64", "media_type": media, "data": data})
+    if file.filename is not UNSET:
+        block.title = file.filename
+    return block
+
+
+def _assistant(
+    message: O.AssistantMessage, where: str, dropped: Dropped
+) -> str | list[A.RequestBlock]:
+    if message.reasoning_content is not UNSET:
+        dropped.add("reasoning_content")
+    if message.refusal is not UNSET and message.refusal is not None:
+        dropped.add("refusal")
+    content = message.content
+    if isinstance(content, str) and not message.tool_calls:
+        return content
+    blocks: list[A.RequestBlock] = []
+    if isinstance(content, str):
+        if content:
+            blocks.append(A.TextBlock(text=content))
+    elif isinstance(content, list):
+        for part in content:
+            text = part.text if isinstance(part, O.TextPart) else part.refusal
+            blocks.append(A.TextBlock(text=text))
+    for n, call in enumerate(message.tool_calls or ()):
+        try:
+            value = msgspec.json.decode(call.function.arguments)
+        except msgspec.DecodeError:
+            value = None
+        if not isinstance(value, dict):
+            raise Untranslatable(
+                f"{where}.tool_calls[{n}].function.arguments",
+                "is not a JSON object, which an Anthropic target takes as a tool call's input",
+            )
+        blocks.append(A.ToolUseBlock(id=call.id, name=call.function.name, input=value))
+    return blocks
+
+
+def _tool(tool: O.Tool, dropped: Dropped) -> A.Tool:
+    function = tool.function
+    if function.strict is not UNSET:
+        dropped.add("strict")
+    schema = function.parameters
+    if schema is UNSET:
+        schema = {"type": "object", "properties": {}}
+    out = A.Tool(name=function.name, input_schema=schema)
+    out.description = function.description
+    return out
+
+
+def _tool_choice(request: O.ChatRequest, out: A.MessagesRequest) -> None:
+    choice = request.tool_choice
+    picked: A.ToolChoice | None = None
+    if choice == "none":
+        picked = A.ToolChoiceNone()
+    elif choice == "auto":
+        picked = A.ToolChoiceAuto()
+    elif choice == "required":
+        picked = A.ToolChoiceAny()
+    elif isinstance(choice, O.NamedToolChoice):
+        picked = A.ToolChoiceTool(name=choice.function.name)
+    parallel = request.parallel_tool_calls
+    if isinstance(parallel, bool) and request.tools and not isinstance(picked, A.ToolChoiceNone):
+        picked = picked or A.ToolChoiceAuto()
+        picked.disable_parallel_tool_use = not parallel
+    if picked is not None:
+        out.tool_choice = picked
+
+
+def _response_format(request: O.ChatRequest, out: A.MessagesRequest) -> str | None:
+    """A json_schema (or json_object) answer as a tool the model must call:
+    the name of that tool, whose input the answer's content will be."""
+    shape = request.response_format
+    if isinstance(shape, O.JsonSchemaFormat):
+        name = shape.json_schema.name
+        schema = shape.json_schema.schema
+        if schema is UNSET:
+            schema = {"type": "object"}
+        description = shape.json_schema.description
+        if description is UNSET:
+            description = "Give your answer as this tool's input, which the JSON schema describes."
+    elif isinstance(shape, O.JsonObjectFormat):
+        name, schema = "json_answer", {"type": "object"}
+        description = "Give your answer as this tool's input: a JSON object."
+    else:
+        return None
+    if request.reasoning_effort not in (UNSET, None, "minimal"):
+        raise Untranslatable(
+            "response_format",
+            "an Anthropic target cannot be made to answer in a schema while it thinks: "
+            "send response_format or reasoning_effort, not both",
+        )
+    tools = out.tools if out.tools is not UNSET else []
+    if any(tool.name == name for tool in tools):
+        raise Untranslatable("response_format.json_schema.name", f"{name!r} is also a tool's name")
+    answer = A.Tool(name=name, input_schema=schema, description=description)
+    choice = out.tool_choice
+    if not tools or isinstance(choice, A.ToolChoiceNone):
+        out.tools = [answer]
+        out.tool_choice = A.ToolChoiceTool(name=name)
+    else:
+        out.tools = [*tools, answer]
+        if not isinstance(choice, A.ToolChoiceTool):
+            # answer, or call a tool first: some tool call it must be
+            disable = choice.disable_parallel_tool_use if choice is not UNSET else UNSET
+            out.tool_choice = A.ToolChoiceAny(disable_parallel_tool_use=disable)
+    return name
+
+
+def _thinking(request: O.ChatRequest, out: A.MessagesRequest, dropped: Dropped) -> None:
+    effort = request.reasoning_effort
+    if effort in (UNSET, None, "minimal", "none"):
+        return
+    budget = _BUDGETS.get(str(effort))
+    if budget is None:
+        raise Untranslatable("reasoning_effort", "expected minimal, low, medium or high")
+    assert isinstance(out.max_tokens, int)
+    budget = min(budget, out.max_tokens - 1)
+    if budget < _MIN_BUDGET:  # no room to think in this answer's length
+        dropped.add("reasoning_effort")
+        return
+    out.thinking = A.Thinking(type="enabled", budget_tokens=budget)
+
+
+# ---- the answer --------------------------------------------------------------------
+
+FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+    "pause_turn": "stop",
+}
+
+
+def chat_answer(message: A.Message, answering: Answering) -> O.ChatCompletion:
+    texts: list[str] = []
+    thoughts: list[str] = []
+    calls: list[O.AnswerToolCall] = []
+    for block in message.content:
+        if block.type == "text" and isinstance(block.text, str):
+            texts.append(block.text)
+        elif block.type == "thinking" and isinstance(block.thinking, str):
+            thoughts.append(block.thinking)
+        elif block.type == "tool_use":
+            arguments = json_text(block.input if block.input is not UNSET else {})
+            if block.name == answering.schema_tool:
+                texts.append(arguments)
+                continue
+            function = O.AnswerFunction(name=_str(block.name), arguments=arguments)
+            calls.append(O.AnswerToolCall(id=_str(block.id), type="function", function=function))
+    answer = O.AnswerMessage(role="assistant", content="".join(texts) if texts else None)
+    answer.refusal = None
+    if calls:
+        answer.tool_calls = calls
+    if thoughts:
+        answer.reasoning_content = "".join(thoughts)
+    reason = _finish_reason(message.stop_reason, bool(calls))
+    choice = O.Choice(index=0, message=answer, finish_reason=reason)
+    return O.ChatCompletion(
+        id=message.id,
+        model=message.model,
+        choices=[choice],
+        object="chat.completion",
+        created=answering.created,
+        usage=openai_usage(message.usage),
+    )
+
+
+def _finish_reason(stop_reason: str | None, called: bool) -> str:
+    reason = FINISH_REASONS.get(stop_reason or "end_turn", "stop")
+    if reason == "tool_calls" and not called:  # the schema's tool: an answer
+        return "stop"
+    return reason
+
+
+def openai_usage(usage: A.Usage) -> O.Usage:
+    read = _count(usage.cache_read_input_tokens)
+    written = _count(usage.cache_creation_input_tokens)
+    prompt = _count(usage.input_tokens) + read + written
+    output = _count(usage.output_tokens)
+    found = O.Usage(prompt_tokens=prompt, completion_tokens=output, total_tokens=prompt + output)
+    if usage.cache_read_input_tokens is not UNSET:
+        found.prompt_tokens_details = O.PromptDetails(cached_tokens=read)
+    return found
+
+
+def _count(value: int | msgspec.UnsetType | None) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+# ---- the stream ----------------------------------------------------------------------
+
+_decode_event = msgspec.json.Decoder(A.Event).decode
+_encode = msgspec.json.Encoder().encode
+_DONE = b"data: [DONE]\n\n"
+
+
+class ChunksFromEvents:
+    """Feed it an Anthropic stream's bytes; it hands back OpenAI's chunks.
+
+    ``input``/``output`` are the stream's tokens (input with cache reads and
+    writes, as gateway.usage counts them), for the ledger."""
+
+    def __init__(self, answering: Answering) -> None:
+        self.input = 0
+        self.output = 0
+        self._answering = answering
+        self._reader = SseReader()
+        self._head = b""  # every chunk's first members, once message_start told them
+        self._usage = A.Usage(input_tokens=0, output_tokens=0)
+        self._calls = 0  # tool calls begun
+        self._blocks: dict[
+            int, int | None
+        ] = {}  # a tool_use block's index → its call's (None: the schema's)
+        self._finish: str | None = None
+        self._ended = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        out: list[bytes] = []
+        for _, data in self._reader.feed(chunk):
+            self._take(data, out)
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        """The upstream's stream ended: what is left to send.  Once only."""
+        out: list[bytes] = []
+        for _, data in self._reader.finish():
+            self._take(data, out)
+        if not self._ended and self._head:
+            self._end(out)  # the upstream ended without message_stop
+        return b"".join(out)
+
+    def _take(self, data: bytes, out: list[bytes]) -> None:
+        if self._ended:
+            return
+        try:
+            found = _decode_event(data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return
+        kind = found.type
+        if kind == "content_block_delta":
+            self._delta(found, out)
+        elif kind == "content_block_start":
+            self._block_start(found, out)
+        elif kind == "message_start" and isinstance(found.message, A.Message):
+            self._start(found.message, out)
+        elif kind == "message_delta":
+            if isinstance(found.usage, A.Usage):
+                self._count(found.usage)
+            if isinstance(found.delta, A.Delta) and isinstance(found.delta.stop_reason, str):
+                self._finish = _finish_reason(found.delta.stop_reason, self._calls > 0)
+        elif kind == "message_stop":
+            self._end(out)
+        elif kind == "error":
+            self._ended = True
+            error = found.error if isinstance(found.error, dict) else {}
+            message = error.get("message", "the upstream's stream failed")
+            out.append(
+                data_only({"error": {"message": message, "type": error.get("type", "api_error")}})
+            )
+
+    def _start(self, message: A.Message, out: list[bytes]) -> None:
+        self._head = (
+            b'{"id":'
+            + _encode(message.id)
+            + b',"object":"chat.completion.chunk","created":'
+            + str(self._answering.created).encode()
+            + b',"model":'
+            + _encode(message.model)
+            + b',"choices":['
+        )
+        self._count(message.usage)
+        out.append(
+            self._chunk(
+                b'{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}'
+            )
+        )
+
+    def _count(self, usage: A.Usage) -> None:
+        for name in A.Usage.__struct_fields__:
+            value = getattr(usage, name)
+            if value is not UNSET:
+                setattr(self._usage, name, value)
+        self.input = sum(
+            _count(getattr(self._usage, name))
+            for name in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+        )
+        self.output = _count(self._usage.output_tokens)
+
+    def _block_start(self, found: A.Event, out: list[bytes]) -> None:
+        block = found.content_block
+        if not isinstance(block, A.AnswerBlock) or block.type != "tool_use":
+            return
+        index = found.index if isinstance(found.index, int) else -1
+        if block.name == self._answering.schema_tool:
+            self._blocks[index] = None
+            return
+        call = self._calls
+        self._calls += 1
+        self._blocks[index] = call
+        first = {
+            "index": call,
+            "id": _str(block.id),
+            "type": "function",
+            "function": {"name": _str(block.name), "arguments": ""},
+        }
+        out.append(self._delta_chunk({"tool_calls": [first]}))
+
+    def _delta(self, found: A.Event, out: list[bytes]) -> None:
+        delta = found.delta
+        if not isinstance(delta, A.Delta):
+            return
+        if isinstance(delta.text, str):
+            out.append(self._text(delta.text))
+        elif isinstance(delta.partial_json, str):
+            index = found.index if isinstance(found.index, int) else -1
+            if index not in self._blocks:
+                return
+            call = self._blocks[index]
+            if call is None:
+                out.append(self._text(delta.partial_json))
+            else:
+                piece = {"index": call, "function": {"arguments": delta.partial_json}}
+                out.append(self._delta_chunk({"tool_calls": [piece]}))
+        elif isinstance(delta.thinking, str):
+            out.append(self._delta_chunk({"reasoning_content": delta.thinking}))
+
+    def _end(self, out: list[bytes]) -> None:
+        self._ended = True
+        finish = self._finish or "stop"
+        out.append(self._chunk(b'{"index":0,"delta":{},"finish_reason":' + _encode(finish) + b"}"))
+        if self._answering.include_usage:
+            usage = _encode(openai_usage(self._usage))
+            out.append(b"data: " + self._head + b'],"usage":' + usage + b"}\n\n")
+        out.append(_DONE)
+
+    def _chunk(self, choice: bytes) -> bytes:
+        return b"data: " + self._head + choice + b"]}\n\n"
+
+    def _text(self, text: str) -> bytes:
+        # the common chunk of a stream, written without building its dict
+        return self._chunk(
+            b'{"index":0,"delta":{"content":' + _encode(text) + b'},"finish_reason":null}'
+        )
+
+    def _delta_chunk(self, delta: dict[str, Any]) -> bytes:
+        return self._chunk(b'{"index":0,"delta":' + _encode(delta) + b',"finish_reason":null}')
