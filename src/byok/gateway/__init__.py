@@ -6,6 +6,7 @@ them out.
     outcomes.py     what an upstream's answer or failure means for its key
     routing.py      a model's pools of keys: targets, then fallbacks
     relay.py        the client's answer: relayed whole or streamed, or byok's own error
+    translation/    OpenAI Chat Completions ⇄ Anthropic Messages, as pure functions
     reporting.py    metrics, ledger and log lines of what happened
     runtime.py      what a loaded config gives; a reload swaps it in one assignment
     headers.py, auth.py, body.py, dialects.py, usage.py, exchange.py: the details
