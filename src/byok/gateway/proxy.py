@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Mapping
 
 import msgspec
 import trio
@@ -37,7 +38,7 @@ from .auth import credential
 from .body import BodyError, RoutingFields, ask_usage, parse, with_model
 from .clients import Refusal, SharedStateAway
 from .estimate import estimate
-from .exchange import Exchange
+from .exchange import NO_TRANSLATIONS, Exchange
 from .headers import upstream_headers
 from .listing import ModelListing
 from .outcomes import BYOK_OWN_FAILURES
@@ -120,12 +121,19 @@ class Proxy:
                 return _client_refused(dialect, refused)
         policy = runtime.router.policy(fields.model)
         exchange = Exchange(
-            request, runtime, path, dialect, fields.model, fields.stream, policy, started
+            request,
+            runtime,
+            path,
+            dialect,
+            fields.model,
+            fields.stream,
+            policy,
+            started,
+            translations,
         )
         exchange.ask_usage = ask_usage(fields, path)
         exchange.client = client
         exchange.cost = cost
-        exchange.translations = translations
         plan = Plan(
             self._current_router,
             routes,
@@ -174,17 +182,20 @@ class Proxy:
 
     def _translations(
         self, request: Request, path: str, routes: list[Route]
-    ) -> dict[tuple[str, str], Translation]:
+    ) -> Mapping[tuple[str, str], Translation]:
         """The request translated for each route to a target of the other API,
         by (pool name, upstream model).  A route it cannot be translated for
         faithfully is left out of `routes`; when none is left, _Refusal 400
         names the field and says why."""
-        if all(route.crossing is None for route in routes):  # the common case
-            return {}
+        for route in routes:
+            if route.crossing is not None:
+                break
+        else:  # the common case: every target speaks the client's API
+            return NO_TRANSLATIONS
         if path == COUNT_TOKENS and any(route.crossing is None for route in routes):
             # Anthropic's own count is exact: byok's estimate only when no target gives it
             routes[:] = [route for route in routes if route.crossing is None]
-            return {}
+            return NO_TRANSLATIONS
         made: dict[object, Translation | Untranslatable] = {}
         translations: dict[tuple[str, str], Translation] = {}
         refused: Untranslatable | None = None
@@ -218,7 +229,7 @@ class Proxy:
         return translations
 
     def _counted_here(
-        self, translations: dict[tuple[str, str], Translation], path: str
+        self, translations: Mapping[tuple[str, str], Translation], path: str
     ) -> Response:
         """count_tokens for a model with only OpenAI targets: byok's estimate,
         labelled as one (an OpenAI API counts no Messages request)."""

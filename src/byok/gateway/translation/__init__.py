@@ -40,7 +40,14 @@ from . import anthropic_shapes as A
 from . import openai_shapes as O
 from .chat_via_messages import Answering, ChunksFromEvents, chat_answer, messages_request
 from .common import Dropped, Untranslatable, decode_error
-from .messages_via_chat import BadAnswer, ChatTarget, EventsFromChunks, chat_request, message_answer
+from .messages_via_chat import (
+    BadAnswer,
+    ChatTarget,
+    EventsFromChunks,
+    chat_request,
+    message_answer,
+    server_tool,
+)
 
 __all__ = [
     "BadAnswer",
@@ -135,7 +142,10 @@ class Translation:
             try:
                 request = _decode_messages(body)
             except (msgspec.ValidationError, msgspec.DecodeError) as error:
-                raise Untranslatable("request body", decode_error(error, target.name)) from None
+                # a server tool's own fields fail the strict decode: say what it is
+                raise server_tool(body) or Untranslatable(
+                    "request body", decode_error(error, target.name)
+                ) from None
             if path == MESSAGES and request.max_tokens is msgspec.UNSET:
                 raise Untranslatable("max_tokens", "a Messages request needs max_tokens")
             chat = chat_request(request, request.model, target, dropped)

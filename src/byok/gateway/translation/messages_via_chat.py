@@ -264,10 +264,7 @@ def _assistant_turn(
 
 def _tool(tool: A.Tool, n: int, dropped: Dropped) -> O.Tool:
     if tool.type not in (UNSET, None, "custom"):
-        raise Untranslatable(
-            f"tools[{n}]",
-            f"Anthropic's server tool {tool.type!r} has no equivalent on an OpenAI target",
-        )
+        raise _server_tool(n, tool.type)
     if tool.input_schema is UNSET:
         raise Untranslatable(f"tools[{n}].input_schema", "a tool needs its input_schema")
     for hint in ("cache_control", "eager_input_streaming"):
@@ -276,6 +273,27 @@ def _tool(tool: A.Tool, n: int, dropped: Dropped) -> O.Tool:
     function = O.FunctionDef(name=tool.name, parameters=tool.input_schema)
     function.description = tool.description
     return O.Tool(type="function", function=function)
+
+
+def _server_tool(n: int, kind: object) -> Untranslatable:
+    return Untranslatable(
+        f"tools[{n}]", f"Anthropic's server tool {kind!r} has no equivalent on an OpenAI target"
+    )
+
+
+def server_tool(body: bytes) -> Untranslatable | None:
+    """The refusal of a request that names a server tool (web search, code
+    execution, ...), whose fields fail a strict decode before its type is
+    read; None if it names none."""
+    try:
+        tools = msgspec.json.decode(body).get("tools")
+    except (msgspec.DecodeError, AttributeError):
+        return None
+    for n, tool in enumerate(tools if isinstance(tools, list) else ()):
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if kind not in (None, "custom"):
+            return _server_tool(n, kind)
+    return None
 
 
 def _tool_choice(choice: A.ToolChoice, chat: O.ChatRequest) -> None:
