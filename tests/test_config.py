@@ -89,6 +89,11 @@ def test_a_good_file_resolves_every_key_source(tmp_path, monkeypatch):
         (("port = 9999", 'port = "80"'), "[server] port", "expected int"),
         (("attempts = 3", "atempts = 3"), "[models.gpt-4o-mini] atempts", "unknown field"),
         (
+            ('kind = "openai"', 'kind = "openai"\nreasoning = "yes"'),
+            "[providers.openai] reasoning",
+            "expected bool",
+        ),
+        (
             ('keys = ["sk-ant-literal-key"]', "keys = []"),
             "[providers.claude] keys",
             "at least one key",
@@ -117,6 +122,20 @@ def test_errors_name_the_file_table_and_field(tmp_path, monkeypatch, change, whe
     assert str(caught.value).startswith(f"{path}: {where}: ")
     assert message in str(caught.value)
     assert "sk-from-env" not in str(caught.value)
+
+
+def test_a_provider_says_whether_its_models_take_reasoning_effort():
+    def provider(**options):
+        tables = {
+            "providers": {"local": {"kind": "openai_compatible", "keys": ["k"], **options}},
+            "models": {"m": {"targets": ["local/qwen"]}},
+        }
+        tables["providers"]["local"]["base_url"] = "http://127.0.0.1:8000/v1"
+        return from_dict(tables, "test").providers["local"]
+
+    assert provider().reasoning is None  # by the model's name (translation.chat_target)
+    assert provider(reasoning=True).reasoning is True
+    assert provider(reasoning=False).reasoning is False
 
 
 def test_bad_toml_and_missing_file(tmp_path):
