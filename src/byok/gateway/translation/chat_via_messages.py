@@ -32,7 +32,8 @@ service_tier, prediction, prompt_cache_key, verbosity, an image's detail, a
 function's strict, a message's name, reasoning_content sent back.  Refused
 by name: n above 1 (one choice per request), logprobs, audio, uploaded
 files, a system message in mid-conversation, a temperature above 1,
-arguments that are not a JSON object.
+arguments that are not a JSON object, reasoning_effort beside a tool_choice
+that forces a tool call.
 
 Answer (Anthropic → OpenAI): text blocks join into content, thinking into
 reasoning_content (as DeepSeek and vLLM send it), tool_use blocks into
@@ -378,6 +379,12 @@ def _thinking(request: O.ChatRequest, out: A.MessagesRequest, dropped: Dropped) 
     if budget < _MIN_BUDGET:  # no room to think in this answer's length
         dropped.add("reasoning_effort")
         return
+    if isinstance(out.tool_choice, (A.ToolChoiceAny, A.ToolChoiceTool)):
+        raise Untranslatable(
+            "reasoning_effort",
+            "an Anthropic target cannot think while tool_choice forces a tool call: "
+            "send tool_choice auto or none, or no reasoning_effort",
+        )
     out.thinking = A.Thinking(type="enabled", budget_tokens=budget)
 
 

@@ -50,7 +50,8 @@ def decode_error(error: msgspec.ValidationError | msgspec.DecodeError, target: s
     know could change what the answer means, so it is refused rather than
     dropped.  msgspec names it with its path (``- at `$.messages[0]```)."""
     text = str(error)
-    text = text[:1].lower() + text[1:]
+    if not text[1:2].isupper():  # "Expected ..." reads on after a colon; "JSON ..." stays
+        text = text[:1].lower() + text[1:]
     if "unknown field" in text:
         return (
             f"{text}; byok knows no faithful translation of it for "
