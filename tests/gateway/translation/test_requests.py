@@ -1429,7 +1429,9 @@ def test_tool_choice_as_messages(fields: Json, expected: Json) -> None:
         **fields,
     }
     translated, names = to_messages(client)
-    assert names == []
+    # with tool_choice none no tool may be called: parallel_tool_calls says nothing
+    unsaid = fields.get("tool_choice") == "none" and "parallel_tool_calls" in fields
+    assert names == (["parallel_tool_calls"] if unsaid else [])
     assert translated == {
         "model": "claude-sonnet-4-5",
         "max_tokens": 4096,
@@ -1616,6 +1618,51 @@ def test_reasoning_beside_tool_choice_auto_thinks() -> None:
     )
     assert translated["tool_choice"] == {"type": "auto"}
     assert translated["thinking"] == {"type": "enabled", "budget_tokens": 4095}
+
+
+def test_thinking_outranks_the_sampling_hints_anthropic_refuses_beside_it() -> None:
+    translated, names = to_messages(
+        {
+            "model": "o3",
+            "messages": [{"role": "user", "content": "Why?"}],
+            "reasoning_effort": "low",
+            "max_completion_tokens": 8000,
+            "temperature": 0.2,
+            "top_p": 0.5,
+            "top_k": 40,
+        }
+    )
+    assert translated["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+    assert not {"temperature", "top_p", "top_k"} & set(translated)
+    assert names == ["temperature", "top_p", "top_k"]
+    # what Anthropic takes beside thinking goes through
+    kept, names = to_messages(
+        {
+            "model": "o3",
+            "messages": [{"role": "user", "content": "Why?"}],
+            "reasoning_effort": "low",
+            "max_completion_tokens": 8000,
+            "temperature": 1,
+            "top_p": 0.95,
+        }
+    )
+    assert (kept["temperature"], kept["top_p"], names) == (1, 0.95, [])
+
+
+def test_hints_with_nothing_to_say_are_counted_as_dropped() -> None:
+    _, names = to_messages(
+        {
+            "model": "gpt-4o",
+            "messages": [{"role": "user", "content": "hi"}],
+            "user": "u-1",
+            "safety_identifier": "s-1",  # user said it first
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "a", "schema": {"type": "object"}, "strict": True},
+            },
+        }
+    )
+    assert names == ["safety_identifier", "strict"]
 
 
 @pytest.mark.parametrize(

@@ -117,7 +117,7 @@ def messages_request(
     user = request.user if isinstance(request.user, str) else request.safety_identifier
     if isinstance(user, str):
         out.metadata = A.Metadata(user_id=user)
-    elif request.safety_identifier is not UNSET:
+    if request.safety_identifier is not UNSET and user is not request.safety_identifier:
         dropped.add("safety_identifier")
     if isinstance(request.stream, bool):
         out.stream = request.stream
@@ -128,8 +128,8 @@ def messages_request(
             dropped.add("include_obfuscation")
     if request.tools:
         out.tools = [_tool(tool, dropped) for tool in request.tools]
-    _tool_choice(request, out)
-    schema_tool = _response_format(request, out)
+    _tool_choice(request, out, dropped)
+    schema_tool = _response_format(request, out, dropped)
     _thinking(request, out, dropped)
     for hint in _DROPPED_HINTS:
         if getattr(request, hint) is not UNSET:
@@ -308,7 +308,7 @@ def _tool(tool: O.Tool, dropped: Dropped) -> A.Tool:
     return out
 
 
-def _tool_choice(request: O.ChatRequest, out: A.MessagesRequest) -> None:
+def _tool_choice(request: O.ChatRequest, out: A.MessagesRequest, dropped: Dropped) -> None:
     choice = request.tool_choice
     picked: A.ToolChoice | None = None
     if choice == "none":
@@ -320,18 +320,25 @@ def _tool_choice(request: O.ChatRequest, out: A.MessagesRequest) -> None:
     elif isinstance(choice, O.NamedToolChoice):
         picked = A.ToolChoiceTool(name=choice.function.name)
     parallel = request.parallel_tool_calls
-    if isinstance(parallel, bool) and request.tools and not isinstance(picked, A.ToolChoiceNone):
-        picked = picked or A.ToolChoiceAuto()
-        picked.disable_parallel_tool_use = not parallel
+    if isinstance(parallel, bool):
+        if request.tools and not isinstance(picked, A.ToolChoiceNone):
+            picked = picked or A.ToolChoiceAuto()
+            picked.disable_parallel_tool_use = not parallel
+        else:  # no tool may be called: nothing for it to say
+            dropped.add("parallel_tool_calls")
     if picked is not None:
         out.tool_choice = picked
 
 
-def _response_format(request: O.ChatRequest, out: A.MessagesRequest) -> str | None:
+def _response_format(
+    request: O.ChatRequest, out: A.MessagesRequest, dropped: Dropped
+) -> str | None:
     """A json_schema (or json_object) answer as a tool the model must call:
     the name of that tool, whose input the answer's content will be."""
     shape = request.response_format
     if isinstance(shape, O.JsonSchemaFormat):
+        if shape.json_schema.strict is not UNSET:
+            dropped.add("strict")  # the schema binds the tool's input as it stands
         name = shape.json_schema.name
         schema = shape.json_schema.schema
         if schema is UNSET:
@@ -386,6 +393,17 @@ def _thinking(request: O.ChatRequest, out: A.MessagesRequest, dropped: Dropped) 
             "send tool_choice auto or none, or no reasoning_effort",
         )
     out.thinking = A.Thinking(type="enabled", budget_tokens=budget)
+    # Anthropic samples a thinking answer its own way, and refuses these then
+    # (as OpenAI's reasoning models refuse them): hints the thinking outranks
+    if isinstance(out.temperature, (int, float)) and out.temperature != 1:
+        out.temperature = UNSET
+        dropped.add("temperature")
+    if isinstance(out.top_p, (int, float)) and out.top_p < 0.95:
+        out.top_p = UNSET
+        dropped.add("top_p")
+    if out.top_k is not UNSET:
+        out.top_k = UNSET
+        dropped.add("top_k")
 
 
 # ---- the answer --------------------------------------------------------------------
