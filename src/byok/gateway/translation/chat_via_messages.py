@@ -29,7 +29,9 @@ Request (OpenAI → Anthropic)
 
 Dropped and counted: seed, penalties, logit_bias, metadata, store,
 service_tier, prediction, prompt_cache_key, verbosity, an image's detail, a
-function's strict, a message's name, reasoning_content sent back.  Refused
+function's strict, a message's name, reasoning_content sent back, and
+beside thinking the sampling hints Anthropic refuses then (a temperature
+other than 1, top_p under 0.95, top_k).  Refused
 by name: n above 1 (one choice per request), logprobs, audio, uploaded
 files, a system message in mid-conversation, a temperature above 1,
 arguments that are not a JSON object, reasoning_effort beside a tool_choice
