@@ -376,7 +376,8 @@ def test_reload_swaps_in_the_edited_file_and_refuses_a_bad_one(tmp_path, upstrea
         after = admin_view(url)
         assert after["config"]["generation"] == 2  # the bad file changed nothing
         assert labels(after) == {"one", "three"}
-        assert httpx.post(f"{url}/v1/chat/completions", json={"model": "m"}).status_code == 200
+        ask = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        assert httpx.post(f"{url}/v1/chat/completions", json=ask).status_code == 200
         stderr = stop(process)
     assert good.returncode == 0, good.stderr
     assert good.stdout == f"reloaded {config}: generation 2; keys: 1 kept, 1 new, 1 removed\n"

@@ -81,7 +81,7 @@ def test_serve_with_json_logs_sighup_reload_and_status(tmp_path, simulated):
         wait_for(lambda: httpx.get(f"{url}/health").status_code == 200, "serve did not start")
         reply = httpx.post(
             f"{url}/v1/chat/completions",
-            json={"model": "m", "messages": []},
+            json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
             headers={"x-request-id": "cli-req-7"},
         )
         assert reply.status_code == 200
@@ -95,7 +95,8 @@ def test_serve_with_json_logs_sighup_reload_and_status(tmp_path, simulated):
         process.send_signal(signal.SIGHUP)
         wait_for(lambda: refused_reloads(url) == 1, "the bad reload was not counted")
         assert generation(url) == 2  # the bad file changed nothing
-        assert httpx.post(f"{url}/v1/chat/completions", json={"model": "m"}).status_code == 200
+        ask = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        assert httpx.post(f"{url}/v1/chat/completions", json=ask).status_code == 200
 
         status = byok("status", "--url", url, env={"BYOK_ADMIN_KEY": ADMIN_KEY})
         assert status.returncode == 0, status.stderr
@@ -128,7 +129,7 @@ def test_text_logs_carry_the_request_id(tmp_path, simulated):
         wait_for(lambda: httpx.get(f"{url}/health").status_code == 200, "serve did not start")
         httpx.post(
             f"{url}/v1/chat/completions",
-            json={"model": "m", "messages": []},
+            json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
             headers={"x-request-id": "text-req-9"},
         )
         stderr = stop(process)

@@ -34,9 +34,12 @@ async def post(stack: LiveStack, body: bytes) -> Any:
 @pytest.mark.parametrize(
     "body",
     [
-        b'{"mod\\u0065l": "public", "messages": []}',  # an escaped field name
-        b'{"model": "publ\\u0069c", "messages": []}',  # an escaped value
-        b'{"model": "other", "messages": [], "model": "public"}',  # the last one wins
+        # an escaped field name
+        b'{"mod\\u0065l": "public", "messages": [{"role": "user", "content": "hi"}]}',
+        # an escaped value
+        b'{"model": "publ\\u0069c", "messages": [{"role": "user", "content": "hi"}]}',
+        # the last one wins
+        b'{"model": "other", "messages": [{"role": "user", "content": "hi"}], "model": "public"}',
         b'{"messages": [{"role": "user", "content": "\\"model\\": \\"x\\""}], "model": "public"}',
     ],
 )

@@ -13,6 +13,8 @@ from byok.http.server import Limits
 
 from ..stack import Stack, open_stack
 
+ASK = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}  # as the API takes it
+
 
 def tables(upstream: str) -> dict:
     return {
@@ -77,8 +79,8 @@ async def test_an_idle_connection_is_closed_after_idle_timeout_without_an_answer
         port = int(stack.url.rsplit(":", 1)[1])
         client = await trio.open_tcp_stream("127.0.0.1", port)
         await client.send_all(
-            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 29\r\n\r\n"
-            b'{"model":"m","messages":[]}\r\n'
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 59\r\n\r\n"
+            b'{"model":"m","messages":[{"role":"user","content":"hi"}]}\r\n'
         )
         answered = b""
         while b"\r\n\r\n" not in answered:
@@ -99,17 +101,17 @@ async def test_an_idle_connection_is_closed_after_idle_timeout_without_an_answer
 )
 def test_malformed_requests_get_400_and_the_server_lives_on(stack, garbage):
     assert raw(stack, garbage).startswith(b"HTTP/1.1 400")
-    reply = httpx.post(f"{stack.url}/v1/chat/completions", json={"model": "m", "messages": []})
+    reply = httpx.post(f"{stack.url}/v1/chat/completions", json=ASK)
     assert reply.status_code == 200
 
 
 def test_keep_alive_serves_several_requests_on_one_connection(stack):
     with httpx.Client(base_url=stack.url) as client:
         for _ in range(3):
-            reply = client.post("/v1/chat/completions", json={"model": "m", "messages": []})
+            reply = client.post("/v1/chat/completions", json=ASK)
             assert reply.status_code == 200
         assert reply.extensions["network_stream"] is not None
-    body = b'{"model": "m"}'
+    body = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}'
     head = f"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: {len(body)}\r\n\r\n"
     request = head.encode() + body
     answer = raw(stack, request + request, wait=1.5)
