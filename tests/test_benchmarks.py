@@ -347,3 +347,155 @@ def test_the_capacity_bench_runs_end_to_end_and_reports(tmp_path: Path) -> None:
     assert report["command"].startswith("python benchmarks/bench_capacity.py --duration 2")
     log = (tmp_path / "openai-headroom-on" / "byok.log").read_text()
     assert "sk-capacity-bench" not in log + run.stdout + run.stderr  # no secret shown
+
+
+# ---- bench_instructions.py --translation: what crossing the APIs costs -----------------
+
+
+def _load_instructions() -> ModuleType:
+    path = ROOT / "benchmarks/bench_instructions.py"
+    spec = importlib.util.spec_from_file_location("bench_instructions", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)  # its `from bench_proxy import` finds the one loaded above
+    return module
+
+
+instructions_bench = _load_instructions()
+
+
+def test_the_instructions_bench_takes_translation_without_a_baseline(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parse = instructions_bench.parse
+    assert parse(["--translation"]).cases == ["fixed", "stream", "long"]
+    assert parse(["--translation", "--cases", "fixed,stream"]).cases == ["fixed", "stream"]
+    assert parse(["--baseline", "HEAD"]).cases == ["fixed", "stream"]
+    for argv, said in [
+        ([], "--baseline is required"),
+        (["--translation", "--baseline", "HEAD"], "measures this tree alone"),
+        (["--translation", "--limits"], "measures this tree alone"),
+        (["--baseline", "HEAD", "--cases", "long"], "--cases long: the cases are fixed, stream"),
+    ]:
+        with pytest.raises(SystemExit) as exit_:
+            parse(argv)
+        assert exit_.value.code == 2
+        assert said in capsys.readouterr().err
+
+
+def test_the_translation_config_routes_each_way_as_it_is_named(tmp_path: Path) -> None:
+    from byok.config import load
+    from byok.gateway.routing import Router
+
+    router = Router(load(bench._translation_config("http://127.0.0.1:9", tmp_path)))
+    crossings = {"a": None, "b": "messages→chat", "c": None, "d": "chat→messages"}
+    for shape in instructions_bench.SHAPES:
+        for way in instructions_bench.WAYS:
+            call = instructions_bench.translation_call(way, shape)
+            model = json.loads(call.body)["model"]
+            dialect = "openai" if call.path == "/v1/chat/completions" else "anthropic"
+            (only,) = router.routes(model, dialect, call.path)
+            assert only.crossing == crossings[way.letter]
+            assert only.pool.provider.kind == way.kind
+            prefix = bench.TRANSLATION_PATHS[(way.kind, shape)]
+            assert only.pool.provider.base_url == f"http://127.0.0.1:9{prefix}"
+
+
+def test_the_conversation_is_the_same_in_both_apis_and_typical_in_size() -> None:
+    from byok.gateway.translation import Translation, chat_target
+    from byok.providers import OPENAI
+
+    chat = instructions_bench.chat_body("m", stream=False)
+    messages = instructions_bench.messages_body("m", stream=False)
+    assert 1024 < len(json.dumps(chat)) < 2048
+    assert 1024 < len(json.dumps(messages)) < 2048
+    target = chat_target(OPENAI, "m", None)
+    there = Translation.of(
+        json.dumps(messages).encode(), "/v1/messages", "messages→chat", target, 0
+    )
+    assert json.loads(there.body("m"))["messages"] == chat["messages"]
+    back = Translation.of(
+        json.dumps(chat).encode(), "/v1/chat/completions", "chat→messages", None, 0
+    )
+    sent = json.loads(back.body("m"))
+    assert (sent["system"], sent["messages"]) == (messages["system"], messages["messages"])
+
+
+def _nginx_stream(events: list[str]) -> bytes:
+    """What a stream location of bench_proxy's nginx sends: each event, a blank line."""
+    return "".join(f"{event}\n\n" for event in events).encode()
+
+
+@pytest.mark.parametrize("shape", ["fixed", "stream", "long"])
+def test_the_upstreams_answers_translate_to_what_the_bench_checks(shape: str) -> None:
+    """nginx's answers in each API, through byok's own translations, pass the
+    checks each call makes (and the native answers pass them as they are)."""
+    from byok.gateway.translation import Translation, chat_target
+    from byok.providers import OPENAI
+
+    chunks = {"fixed": 0, "stream": bench.STREAM_CHUNKS, "long": bench.LONG_CHUNKS}[shape]
+    openai_stream = _nginx_stream([bench._chunk(n, chunks) for n in range(chunks - 1)])
+    openai_stream += b"data: [DONE]\n\n"
+    answers = {
+        "openai": bench.COMPLETION.encode() if not chunks else openai_stream,
+        "anthropic": bench.MESSAGE.encode()
+        if not chunks
+        else _nginx_stream(bench._anthropic_events(chunks)),
+    }
+    ways = {way.letter: way for way in instructions_bench.WAYS}
+    for letter, crossing in [
+        ("a", None),
+        ("b", "messages→chat"),
+        ("c", None),
+        ("d", "chat→messages"),
+    ]:
+        way = ways[letter]
+        call = instructions_bench.translation_call(way, shape)
+        answer = answers[way.kind]
+        if crossing is not None:
+            target = chat_target(OPENAI, "gpt-4o-mini", None) if way.kind == "openai" else None
+            translation = Translation.of(call.body.encode(), call.path, crossing, target, 0)
+            if chunks:
+                translator = translation.stream()
+                answer = translator.feed(answer) + translator.finish()
+            else:
+                answer = translation.answer(answer)
+        assert instructions_bench._problem(call, 200, answer) is None, (letter, answer[-300:])
+        assert instructions_bench._problem(call, 502, answer) is not None
+        if chunks:  # a stream cut before its end is caught
+            cut = answer[: answer.rindex(b"\n\n", 0, len(answer) - 2)]
+            assert instructions_bench._problem(call, 200, cut) is not None
+
+
+def test_the_stream_locations_send_every_event_of_their_api() -> None:
+    conf = bench._nginx_conf(18000, Path("/nowhere"))
+    antsse = conf.split("location = /antsse/v1/messages {", 1)[1].split("}\n", 1)[0]
+    assert antsse.count("echo_flush;") == len(bench._anthropic_events()) == bench.STREAM_CHUNKS + 4
+    long = conf.split("location = /long/v1/chat/completions {", 1)[1].split("}\n", 1)[0]
+    assert long.count("echo_flush;") + 1 == bench.LONG_CHUNKS  # and [DONE]
+
+
+def test_the_cost_of_a_delta_is_the_growth_of_the_translations_cost_over_more_deltas() -> None:
+    medians = {
+        "fixed": {"a": 1_000_000, "b": 1_100_000, "c": 1_000_000, "d": 1_120_000},
+        "stream": {"a": 1_200_000, "b": 1_380_000, "c": 1_250_000, "d": 1_450_000},
+        "long": {"a": 2_000_000, "b": 2_820_000, "c": 2_050_000, "d": 2_890_000},
+    }
+    text = instructions_bench.chunk_summary(medians)
+    # b - a: 180,000 on 18 deltas, 820,000 on 98: 640,000 over 80 more, 8,000 each;
+    # 180,000 - 18 x 8,000 = 36,000 besides them; a relays one in 800,000 / 80
+    assert (
+        "messages→chat: 8,000 instructions per text delta (over the 80 more of the long "
+        "stream; relaying one natively, a: 10,000); per stream besides its deltas 36,000 "
+        "(a whole answer: 100,000)"
+    ) in text
+    assert "chat→messages: 8,000 instructions per text delta" in text
+    del medians["long"]
+    rough = instructions_bench.chunk_summary(medians)
+    assert "messages→chat: about 4,444 instructions per text delta" in rough  # 80,000 / 18
+    assert instructions_bench.chunk_summary({"fixed": medians["fixed"]}) == ""
+    summary = instructions_bench.translation_summary(medians["fixed"])
+    assert "messages→chat: b - a = 100,000 per request; b / a = 1.100" in summary
+    assert "chat→messages: d - c = 120,000 per request; d / c = 1.120" in summary

@@ -20,13 +20,14 @@ import string
 from typing import Any
 
 import msgspec
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from byok.cli.simulator import validation as simulated_api
 from byok.gateway.translation import anthropic_shapes as A
 from byok.gateway.translation import openai_shapes as O
 from byok.gateway.translation.chat_via_messages import Answering, chat_answer
-from byok.gateway.translation.common import json_text
+from byok.gateway.translation.common import Untranslatable, json_text
 from byok.gateway.translation.messages_via_chat import message_answer
 
 from .wire import (
@@ -97,7 +98,8 @@ def unique_names(draw: Draw, low: int, high: int) -> list[str]:
 # - no top_k on an OpenAI target (dropped there; an OpenAI-compatible one keeps it);
 # - no text documents (they become text parts, which come back as text blocks),
 #   and a PDF's title is a string or absent (null comes back absent);
-# - a tool result has content (absent comes back as "");
+# - a tool result has content, not an empty list (both come back as "");
+# - tool_choice only beside tools (OpenAI takes none without: it is dropped);
 # - roles alternate, and a user turn's tool results come first (tool messages
 #   go before the turn's other parts); an assistant turn's text comes before its
 #   tool calls (OpenAI keeps them apart); a user turn's content is a string only
@@ -147,7 +149,8 @@ def anthropic_document(draw: Draw, lossless: bool) -> Json:
 @st.composite
 def anthropic_tool_result(draw: Draw, tool_use_id: str, lossless: bool) -> Json:
     block: Json = {"type": "tool_result", "tool_use_id": tool_use_id}
-    content = texts | st.lists(anthropic_text(lossless), max_size=3)
+    # an empty list goes as "" (OpenAI takes no empty array), which comes back so
+    content = texts | st.lists(anthropic_text(lossless), min_size=int(lossless), max_size=3)
     if lossless:
         block["content"] = draw(content)
     else:
@@ -248,7 +251,9 @@ def anthropic_requests(draw: Draw, lossless: bool) -> tuple[Any, Json]:
         "messages": draw(anthropic_conversation(lossless)),
         "max_tokens": draw(st.integers(1, 200_000)),
     }
-    maybe(draw, request, "system", texts | st.lists(anthropic_text(lossless), max_size=3))
+    # an empty list of system blocks goes as none (OpenAI takes no empty array)
+    system = st.lists(anthropic_text(lossless), min_size=int(lossless), max_size=3)
+    maybe(draw, request, "system", texts | system)
     maybe(draw, request, "stop_sequences", st.lists(texts, max_size=target.max_stop or 8))
     maybe(draw, request, "temperature", unit_floats)
     maybe(draw, request, "top_p", unit_floats)
@@ -260,6 +265,8 @@ def anthropic_requests(draw: Draw, lossless: bool) -> tuple[Any, Json]:
     if tools is not None:
         request["tools"] = tools
     choice = draw(st.sampled_from(["auto", "any", "none"] + (["tool"] if tools else []) + [None]))
+    if lossless and not tools:
+        choice = None  # without tools OpenAI takes no tool_choice: it is dropped
     if choice is not None:
         request["tool_choice"] = {"type": choice}
         if choice == "tool":
@@ -315,6 +322,14 @@ def test_anthropic_requests_become_requests_openai_takes(case: tuple[Any, Json])
     msgspec.json.decode(body, type=O.ChatRequest)  # strictly, as byok reads an OpenAI request
     chat = msgspec.json.decode(body)
     assert openai_violations(chat) == []
+    # a request Anthropic's API takes becomes one OpenAI's takes, as the
+    # simulator's strict copies of the two APIs judge them
+    assume(accepted("/v1/messages", request))
+    if target.top_k:  # vLLM and Ollama take it; OpenAI's API, the simulator's model, does not
+        chat.pop("top_k", None)
+    if target.max_stop is None and "stop" in chat:  # those servers take more than OpenAI's 4
+        chat["stop"] = chat["stop"][:4]
+    assert accepted("/v1/chat/completions", chat), refusal("/v1/chat/completions", chat)
     assert target.max_tokens_field in chat
     assert len(chat.get("stop", ())) <= (target.max_stop or len(chat.get("stop", ())))
     if "reasoning_effort" in chat:
@@ -327,6 +342,8 @@ def test_anthropic_requests_become_requests_openai_takes(case: tuple[Any, Json])
 @given(anthropic_requests(lossless=True))
 def test_lossless_anthropic_requests_come_back_as_they_were(case: tuple[Any, Json]) -> None:
     target, request = case
+    # of the requests Anthropic's API takes (not those with an empty text, say)
+    assume(accepted("/v1/messages", request))
     there = messages_to_chat(request, target)
     back = chat_to_messages(msgspec.json.decode(there.body("upstream-model")))
     assert msgspec.json.decode(back.body(request["model"])) == request
@@ -343,7 +360,7 @@ def openai_user_message(draw: Draw) -> Json:
         content: Any = draw(texts)
     else:
         parts = []
-        for _ in range(draw(st.integers(0, 3))):
+        for _ in range(draw(st.integers(1, 3))):  # OpenAI takes no empty array
             kind = draw(st.sampled_from(["text", "data-image", "url-image", "pdf"]))
             if kind == "text":
                 parts.append({"type": "text", "text": draw(texts)})
@@ -383,7 +400,10 @@ def openai_assistant_turn(draw: Draw, first_id: int) -> list[Json]:
         | st.fixed_dictionaries({"type": st.just("refusal"), "refusal": texts}),
         max_size=2,
     )
-    maybe(draw, message, "content", st.none() | texts | text_parts)
+    if calls:  # OpenAI takes an assistant message without content only if it calls tools
+        maybe(draw, message, "content", st.none() | texts | text_parts)
+    else:
+        message["content"] = draw(texts | text_parts)
     if calls:
         message["tool_calls"] = calls
     maybe(draw, message, "reasoning_content", texts)
@@ -395,7 +415,9 @@ def openai_assistant_turn(draw: Draw, first_id: int) -> list[Json]:
             "content": draw(
                 texts
                 | st.lists(
-                    st.fixed_dictionaries({"type": st.just("text"), "text": texts}), max_size=2
+                    st.fixed_dictionaries({"type": st.just("text"), "text": texts}),
+                    min_size=1,
+                    max_size=2,
                 )
             ),
         }
@@ -413,7 +435,9 @@ def openai_requests(draw: Draw) -> Json:
             "content": draw(
                 texts
                 | st.lists(
-                    st.fixed_dictionaries({"type": st.just("text"), "text": texts}), max_size=2
+                    st.fixed_dictionaries({"type": st.just("text"), "text": texts}),
+                    min_size=1,
+                    max_size=2,
                 )
             ),
         }
@@ -438,10 +462,11 @@ def openai_requests(draw: Draw) -> Json:
             maybe(draw, function, "strict", st.booleans())
             tools.append({"type": "function", "function": function})
         request["tools"] = tools
-    choices: list[Any] = ["none", "auto", "required"]
-    choices += [{"type": "function", "function": {"name": name}} for name in tool_names]
-    maybe(draw, request, "tool_choice", st.sampled_from(choices))
-    maybe(draw, request, "parallel_tool_calls", st.booleans())
+    if tool_names:  # OpenAI takes these only beside tools
+        choices: list[Any] = ["none", "auto", "required"]
+        choices += [{"type": "function", "function": {"name": name}} for name in tool_names]
+        maybe(draw, request, "tool_choice", st.sampled_from(choices))
+        maybe(draw, request, "parallel_tool_calls", st.booleans())
     schema = {
         "type": "json_schema",
         "json_schema": {"name": "the_answer", "schema": {"type": "object"}},
@@ -474,7 +499,9 @@ def openai_requests(draw: Draw) -> Json:
     maybe(draw, request, "top_k", st.integers(0, 100))
     maybe(draw, request, draw(st.sampled_from(["user", "safety_identifier"])), names)
     maybe(draw, request, "stream", st.booleans())
-    maybe(draw, request, "stream_options", st.fixed_dictionaries({"include_usage": st.booleans()}))
+    if request.get("stream"):  # OpenAI takes stream_options with a stream only
+        options = st.fixed_dictionaries({"include_usage": st.booleans()})
+        maybe(draw, request, "stream_options", options)
     maybe(draw, request, "n", st.just(1))
     for hint in ("seed", "presence_penalty", "frequency_penalty", "store"):
         maybe(draw, request, hint, st.integers(0, 2))
@@ -520,9 +547,43 @@ def anthropic_violations(messages: Json) -> list[str]:
 @PROPERTY
 @given(openai_requests())
 def test_openai_requests_become_requests_anthropic_takes(request: Json) -> None:
-    body = chat_to_messages(request).body("claude-sonnet-4-5")
+    why = ""
+    try:
+        body = chat_to_messages(request).body("claude-sonnet-4-5")
+    except Untranslatable as refused:
+        why = str(refused)
+    if why:  # an empty message: OpenAI takes it, Anthropic does not, and byok says so
+        assert "is empty" in why
+        assume(False)
     msgspec.json.decode(body, type=A.MessagesRequest)  # strictly, as byok reads a Messages request
-    assert anthropic_violations(msgspec.json.decode(body)) == []
+    messages = msgspec.json.decode(body)
+    assert anthropic_violations(messages) == []
+    assume(accepted("/v1/chat/completions", as_openai_takes_it(request)))
+    assert accepted("/v1/messages", messages), refusal("/v1/messages", messages)
+
+
+def as_openai_takes_it(request: Json) -> Json:
+    """`request` less what byok takes beside OpenAI's API, as servers that copy
+    it do (top_k; reasoning_content sent back), which the simulator refuses."""
+    request = {k: v for k, v in request.items() if k != "top_k"}
+    request["messages"] = [
+        {k: v for k, v in message.items() if k != "reasoning_content"}
+        for message in request["messages"]
+    ]
+    return request
+
+
+def accepted(path: str, body: Json) -> bool:
+    """Whether the API of `path` takes `body`, as the simulator judges it."""
+    return refusal(path, body) is None
+
+
+def refusal(path: str, body: Json) -> str | None:
+    try:
+        simulated_api.parse(path, msgspec.json.decode(msgspec.json.encode(body)))
+    except simulated_api.Invalid as refused:
+        return str(refused)
+    return None
 
 
 # ---- answers --------------------------------------------------------------------------

@@ -63,18 +63,22 @@ class ToolCall(Strict):
     function: FunctionCall
 
 
+# OpenAI takes no empty array of content parts
+_Texts = Annotated[list[TextPart], Meta(min_length=1)]
+
+
 class SystemMessage(Strict, tag_field="role", tag="system"):
-    content: str | list[TextPart]
+    content: str | _Texts
     name: str | None = None
 
 
 class DeveloperMessage(Strict, tag_field="role", tag="developer"):
-    content: str | list[TextPart]
+    content: str | _Texts
     name: str | None = None
 
 
 class UserMessage(Strict, tag_field="role", tag="user"):
-    content: str | list[TextPart | ImagePart | AudioPart | FilePart]
+    content: str | Annotated[list[TextPart | ImagePart | AudioPart | FilePart], Meta(min_length=1)]
     name: str | None = None
 
 
@@ -89,7 +93,7 @@ class AssistantMessage(Strict, tag_field="role", tag="assistant"):
 
 class ToolMessage(Strict, tag_field="role", tag="tool"):
     tool_call_id: str
-    content: str | list[TextPart]
+    content: str | _Texts
 
 
 ChatMessage = Union[SystemMessage, DeveloperMessage, UserMessage, AssistantMessage, ToolMessage]

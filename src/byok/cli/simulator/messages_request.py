@@ -193,6 +193,8 @@ def check_messages(request: CountTokensRequest) -> None:
             )
         if isinstance(choice, (ToolChoiceAny, ToolChoiceTool)):
             raise Invalid("Thinking may not be enabled when tool_choice forces tool use.")
+    if isinstance(request.system, list) and any(not block.text for block in request.system):
+        raise Invalid("system: text content blocks must be non-empty")
     _check_turns(request.messages, isinstance(thinking, ThinkingEnabled))
 
 

@@ -31,11 +31,15 @@ Dropped and counted: seed, penalties, logit_bias, metadata, store,
 service_tier, prediction, prompt_cache_key, verbosity, an image's detail, a
 function's strict, a message's name, reasoning_content sent back, and
 beside thinking the sampling hints Anthropic refuses then (a temperature
-other than 1, top_p under 0.95, top_k).  Refused
+other than 1, top_p under 0.95, top_k); reasoning_effort itself in a tool
+loop (Anthropic wants the signed thinking behind the last tool call back,
+which an OpenAI conversation does not carry), or where max_tokens leaves no
+room for Anthropic's least budget.  Empty texts and empty assistant turns
+are left out (Anthropic refuses them; they say nothing).  Refused
 by name: n above 1 (one choice per request), logprobs, audio, uploaded
 files, a system message in mid-conversation, a temperature above 1,
 arguments that are not a JSON object, reasoning_effort beside a tool_choice
-that forces a tool call.
+that forces a tool call, an empty user message.
 
 Answer (Anthropic → OpenAI): text blocks join into content, thinking into
 reasoning_content (as DeepSeek and vLLM send it), tool_use blocks into
@@ -180,15 +184,14 @@ def _conversation(
             )
             _add(turns, "user", [result], merge=_ends_with_tool_results(turns))
         else:
-            turns.append(
-                A.InputMessage(role="assistant", content=_assistant(message, where, dropped))
-            )
+            said = _assistant(message, where, dropped)
+            # an empty turn says nothing, and Anthropic refuses one but the last
+            if said or n == len(messages) - 1:
+                turns.append(A.InputMessage(role="assistant", content=said))
     return _system(system), turns
 
 
 def _system(parts: list[str | list[O.TextPart]]) -> str | list[A.TextBlock] | None:
-    if not parts:
-        return None
     if len(parts) == 1 and isinstance(parts[0], str):
         return parts[0]
     blocks = []
@@ -197,7 +200,8 @@ def _system(parts: list[str | list[O.TextPart]]) -> str | list[A.TextBlock] | No
             blocks.append(A.TextBlock(text=part))
         else:
             blocks += [A.TextBlock(text=text.text) for text in part]
-    return blocks
+    # an empty text says nothing, and Anthropic refuses an empty block
+    return [block for block in blocks if block.text] or None
 
 
 def _ends_with_tool_results(turns: list[A.InputMessage]) -> bool:
@@ -223,12 +227,15 @@ def _user_content(
     content: str | list[O.UserPart], where: str, dropped: Dropped
 ) -> str | list[A.RequestBlock]:
     if isinstance(content, str):
+        if not content:
+            raise Untranslatable(f"{where}.content", _EMPTY)
         return content
     blocks: list[A.RequestBlock] = []
     for n, part in enumerate(content):
         at = f"{where}.content[{n}]"
         if isinstance(part, O.TextPart):
-            blocks.append(A.TextBlock(text=part.text))
+            if part.text:  # an empty part says nothing, and Anthropic refuses it
+                blocks.append(A.TextBlock(text=part.text))
         elif isinstance(part, O.ImagePart):
             if part.image_url.detail is not UNSET:
                 dropped.add("detail")
@@ -237,7 +244,12 @@ def _user_content(
             blocks.append(_document(part.file, at))
         else:
             raise Untranslatable(at, "an Anthropic target takes no audio input")
+    if not blocks:
+        raise Untranslatable(f"{where}.content", _EMPTY)
     return blocks
+
+
+_EMPTY = "is empty, and an Anthropic target takes no empty message"
 
 
 def _image_source(url: str, where: str) -> A.Base64Source | A.UrlSource:
@@ -283,7 +295,8 @@ def _assistant(
     elif isinstance(content, list):
         for part in content:
             text = part.text if isinstance(part, O.TextPart) else part.refusal
-            blocks.append(A.TextBlock(text=text))
+            if text:  # Anthropic refuses an empty text block
+                blocks.append(A.TextBlock(text=text))
     for n, call in enumerate(message.tool_calls or ()):
         try:
             value = msgspec.json.decode(call.function.arguments)
@@ -388,6 +401,11 @@ def _thinking(request: O.ChatRequest, out: A.MessagesRequest, dropped: Dropped) 
     if budget < _MIN_BUDGET:  # no room to think in this answer's length
         dropped.add("reasoning_effort")
         return
+    if _in_a_tool_loop(out.messages):
+        # Anthropic wants the thinking that led to the last tool call back
+        # (its signed block), which an OpenAI conversation does not carry
+        dropped.add("reasoning_effort")
+        return
     if isinstance(out.tool_choice, (A.ToolChoiceAny, A.ToolChoiceTool)):
         raise Untranslatable(
             "reasoning_effort",
@@ -406,6 +424,16 @@ def _thinking(request: O.ChatRequest, out: A.MessagesRequest, dropped: Dropped) 
     if out.top_k is not UNSET:
         out.top_k = UNSET
         dropped.add("top_k")
+
+
+def _in_a_tool_loop(turns: list[A.InputMessage]) -> bool:
+    """Whether the last assistant turn called a tool (its results follow)."""
+    for turn in reversed(turns):
+        if turn.role == "assistant":
+            return not isinstance(turn.content, str) and any(
+                isinstance(block, A.ToolUseBlock) for block in turn.content
+            )
+    return False
 
 
 # ---- the answer --------------------------------------------------------------------

@@ -87,7 +87,7 @@ def chat_request(
     request: A.MessagesRequest, upstream_model: str, target: ChatTarget, dropped: Dropped
 ) -> O.ChatRequest:
     messages: list[O.ChatMessage] = []
-    if request.system is not UNSET:
+    if request.system is not UNSET and request.system != []:  # OpenAI takes no empty array
         if isinstance(request.system, str):
             messages.append(O.SystemMessage(content=request.system))
         else:
@@ -123,7 +123,7 @@ def chat_request(
     if request.tools is not UNSET:
         chat.tools = [_tool(tool, n, dropped) for n, tool in enumerate(request.tools)]
     if request.tool_choice is not UNSET:
-        _tool_choice(request.tool_choice, chat)
+        _tool_choice(request.tool_choice, chat, dropped)
     if request.thinking is not UNSET and request.thinking.type == "enabled":
         if target.reasoning:
             budget = request.thinking.budget_tokens
@@ -220,6 +220,8 @@ def _tool_result(block: A.ToolResultBlock, where: str, dropped: Dropped) -> O.To
         return O.ToolMessage(tool_call_id=block.tool_use_id, content="")
     if isinstance(content, str):
         return O.ToolMessage(tool_call_id=block.tool_use_id, content=content)
+    if not content:  # OpenAI takes no empty array
+        return O.ToolMessage(tool_call_id=block.tool_use_id, content="")
     parts = []
     for n, item in enumerate(content):
         if not isinstance(item, A.TextBlock):
@@ -296,7 +298,10 @@ def server_tool(body: bytes) -> Untranslatable | None:
     return None
 
 
-def _tool_choice(choice: A.ToolChoice, chat: O.ChatRequest) -> None:
+def _tool_choice(choice: A.ToolChoice, chat: O.ChatRequest, dropped: Dropped) -> None:
+    if not chat.tools:  # OpenAI refuses a tool_choice without tools; with none, it says nothing
+        dropped.add("tool_choice")
+        return
     if isinstance(choice, A.ToolChoiceNone):
         chat.tool_choice = "none"
         return
@@ -308,8 +313,7 @@ def _tool_choice(choice: A.ToolChoice, chat: O.ChatRequest) -> None:
         chat.tool_choice = O.NamedToolChoice(
             type="function", function=O.NamedFunction(name=choice.name)
         )
-    # OpenAI refuses parallel_tool_calls without tools
-    if choice.disable_parallel_tool_use is not UNSET and chat.tools:
+    if choice.disable_parallel_tool_use is not UNSET:
         chat.parallel_tool_calls = not choice.disable_parallel_tool_use
 
 
