@@ -237,7 +237,7 @@ class Proxy:
         assert translation.client_request is not None
         counted = estimate_input_tokens(translation.client_request)
         body = msgspec.json.encode({"input_tokens": counted})
-        self.reporter.refused(path, 200)
+        self.reporter.answered_here(translation.client_request.model, path, 200)
         headers = [*dialects.JSON, ("x-byok-token-count", "estimate")]
         return Response(200, headers, body)
 

@@ -218,5 +218,9 @@ class Reporter:
 
     def refused(self, path: str, status: int) -> None:
         """A request byok would not forward (its one log line is the access log's)."""
-        self.metrics.request("-", path, status, None)
+        self.answered_here("-", path, status)
+
+    def answered_here(self, model: str, path: str, status: int) -> None:
+        """A request byok answered itself, with no attempt (count_tokens' estimate)."""
+        self.metrics.request(model, path, status, None)
         self.ledger.answered(status)
