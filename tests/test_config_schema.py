@@ -72,7 +72,7 @@ def error(data: dict, environ: dict | None = None) -> str:
             ("providers", "oai", "base"),
             "byok.toml: [providers.oai] base: unknown field; expected one of: "
             "anthropic_version, base_url, ca_file, client_cert, client_key, connect_timeout, "
-            "keys, kind, max_connections, passthrough, proxy, verify",
+            "keys, kind, max_connections, passthrough, proxy, reasoning, verify",
         ),
         (
             ("models", "m", "atempts"),
