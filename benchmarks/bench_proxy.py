@@ -10,7 +10,9 @@ Needs Debian's nginx (nginx-light will do), libnginx-mod-http-echo and wrk:
     apt-get install nginx-light libnginx-mod-http-echo wrk
 
 Everything stays on loopback.  nginx serves a fixed OpenAI chat completion, a
-20-chunk SSE stream, and a slow stream with 20 ms between chunks; it and wrk
+20-chunk SSE stream, and a slow stream with 20 ms between chunks (and, for
+bench_instructions.py --translation, the same answers as Anthropic's Messages
+API gives them, and streams of 100 chunks in either API); it and wrk
 share core 1, and every proxy runs alone on core 0 (taskset), one process, one
 worker.  Each case runs wrk for --duration seconds with a Lua script that POSTs
 a chat request and prints exact percentiles.  CPU per request is the proxy's
@@ -105,11 +107,12 @@ COMPLETION = json.dumps(
     }
 )
 STREAM_CHUNKS = 20
+LONG_CHUNKS = 100  # bench_instructions.py --translation's longer streams
 
 
-def _chunk(n: int) -> str:
+def _chunk(n: int, chunks: int = STREAM_CHUNKS) -> str:
     delta = {"role": "assistant", "content": ""} if n == 0 else {"content": f" tok{n}"}
-    finish = "stop" if n == STREAM_CHUNKS - 2 else None
+    finish = "stop" if n == chunks - 2 else None
     event = {
         "id": "chatcmpl-bench",
         "object": "chat.completion.chunk",
@@ -118,6 +121,81 @@ def _chunk(n: int) -> str:
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
     }
     return "data: " + json.dumps(event)
+
+
+# the same answers as Anthropic's Messages API gives them, compact as it writes them
+ANTHROPIC_MODEL = "claude-3-5-haiku-20241022"
+_USAGE = {"input_tokens": 11, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+MESSAGE = json.dumps(
+    {
+        "id": "msg_bench",
+        "type": "message",
+        "role": "assistant",
+        "model": ANTHROPIC_MODEL,
+        "content": [{"type": "text", "text": "Hello! How can I help you today?"}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {**_USAGE, "output_tokens": 9},
+    },
+    separators=(",", ":"),
+)
+
+
+def _anthropic_events(chunks: int = STREAM_CHUNKS) -> list[str]:
+    """The Anthropic stream of the OpenAI one of `chunks` chunks: the same
+    text deltas (" tok1" to the last), between Anthropic's framing events."""
+    texts = [f" tok{n}" for n in range(1, chunks - 1)]
+    events: list[tuple[str, object]] = [
+        (
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_bench",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": ANTHROPIC_MODEL,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {**_USAGE, "output_tokens": 1},
+                },
+            },
+        ),
+        ("ping", {"type": "ping"}),
+        (
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
+        ),
+        *(
+            (
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": text},
+                },
+            )
+            for text in texts
+        ),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": len(texts)},
+            },
+        ),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    return [
+        f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}" for name, data in events
+    ]
 
 
 @dataclass(frozen=True)
@@ -145,18 +223,26 @@ UPSTREAM_PATHS = {"fixed": "/v1", "sse": "/sse/v1", "slow": "/slow/v1"}
 
 
 def _nginx_conf(port: int, workdir: Path) -> str:
-    def stream(delay: float) -> str:
+    def stream(delay: float, chunks: int = STREAM_CHUNKS) -> str:
         lines = []
-        for n in range(STREAM_CHUNKS - 1):
+        for n in range(chunks - 1):
             if n and delay:
                 lines.append(f"echo_sleep {delay};")
-            lines.append(f"echo {_nginx_quote(_chunk(n))};")
+            lines.append(f"echo {_nginx_quote(_chunk(n, chunks))};")
             lines.append("echo;")
             lines.append("echo_flush;")
         if delay:  # [DONE] is the 20th chunk, as late as the others: 19 gaps in all
             lines.append(f"echo_sleep {delay};")
         lines.append("echo 'data: [DONE]';")
         lines.append("echo;")
+        return "\n            ".join(lines)
+
+    def anthropic_stream(chunks: int = STREAM_CHUNKS) -> str:
+        # an event's two lines in one echo (a quoted newline): two writes per
+        # event, its text and the blank line, as stream() makes of a chunk
+        lines = []
+        for event in _anthropic_events(chunks):
+            lines += [f"echo {_nginx_quote(event)};", "echo;", "echo_flush;"]
         return "\n            ".join(lines)
 
     return f"""
@@ -191,6 +277,24 @@ http {{
             default_type text/event-stream;
             {LIMIT_HEADERS}
             {stream(0)}
+        }}
+        # bench_instructions.py --translation: Anthropic's answers, the same text
+        location = /v1/messages {{
+            default_type application/json;
+            return 200 {_nginx_quote(MESSAGE)};
+        }}
+        location = /antsse/v1/messages {{
+            default_type text/event-stream;
+            {anthropic_stream()}
+        }}
+        # ...and streams of LONG_CHUNKS, to tell the cost of a chunk from that of a stream
+        location = /long/v1/chat/completions {{
+            default_type text/event-stream;
+            {stream(0, LONG_CHUNKS)}
+        }}
+        location = /antlong/v1/messages {{
+            default_type text/event-stream;
+            {anthropic_stream(LONG_CHUNKS)}
         }}
         location = /slow/v1/chat/completions {{
             default_type text/event-stream;
@@ -257,6 +361,49 @@ def _byok_config(upstream: str, workdir: Path, limits: bool = False, headers: bo
     path = workdir / (
         "byok-limits.toml" if limits else "byok-headers.toml" if headers else "byok.toml"
     )
+    path.write_text("\n".join(lines))
+    return path
+
+
+# bench_instructions.py --translation: a provider of each kind per shape of answer
+TRANSLATION_PATHS = {
+    ("openai", "fixed"): "/v1",
+    ("openai", "stream"): "/sse/v1",
+    ("openai", "long"): "/long/v1",
+    ("anthropic", "fixed"): "",  # Anthropic's base URL is the bare host
+    ("anthropic", "stream"): "/antsse",
+    ("anthropic", "long"): "/antlong",
+}
+UPSTREAM_MODELS = {"openai": "gpt-4o-mini", "anthropic": ANTHROPIC_MODEL}
+
+
+def _translation_config(upstream: str, workdir: Path) -> Path:
+    """The config of bench_instructions.py --translation: per shape of answer
+    (fixed, stream, long), a provider of kind openai and one of kind
+    anthropic, each with the keys of _byok_config's, and the models
+    "<kind>-<shape>" (openai-fixed, anthropic-stream, ...) with one target
+    there.  Either API's client may ask for either model: byok translates
+    when the target speaks the other API."""
+    lines = ["[server]", f'client_keys = ["{CLIENT_KEY}"]', ""]
+    for (kind, shape), prefix in TRANSLATION_PATHS.items():
+        lines += [
+            f"[providers.{kind}-{shape}]",
+            f'kind = "{kind}"',
+            f'base_url = "{upstream}{prefix}"',
+            "keys = [",
+            *(
+                f'  {{ key = "{key}", label = "{kind}-{shape}-{n + 1}", '
+                f"weight = {2 if n == 0 else 1} }},"
+                for n, key in enumerate(UPSTREAM_KEYS)
+            ),
+            "]",
+            "",
+            f'[models."{kind}-{shape}"]',
+            f'targets = ["{kind}-{shape}/{UPSTREAM_MODELS[kind]}"]',
+            'strategy = "weighted_round_robin"',
+            "",
+        ]
+    path = workdir / "byok-translation.toml"
     path.write_text("\n".join(lines))
     return path
 
