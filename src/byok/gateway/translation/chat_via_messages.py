@@ -57,7 +57,6 @@ usage chunk if the client asked for it, and ``[DONE]``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -87,8 +86,7 @@ _DROPPED_HINTS = (
 )
 
 
-@dataclass(frozen=True)
-class Answering:
+class Answering(msgspec.Struct, frozen=True):
     """What the answer's translation needs to know of the request."""
 
     created: int  # the chunks' and answer's `created`: when the request came
@@ -99,47 +97,71 @@ class Answering:
 def messages_request(
     request: O.ChatRequest, upstream_model: str, created: int, dropped: Dropped
 ) -> tuple[A.MessagesRequest, Answering]:
+    # A decoded request holds the exact Struct types (never subclasses), and
+    # a field left out is UNSET (or None, which OpenAI takes for most of
+    # them): tested by identity here, as isinstance() against a Struct class
+    # that does not match costs ten times as much, and this walk runs for
+    # every translated request.
     _refuse_what_changes_the_answer(request)
     system, messages = _conversation(request.messages, dropped)
     max_tokens = request.max_completion_tokens or request.max_tokens or DEFAULT_MAX_TOKENS
     out = A.MessagesRequest(model=upstream_model, messages=messages, max_tokens=max_tokens)
     if system is not None:
         out.system = system
-    if isinstance(request.stop, str):
-        out.stop_sequences = [request.stop]
-    elif isinstance(request.stop, list):
-        out.stop_sequences = list(request.stop)
-    if isinstance(request.temperature, (int, float)):
-        if request.temperature > 1:
+    stop = request.stop
+    if stop is not UNSET and stop is not None:
+        out.stop_sequences = [stop] if type(stop) is str else list(stop)
+    temperature = request.temperature
+    if temperature is not UNSET and temperature is not None:
+        if temperature > 1:
             raise Untranslatable(
                 "temperature",
                 "an Anthropic target takes 0 to 1; OpenAI's range above 1 has no equivalent",
             )
-        out.temperature = request.temperature
-    if isinstance(request.top_p, (int, float)):
+        out.temperature = temperature
+    if request.top_p is not UNSET and request.top_p is not None:
         out.top_p = request.top_p
-    if isinstance(request.top_k, int):
+    if request.top_k is not UNSET and request.top_k is not None:
         out.top_k = request.top_k
-    user = request.user if isinstance(request.user, str) else request.safety_identifier
-    if isinstance(user, str):
-        out.metadata = A.Metadata(user_id=user)
-    if request.safety_identifier is not UNSET and user is not request.safety_identifier:
+    user = request.user
+    if user is UNSET or user is None:
+        user = request.safety_identifier
+    elif request.safety_identifier is not UNSET:
         dropped.add("safety_identifier")
-    if isinstance(request.stream, bool):
+    if type(user) is str:
+        out.metadata = A.Metadata(user_id=user)
+    if request.stream is not UNSET and request.stream is not None:
         out.stream = request.stream
     include_usage = False
-    if isinstance(request.stream_options, O.StreamOptions):
-        include_usage = request.stream_options.include_usage is True
-        if request.stream_options.include_obfuscation is not UNSET:
+    options = request.stream_options
+    if options is not UNSET and options is not None:
+        include_usage = options.include_usage is True
+        if options.include_obfuscation is not UNSET:
             dropped.add("include_obfuscation")
     if request.tools:
         out.tools = [_tool(tool, dropped) for tool in request.tools]
-    _tool_choice(request, out, dropped)
-    schema_tool = _response_format(request, out, dropped)
-    _thinking(request, out, dropped)
-    for hint in _DROPPED_HINTS:
-        if getattr(request, hint) is not UNSET:
-            dropped.add(hint)
+    if request.tool_choice is not UNSET or request.parallel_tool_calls is not UNSET:
+        _tool_choice(request, out, dropped)
+    schema_tool = None
+    if request.response_format is not UNSET and request.response_format is not None:
+        schema_tool = _response_format(request, out, dropped)
+    if request.reasoning_effort is not UNSET and request.reasoning_effort is not None:
+        _thinking(request, out, dropped)
+    if (
+        request.seed is not UNSET
+        or request.presence_penalty is not UNSET
+        or request.frequency_penalty is not UNSET
+        or request.logit_bias is not UNSET
+        or request.metadata is not UNSET
+        or request.store is not UNSET
+        or request.service_tier is not UNSET
+        or request.prediction is not UNSET
+        or request.prompt_cache_key is not UNSET
+        or request.verbosity is not UNSET
+    ):  # one by one only when one is there (most requests carry none)
+        for hint in _DROPPED_HINTS:
+            if getattr(request, hint) is not UNSET:
+                dropped.add(hint)
     return out, Answering(created, schema_tool, include_usage)
 
 
@@ -160,39 +182,58 @@ def _conversation(
 ) -> tuple[str | list[A.TextBlock] | None, list[A.InputMessage]]:
     system: list[str | list[O.TextPart]] = []
     turns: list[A.InputMessage] = []
+    # the last turn when it is a user turn of tool results: a user or tool
+    # message that follows joins it (Anthropic wants a call's results in the
+    # very next turn)
+    results: list[A.RequestBlock] | None = None
+    last = len(messages) - 1
     for n, message in enumerate(messages):
-        where = f"messages[{n}]"
-        if not isinstance(message, O.ToolMessage) and message.name is not UNSET:
-            dropped.add("name")
-        if isinstance(message, (O.SystemMessage, O.DeveloperMessage)):
-            if turns:
-                raise Untranslatable(
-                    where,
-                    "an Anthropic target takes system instructions only before the "
-                    "conversation: move this message to the start",
-                )
-            system.append(message.content)
-        elif isinstance(message, O.UserMessage):
-            blocks = _user_content(message.content, where, dropped)
-            _add(turns, "user", blocks, merge=_ends_with_tool_results(turns))
-        elif isinstance(message, O.ToolMessage):
+        if type(message) is O.UserMessage:
+            given = message.content
+            content = (
+                given if isinstance(given, str) and given else _user_content(given, n, dropped)
+            )
+            if results is None:
+                turns.append(A.InputMessage(role="user", content=content))
+            elif isinstance(content, str):
+                results.append(A.TextBlock(text=content))
+            else:
+                results += content
+        elif type(message) is O.AssistantMessage:
+            said = _assistant(message, n, dropped)
+            # an empty turn says nothing, and Anthropic refuses one but the last
+            if said or n == last:
+                turns.append(A.InputMessage(role="assistant", content=said))
+            results = None
+        elif type(message) is O.ToolMessage:
             result = A.ToolResultBlock(
                 tool_use_id=message.tool_call_id,
                 content=message.content
                 if isinstance(message.content, str)
                 else [A.TextBlock(text=part.text) for part in message.content],
             )
-            _add(turns, "user", [result], merge=_ends_with_tool_results(turns))
+            if results is None:
+                results = [result]
+                turns.append(A.InputMessage(role="user", content=results))
+            else:
+                results.append(result)
+            continue
         else:
-            said = _assistant(message, where, dropped)
-            # an empty turn says nothing, and Anthropic refuses one but the last
-            if said or n == len(messages) - 1:
-                turns.append(A.InputMessage(role="assistant", content=said))
-    return _system(system), turns
+            assert isinstance(message, (O.SystemMessage, O.DeveloperMessage))
+            if turns:
+                raise Untranslatable(
+                    f"messages[{n}]",
+                    "an Anthropic target takes system instructions only before the "
+                    "conversation: move this message to the start",
+                )
+            system.append(message.content)
+        if message.name is not UNSET:
+            dropped.add("name")
+    return _system(system) if system else None, turns
 
 
 def _system(parts: list[str | list[O.TextPart]]) -> str | list[A.TextBlock] | None:
-    if len(parts) == 1 and isinstance(parts[0], str):
+    if len(parts) == 1 and type(parts[0]) is str:
         return parts[0]
     blocks = []
     for part in parts:
@@ -204,48 +245,31 @@ def _system(parts: list[str | list[O.TextPart]]) -> str | list[A.TextBlock] | No
     return [block for block in blocks if block.text] or None
 
 
-def _ends_with_tool_results(turns: list[A.InputMessage]) -> bool:
-    """Whether the last turn is a user turn of tool results: what follows
-    joins it, as Anthropic wants a call's results in the very next turn."""
-    if not turns or turns[-1].role != "user" or isinstance(turns[-1].content, str):
-        return False
-    return any(isinstance(block, A.ToolResultBlock) for block in turns[-1].content)
-
-
-def _add(
-    turns: list[A.InputMessage], role: str, blocks: str | list[A.RequestBlock], merge: bool
-) -> None:
-    if merge:
-        last = turns[-1]
-        assert isinstance(last.content, list)
-        last.content += [A.TextBlock(text=blocks)] if isinstance(blocks, str) else blocks
-        return
-    turns.append(A.InputMessage(role="user", content=blocks))
-
-
 def _user_content(
-    content: str | list[O.UserPart], where: str, dropped: Dropped
+    content: str | list[O.UserPart], message: int, dropped: Dropped
 ) -> str | list[A.RequestBlock]:
     if isinstance(content, str):
         if not content:
-            raise Untranslatable(f"{where}.content", _EMPTY)
+            raise Untranslatable(f"messages[{message}].content", _EMPTY)
         return content
     blocks: list[A.RequestBlock] = []
     for n, part in enumerate(content):
-        at = f"{where}.content[{n}]"
-        if isinstance(part, O.TextPart):
+        if type(part) is O.TextPart:
             if part.text:  # an empty part says nothing, and Anthropic refuses it
                 blocks.append(A.TextBlock(text=part.text))
-        elif isinstance(part, O.ImagePart):
+        elif type(part) is O.ImagePart:
             if part.image_url.detail is not UNSET:
                 dropped.add("detail")
+            at = f"messages[{message}].content[{n}]"
             blocks.append(A.ImageBlock(source=_image_source(part.image_url.url, at)))
-        elif isinstance(part, O.FilePart):
-            blocks.append(_document(part.file, at))
+        elif type(part) is O.FilePart:
+            blocks.append(_document(part.file, f"messages[{message}].content[{n}]"))
         else:
-            raise Untranslatable(at, "an Anthropic target takes no audio input")
+            raise Untranslatable(
+                f"messages[{message}].content[{n}]", "an Anthropic target takes no audio input"
+            )
     if not blocks:
-        raise Untranslatable(f"{where}.content", _EMPTY)
+        raise Untranslatable(f"messages[{message}].content", _EMPTY)
     return blocks
 
 
@@ -278,15 +302,13 @@ def _document(file: O.FileRef, where: str) -> A.DocumentBlock:
     return block
 
 
-def _assistant(
-    message: O.AssistantMessage, where: str, dropped: Dropped
-) -> str | list[A.RequestBlock]:
+def _assistant(message: O.AssistantMessage, n: int, dropped: Dropped) -> str | list[A.RequestBlock]:
     if message.reasoning_content is not UNSET:
         dropped.add("reasoning_content")
     if message.refusal is not UNSET and message.refusal is not None:
         dropped.add("refusal")
     content = message.content
-    if isinstance(content, str) and not message.tool_calls:
+    if type(content) is str and not message.tool_calls:
         return content
     blocks: list[A.RequestBlock] = []
     if isinstance(content, str):
@@ -297,14 +319,14 @@ def _assistant(
             text = part.text if isinstance(part, O.TextPart) else part.refusal
             if text:  # Anthropic refuses an empty text block
                 blocks.append(A.TextBlock(text=text))
-    for n, call in enumerate(message.tool_calls or ()):
+    for m, call in enumerate(message.tool_calls or ()):
         try:
             value = msgspec.json.decode(call.function.arguments)
         except msgspec.DecodeError:
             value = None
-        if not isinstance(value, dict):
+        if type(value) is not dict:
             raise Untranslatable(
-                f"{where}.tool_calls[{n}].function.arguments",
+                f"messages[{n}].tool_calls[{m}].function.arguments",
                 "is not a JSON object, which an Anthropic target takes as a tool call's input",
             )
         blocks.append(A.ToolUseBlock(id=call.id, name=call.function.name, input=value))
@@ -454,19 +476,25 @@ def chat_answer(message: A.Message, answering: Answering) -> O.ChatCompletion:
     thoughts: list[str] = []
     calls: list[O.AnswerToolCall] = []
     for block in message.content:
-        if block.type == "text" and isinstance(block.text, str):
-            texts.append(block.text)
-        elif block.type == "thinking" and isinstance(block.thinking, str):
-            thoughts.append(block.thinking)
-        elif block.type == "tool_use":
+        kind = block.type
+        if kind == "text":
+            if block.text is not UNSET:
+                texts.append(block.text)
+        elif kind == "thinking":
+            if block.thinking is not UNSET:
+                thoughts.append(block.thinking)
+        elif kind == "tool_use":
             arguments = json_text(block.input if block.input is not UNSET else {})
             if block.name == answering.schema_tool:
                 texts.append(arguments)
                 continue
             function = O.AnswerFunction(name=_str(block.name), arguments=arguments)
             calls.append(O.AnswerToolCall(id=_str(block.id), type="function", function=function))
-    answer = O.AnswerMessage(role="assistant", content="".join(texts) if texts else None)
-    answer.refusal = None
+    answer = O.AnswerMessage(
+        role="assistant",
+        content=(texts[0] if len(texts) == 1 else "".join(texts)) if texts else None,
+        refusal=None,
+    )
     if calls:
         answer.tool_calls = calls
     if thoughts:
@@ -491,27 +519,58 @@ def _finish_reason(stop_reason: str | None, called: bool) -> str:
 
 
 def openai_usage(usage: A.Usage) -> O.Usage:
-    read = _count(usage.cache_read_input_tokens)
-    written = _count(usage.cache_creation_input_tokens)
-    prompt = _count(usage.input_tokens) + read + written
-    output = _count(usage.output_tokens)
-    found = O.Usage(prompt_tokens=prompt, completion_tokens=output, total_tokens=prompt + output)
-    if usage.cache_read_input_tokens is not UNSET:
-        found.prompt_tokens_details = O.PromptDetails(cached_tokens=read)
-    return found
+    read = usage.cache_read_input_tokens
+    written = usage.cache_creation_input_tokens
+    prompt = usage.input_tokens if type(usage.input_tokens) is int else 0
+    if type(written) is int:
+        prompt += written
+    output = usage.output_tokens if type(usage.output_tokens) is int else 0
+    if read is UNSET:
+        return O.Usage(prompt_tokens=prompt, completion_tokens=output, total_tokens=prompt + output)
+    read = read if type(read) is int else 0
+    prompt += read
+    return O.Usage(
+        prompt_tokens=prompt,
+        completion_tokens=output,
+        total_tokens=prompt + output,
+        prompt_tokens_details=O.PromptDetails(cached_tokens=read),
+    )
 
 
 def _count(value: int | msgspec.UnsetType | None) -> int:
-    return value if isinstance(value, int) else 0
+    return value if type(value) is int else 0
 
 
 def _str(value: object) -> str:
-    return value if isinstance(value, str) else ""
+    return value if type(value) is str else ""
 
 
 # ---- the stream ----------------------------------------------------------------------
 
 _decode_event = msgspec.json.Decoder(A.Event).decode
+_decode_text = msgspec.json.Decoder(str).decode
+
+# A text delta as Anthropic writes it (compact, in this order): the most
+# common event of a stream, whose text goes on as the JSON string it came
+# as, unparsed.  Any other shape takes the general way.
+_TEXT_DELTA = b'{"type":"content_block_delta","index":'
+_TEXT_FIELD = b',"delta":{"type":"text_delta","text":'
+_TEXT_END = b'},"finish_reason":null}]}\n\n'
+
+
+def _text_of(data: bytes) -> bytes | None:
+    """The JSON string of a text delta written as _TEXT_DELTA says, or None."""
+    field = data.find(_TEXT_FIELD, len(_TEXT_DELTA))
+    if field < 0 or not data.endswith(b"}}") or not data[len(_TEXT_DELTA) : field].isdigit():
+        return None
+    text = data[field + len(_TEXT_FIELD) : -2]
+    try:
+        _decode_text(text)  # one JSON string, and nothing more
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return text
+
+
 _encode = msgspec.json.Encoder().encode
 _DONE = b"data: [DONE]\n\n"
 
@@ -528,6 +587,7 @@ class ChunksFromEvents:
         self._answering = answering
         self._reader = SseReader()
         self._head = b""  # every chunk's first members, once message_start told them
+        self._head_text = b""  # a text chunk's bytes before its text
         self._usage = A.Usage(input_tokens=0, output_tokens=0)
         self._calls = 0  # tool calls begun
         self._blocks: dict[
@@ -538,14 +598,14 @@ class ChunksFromEvents:
 
     def feed(self, chunk: bytes) -> bytes:
         out: list[bytes] = []
-        for _, data in self._reader.feed(chunk):
+        for data in self._reader.feed(chunk):
             self._take(data, out)
         return b"".join(out)
 
     def finish(self) -> bytes:
         """The upstream's stream ended: what is left to send.  Once only."""
         out: list[bytes] = []
-        for _, data in self._reader.finish():
+        for data in self._reader.finish():
             self._take(data, out)
         if not self._ended and self._head:
             self._end(out)  # the upstream ended without message_stop
@@ -554,6 +614,11 @@ class ChunksFromEvents:
     def _take(self, data: bytes, out: list[bytes]) -> None:
         if self._ended:
             return
+        if data.startswith(_TEXT_DELTA) and self._head:
+            text = _text_of(data)
+            if text is not None:
+                out.append(self._head_text + text + _TEXT_END)
+                return
         try:
             found = _decode_event(data)
         except (msgspec.DecodeError, msgspec.ValidationError):
@@ -563,13 +628,14 @@ class ChunksFromEvents:
             self._delta(found, out)
         elif kind == "content_block_start":
             self._block_start(found, out)
-        elif kind == "message_start" and isinstance(found.message, A.Message):
+        elif kind == "message_start" and found.message is not UNSET:
             self._start(found.message, out)
         elif kind == "message_delta":
-            if isinstance(found.usage, A.Usage):
+            if found.usage is not UNSET:
                 self._count(found.usage)
-            if isinstance(found.delta, A.Delta) and isinstance(found.delta.stop_reason, str):
-                self._finish = _finish_reason(found.delta.stop_reason, self._calls > 0)
+            delta = found.delta
+            if delta is not UNSET and type(delta.stop_reason) is str:
+                self._finish = _finish_reason(delta.stop_reason, self._calls > 0)
         elif kind == "message_stop":
             self._end(out)
         elif kind == "error":
@@ -590,6 +656,7 @@ class ChunksFromEvents:
             + _encode(message.model)
             + b',"choices":['
         )
+        self._head_text = b"data: " + self._head + b'{"index":0,"delta":{"content":'
         self._count(message.usage)
         out.append(
             self._chunk(
@@ -629,12 +696,12 @@ class ChunksFromEvents:
 
     def _delta(self, found: A.Event, out: list[bytes]) -> None:
         delta = found.delta
-        if not isinstance(delta, A.Delta):
+        if delta is UNSET:
             return
-        if isinstance(delta.text, str):
+        if delta.text is not UNSET:
             out.append(self._text(delta.text))
-        elif isinstance(delta.partial_json, str):
-            index = found.index if isinstance(found.index, int) else -1
+        elif delta.partial_json is not UNSET:
+            index = found.index if found.index is not UNSET else -1
             if index not in self._blocks:
                 return
             call = self._blocks[index]
@@ -643,7 +710,7 @@ class ChunksFromEvents:
             else:
                 piece = {"index": call, "function": {"arguments": delta.partial_json}}
                 out.append(self._delta_chunk({"tool_calls": [piece]}))
-        elif isinstance(delta.thinking, str):
+        elif delta.thinking is not UNSET:
             out.append(self._delta_chunk({"reasoning_content": delta.thinking}))
 
     def _end(self, out: list[bytes]) -> None:

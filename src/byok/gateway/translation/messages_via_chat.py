@@ -86,21 +86,34 @@ def reasoning_effort(budget: int) -> str:
 def chat_request(
     request: A.MessagesRequest, upstream_model: str, target: ChatTarget, dropped: Dropped
 ) -> O.ChatRequest:
+    # A decoded request holds the exact Struct types (never subclasses):
+    # tested by identity here, as isinstance() against a Struct class that
+    # does not match costs ten times as much, and this walk runs for every
+    # translated request.
     messages: list[O.ChatMessage] = []
-    if request.system is not UNSET and request.system != []:  # OpenAI takes no empty array
-        if isinstance(request.system, str):
-            messages.append(O.SystemMessage(content=request.system))
+    system = request.system
+    if system is not UNSET and system != []:  # OpenAI takes no empty array
+        if isinstance(system, str):
+            messages.append(O.SystemMessage(content=system))
         else:
-            messages.append(O.SystemMessage(content=[_text(b, dropped) for b in request.system]))
+            messages.append(O.SystemMessage(content=[_text(b, dropped) for b in system]))
     for n, message in enumerate(request.messages):
-        where = f"messages[{n}]"
+        content = message.content
         if message.role == "user":
-            messages += _user_turn(message.content, where, dropped)
+            if isinstance(content, str):
+                messages.append(O.UserMessage(content=content))
+            else:
+                messages += _user_turn(content, n, dropped)
+        elif isinstance(content, str):
+            messages.append(O.AssistantMessage(content=content))
         else:
-            messages.append(_assistant_turn(message.content, where, dropped))
+            messages.append(_assistant_turn(content, n, dropped))
     chat = O.ChatRequest(model=upstream_model, messages=messages)
     if request.max_tokens is not UNSET:
-        setattr(chat, target.max_tokens_field, request.max_tokens)
+        if target.max_tokens_field == "max_tokens":
+            chat.max_tokens = request.max_tokens
+        else:
+            chat.max_completion_tokens = request.max_tokens
     if request.stop_sequences is not UNSET:
         if target.max_stop is not None and len(request.stop_sequences) > target.max_stop:
             raise Untranslatable(
@@ -114,7 +127,7 @@ def chat_request(
             chat.top_k = request.top_k
         else:
             dropped.add("top_k")
-    if request.metadata is not UNSET and isinstance(request.metadata.user_id, str):
+    if request.metadata is not UNSET and type(request.metadata.user_id) is str:
         chat.user = request.metadata.user_id
     if request.stream is not UNSET:
         chat.stream = request.stream
@@ -143,26 +156,22 @@ def _text(block: A.TextBlock, dropped: Dropped) -> O.TextPart:
     return O.TextPart(text=block.text)
 
 
-def _user_turn(
-    content: str | list[A.RequestBlock], where: str, dropped: Dropped
-) -> list[O.ChatMessage]:
-    if isinstance(content, str):
-        return [O.UserMessage(content=content)]
+def _user_turn(blocks: list[A.RequestBlock], turn: int, dropped: Dropped) -> list[O.ChatMessage]:
     results: list[O.ChatMessage] = []
     parts: list[O.UserPart] = []
-    for n, block in enumerate(content):
-        at = f"{where}.content[{n}]"
-        if isinstance(block, A.ToolResultBlock):
-            results.append(_tool_result(block, at, dropped))
-        elif isinstance(block, A.TextBlock):
+    for n, block in enumerate(blocks):
+        if type(block) is A.TextBlock:
             parts.append(_text(block, dropped))
-        elif isinstance(block, A.ImageBlock):
+        elif type(block) is A.ToolResultBlock:
+            results.append(_tool_result(block, f"messages[{turn}].content[{n}]", dropped))
+        elif type(block) is A.ImageBlock:
             parts.append(_image(block, dropped))
-        elif isinstance(block, A.DocumentBlock):
-            parts.append(_document(block, at, dropped))
+        elif type(block) is A.DocumentBlock:
+            parts.append(_document(block, f"messages[{turn}].content[{n}]", dropped))
         else:
             raise Untranslatable(
-                at, f"a {block.__struct_config__.tag} block belongs to an assistant turn"
+                f"messages[{turn}].content[{n}]",
+                f"a {block.__struct_config__.tag} block belongs to an assistant turn",
             )
     if parts or not results:
         results.append(O.UserMessage(content=parts))
@@ -235,25 +244,23 @@ def _tool_result(block: A.ToolResultBlock, where: str, dropped: Dropped) -> O.To
 
 
 def _assistant_turn(
-    content: str | list[A.RequestBlock], where: str, dropped: Dropped
+    blocks: list[A.RequestBlock], turn: int, dropped: Dropped
 ) -> O.AssistantMessage:
-    if isinstance(content, str):
-        return O.AssistantMessage(content=content)
     texts: list[O.TextPart | O.RefusalPart] = []
     calls: list[O.ToolCall] = []
-    for n, block in enumerate(content):
-        if isinstance(block, A.TextBlock):
+    for n, block in enumerate(blocks):
+        if type(block) is A.TextBlock:
             texts.append(_text(block, dropped))
-        elif isinstance(block, A.ToolUseBlock):
+        elif type(block) is A.ToolUseBlock:
             if block.cache_control is not UNSET:
                 dropped.add("cache_control")
             function = O.FunctionCall(name=block.name, arguments=json_text(block.input))
             calls.append(O.ToolCall(id=block.id, function=function))
-        elif isinstance(block, (A.ThinkingBlock, A.RedactedThinkingBlock)):
+        elif type(block) is A.ThinkingBlock or type(block) is A.RedactedThinkingBlock:
             dropped.add("thinking")  # an earlier answer's reasoning: no Chat API takes it back
         else:
             raise Untranslatable(
-                f"{where}.content[{n}]",
+                f"messages[{turn}].content[{n}]",
                 f"a {block.__struct_config__.tag} block belongs to a user turn",
             )
     message = O.AssistantMessage()
@@ -376,23 +383,25 @@ def _tool_use(call: O.AnswerToolCall) -> A.AnswerBlock:
 
 def _stop(choice: O.Choice) -> tuple[str, str | None]:
     reason = choice.finish_reason
-    if reason == "stop" and isinstance(choice.stop_reason, str):
+    if reason == "stop" and type(choice.stop_reason) is str:
         return "stop_sequence", choice.stop_reason
     return STOP_REASONS.get(reason or "stop", "end_turn"), None
 
 
 def anthropic_usage(usage: O.Usage | msgspec.UnsetType | None) -> A.Usage:
-    if not isinstance(usage, O.Usage):
+    if usage is UNSET or usage is None:
         return A.Usage(input_tokens=0, output_tokens=0)
     prompt = usage.prompt_tokens or 0
-    found = A.Usage(input_tokens=prompt, output_tokens=usage.completion_tokens or 0)
     details = usage.prompt_tokens_details
-    if isinstance(details, O.PromptDetails) and isinstance(details.cached_tokens, int):
-        # Anthropic's input_tokens leaves out what was read from the cache
-        found.input_tokens = max(prompt - details.cached_tokens, 0)
-        found.cache_read_input_tokens = details.cached_tokens
-        found.cache_creation_input_tokens = 0
-    return found
+    if details is UNSET or details is None or type(details.cached_tokens) is not int:
+        return A.Usage(input_tokens=prompt, output_tokens=usage.completion_tokens or 0)
+    # Anthropic's input_tokens leaves out what was read from the cache
+    return A.Usage(
+        input_tokens=max(prompt - details.cached_tokens, 0),
+        output_tokens=usage.completion_tokens or 0,
+        cache_read_input_tokens=details.cached_tokens,
+        cache_creation_input_tokens=0,
+    )
 
 
 # ---- the stream ----------------------------------------------------------------------
@@ -428,17 +437,18 @@ class EventsFromChunks:
         self._stop_sequence: str | None = None
         self._refused = False
         self._usage = A.Usage(input_tokens=0, output_tokens=0)
+        self._text_head = b""  # a text delta's bytes before its text, in the open block
 
     def feed(self, chunk: bytes) -> bytes:
         out: list[bytes] = []
-        for _, data in self._reader.feed(chunk):
+        for data in self._reader.feed(chunk):
             self._take(data, out)
         return b"".join(out)
 
     def finish(self) -> bytes:
         """The upstream's stream ended: what is left to send.  Once only."""
         out: list[bytes] = []
-        for _, data in self._reader.finish():
+        for data in self._reader.finish():
             self._take(data, out)
         self._end(out)
         return b"".join(out)
@@ -458,16 +468,27 @@ class EventsFromChunks:
             return
         if not self._started:
             self._start(chunk, out)
-        if isinstance(chunk.usage, O.Usage):
-            self._usage = anthropic_usage(chunk.usage)
-            self.input = chunk.usage.prompt_tokens or 0
-            self.output = chunk.usage.completion_tokens or 0
+        usage = chunk.usage
+        if type(usage) is O.Usage:
+            self._usage = anthropic_usage(usage)
+            self.input = usage.prompt_tokens or 0
+            self.output = usage.completion_tokens or 0
         for choice in chunk.choices:
             if choice.index:
                 continue  # one choice was asked for
             delta = choice.delta
-            if isinstance(delta, O.AnswerMessage):
-                self._delta(delta, out)
+            if type(delta) is O.AnswerMessage:
+                content = delta.content
+                if (
+                    content
+                    and self._open == "text"
+                    and not delta.tool_calls
+                    and not delta.reasoning_content
+                    and not delta.refusal
+                ):  # the common chunk: more of the text being written
+                    out.append(self._text_head + _encode(content) + b"}}\n\n")
+                else:
+                    self._delta(delta, out)
             if choice.finish_reason is not None:
                 self._stop_reason, self._stop_sequence = _stop(choice)
 
@@ -496,11 +517,11 @@ class EventsFromChunks:
             )
         if delta.content:
             self._block("text", {"type": "text", "text": ""}, out)
-            out.append(_text_delta(self._index, delta.content))
+            out.append(self._text_head + _encode(delta.content) + b"}}\n\n")
         if delta.refusal:
             self._refused = True
             self._block("text", {"type": "text", "text": ""}, out)
-            out.append(_text_delta(self._index, delta.refusal))
+            out.append(self._text_head + _encode(delta.refusal) + b"}}\n\n")
         if delta.tool_calls:
             for position, call in enumerate(delta.tool_calls):
                 self._call_piece(call, position, out)
@@ -555,6 +576,8 @@ class EventsFromChunks:
         self._close(out)
         self._index += 1
         self._open = kind
+        if kind == "text":
+            self._text_head = _text_head(self._index)
         out.append(
             event(
                 "content_block_start",
@@ -617,16 +640,15 @@ def _block_delta(index: int, delta: Mapping[str, object]) -> bytes:
     )
 
 
-def _text_delta(index: int, text: str) -> bytes:
-    # the common event of a stream, written without building its dict
+def _text_head(index: int) -> bytes:
+    """The bytes of a text delta of block `index` before its text (the most
+    common event of a stream, written without building its dict)."""
     return (
         b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
         + str(index).encode()
         + b',"delta":{"type":"text_delta","text":'
-        + _encode(text)
-        + b"}}\n\n"
     )
 
 
 def _str(value: object) -> str:
-    return value if isinstance(value, str) else ""
+    return value if type(value) is str else ""
