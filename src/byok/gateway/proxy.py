@@ -209,13 +209,16 @@ class Proxy:
             target = None
             if route.crossing == "messages→chat":
                 target = chat_target(provider.spec, route.upstream_model, provider.reasoning)
-            found = made.get((route.crossing, target))
+            # one translation per crossing and target traits (chat_target's are
+            # one object per value: by identity, as hashing one costs more)
+            made_for = (route.crossing, id(target))
+            found = made.get(made_for)
             if found is None:
                 try:
                     found = Translation.of(request.body, path, route.crossing, target, created)
                 except Untranslatable as problem:
                     found = problem
-                made[(route.crossing, target)] = found
+                made[made_for] = found
             if isinstance(found, Untranslatable):
                 log.info("%s left out: %s", route.pool.name, found)
                 refused = refused or found

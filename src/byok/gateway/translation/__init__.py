@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 import msgspec
@@ -87,8 +87,14 @@ _REASONING_MODELS = re.compile(r"^(o\d|gpt-5)")
 def chat_target(kind: ProviderKind, upstream_model: str, reasoning: bool | None) -> ChatTarget:
     """The traits of a Chat Completions target: OpenAI's own API, or a server
     that copies it (vLLM, Ollama, ...).  `reasoning`: the provider's setting
-    (None: OpenAI's reasoning models by name; an OpenAI-compatible server takes none)."""
-    if kind.name == "openai":
+    (None: OpenAI's reasoning models by name; an OpenAI-compatible server takes none).
+    One object per value, asked for per translated request: cached."""
+    return _chat_target(kind.name, upstream_model, reasoning)
+
+
+@lru_cache(maxsize=256)
+def _chat_target(kind: str, upstream_model: str, reasoning: bool | None) -> ChatTarget:
+    if kind == "openai":
         takes = (
             _REASONING_MODELS.match(upstream_model) is not None if reasoning is None else reasoning
         )
@@ -107,24 +113,24 @@ _decode_completion = msgspec.json.Decoder(O.ChatCompletion).decode
 _encode = msgspec.json.Encoder().encode
 
 
-@dataclass
-class Translation:
-    """One client request as a target of the other API takes it."""
+class Translation(msgspec.Struct, gc=False):
+    """One client request as a target of the other API takes it.  (A Struct,
+    not a dataclass, for its __init__ in C: one is made per request.)"""
 
     crossing: Crossing
     upstream_path: str
     dropped: Dropped
-    _request: A.MessagesRequest | O.ChatRequest
-    _answering: Answering | None = None  # chat→messages: what the answer needs
+    request: A.MessagesRequest | O.ChatRequest  # the target's, model left to body()
+    answering: Answering | None = None  # chat→messages: what the answer needs
     client_request: A.MessagesRequest | None = None  # messages→chat: for count_tokens
-    _reported: bool = False
+    reported: bool = False
 
     def unreported_drops(self) -> list[str]:
         """The hints it dropped, the first time it is asked (once a request)."""
-        if self._reported:
+        if self.reported:
             return []
-        self._reported = True
-        return self.dropped.names
+        self.reported = True
+        return self.dropped
 
     @classmethod
     def of(
@@ -161,8 +167,8 @@ class Translation:
 
     def body(self, upstream_model: str) -> bytes:
         """The request to send, for the target's upstream model."""
-        self._request.model = upstream_model
-        return _encode(self._request)
+        self.request.model = upstream_model
+        return _encode(self.request)
 
     def answer(self, body: bytes) -> bytes:
         """The upstream's whole 2xx answer in the client's API; BadAnswer
@@ -170,8 +176,8 @@ class Translation:
         try:
             if self.crossing == "messages→chat":
                 return _encode(message_answer(_decode_completion(body)))
-            assert self._answering is not None
-            return _encode(chat_answer(_decode_message(body), self._answering))
+            assert self.answering is not None
+            return _encode(chat_answer(_decode_message(body), self.answering))
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
             raise BadAnswer(f"the upstream's answer cannot be read: {error}") from None
 
@@ -179,8 +185,8 @@ class Translation:
         """A translator for the upstream's stream, fed its bytes as they come."""
         if self.crossing == "messages→chat":
             return EventsFromChunks()
-        assert self._answering is not None
-        return ChunksFromEvents(self._answering)
+        assert self.answering is not None
+        return ChunksFromEvents(self.answering)
 
     @property
     def client_dialect(self) -> str:

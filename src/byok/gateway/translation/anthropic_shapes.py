@@ -18,7 +18,7 @@ from msgspec import UNSET, UnsetType
 # ---- requests: strict --------------------------------------------------------------
 
 
-class _In(msgspec.Struct, forbid_unknown_fields=True):
+class _In(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     pass
 
 
@@ -152,7 +152,11 @@ class MessagesRequest(_In):
 # ---- answers and stream events: lenient ----------------------------------------------
 
 
-class AnswerBlock(msgspec.Struct):
+class _Out(msgspec.Struct, gc=False):
+    pass
+
+
+class AnswerBlock(_Out):
     """A content block of an answer, of any type (the fields of each are optional)."""
 
     type: str
@@ -165,14 +169,14 @@ class AnswerBlock(msgspec.Struct):
     input: Any = UNSET
 
 
-class Usage(msgspec.Struct):
+class Usage(_Out):
     input_tokens: int | UnsetType | None = UNSET  # a message_delta may carry only the output
     output_tokens: int | UnsetType | None = UNSET
     cache_creation_input_tokens: int | UnsetType | None = UNSET
     cache_read_input_tokens: int | UnsetType | None = UNSET
 
 
-class Message(msgspec.Struct):
+class Message(_Out):
     id: str
     model: str
     content: list[AnswerBlock]
@@ -183,7 +187,7 @@ class Message(msgspec.Struct):
     stop_sequence: str | None = None
 
 
-class Delta(msgspec.Struct):
+class Delta(_Out):
     """The delta of a content_block_delta, or of a message_delta."""
 
     type: str | UnsetType = UNSET
@@ -195,7 +199,7 @@ class Delta(msgspec.Struct):
     stop_sequence: str | UnsetType | None = UNSET
 
 
-class Event(msgspec.Struct):
+class Event(_Out):
     """One event of a stream: the fields of every type, optional."""
 
     type: str
@@ -207,5 +211,5 @@ class Event(msgspec.Struct):
     error: Any = UNSET  # error
 
 
-class ErrorBody(msgspec.Struct):
+class ErrorBody(_Out):
     error: Any = UNSET

@@ -67,7 +67,14 @@ from . import openai_shapes as O
 from .common import Dropped, Untranslatable, json_text
 from .sse import SseReader, data_only
 
-__all__ = ["Answering", "ChunksFromEvents", "chat_answer", "messages_request"]
+__all__ = [
+    "Answering",
+    "ChunksFromEvents",
+    "chat_answer",
+    "messages_request",
+]
+
+_encode = msgspec.json.Encoder().encode
 
 DEFAULT_MAX_TOKENS = 4096
 _BUDGETS = {"low": 2048, "medium": 8192, "high": 24576}
@@ -571,7 +578,6 @@ def _text_of(data: bytes) -> bytes | None:
     return text
 
 
-_encode = msgspec.json.Encoder().encode
 _DONE = b"data: [DONE]\n\n"
 
 

@@ -20,19 +20,22 @@ class Untranslatable(ValueError):
         self.field = field
 
 
-class Dropped:
+class Dropped(list[str]):
     """The hints a translation left out (cache_control, a sampling penalty,
     ...): fields that do not change what the answer means, counted in a
-    metric by name so that an operator sees what their clients send in vain."""
+    metric by name so that an operator sees what their clients send in vain.
+    A list of their names (made per translated request: a list is made in C,
+    an object of a Python class through its __init__)."""
 
-    __slots__ = ("names",)
-
-    def __init__(self) -> None:
-        self.names: list[str] = []
+    __slots__ = ()
 
     def add(self, name: str) -> None:
-        if name not in self.names:
-            self.names.append(name)
+        if name not in self:
+            self.append(name)
+
+    @property
+    def names(self) -> list[str]:
+        return self
 
 
 _encode = msgspec.json.Encoder().encode

@@ -52,7 +52,14 @@ from . import openai_shapes as O
 from .common import Dropped, Untranslatable, json_text
 from .sse import SseReader, event
 
-__all__ = ["ChatTarget", "EventsFromChunks", "chat_request", "message_answer"]
+__all__ = [
+    "ChatTarget",
+    "EventsFromChunks",
+    "chat_request",
+    "message_answer",
+]
+
+_encode = msgspec.json.Encoder().encode
 
 
 class BadAnswer(ValueError):
@@ -631,7 +638,6 @@ class EventsFromChunks:
 
 
 _PING = event("ping", {"type": "ping"})
-_encode = msgspec.json.Encoder().encode
 
 
 def _block_delta(index: int, delta: Mapping[str, object]) -> bytes:

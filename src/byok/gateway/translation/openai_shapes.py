@@ -17,7 +17,7 @@ from msgspec import UNSET, UnsetType
 # ---- requests: strict --------------------------------------------------------------
 
 
-class _In(msgspec.Struct, forbid_unknown_fields=True):
+class _In(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     pass
 
 
@@ -188,12 +188,16 @@ class ChatRequest(_In):
 # ---- answers and stream chunks: lenient ----------------------------------------------
 
 
-class AnswerFunction(msgspec.Struct):
+class _Out(msgspec.Struct, gc=False):
+    pass
+
+
+class AnswerFunction(_Out):
     name: str | UnsetType = UNSET
     arguments: str | UnsetType = UNSET
 
 
-class AnswerToolCall(msgspec.Struct):
+class AnswerToolCall(_Out):
     """A tool call of an answer, or a piece of one in a stream's delta."""
 
     index: int | UnsetType = UNSET
@@ -202,7 +206,7 @@ class AnswerToolCall(msgspec.Struct):
     function: AnswerFunction | UnsetType = UNSET
 
 
-class AnswerMessage(msgspec.Struct):
+class AnswerMessage(_Out):
     """A choice's message, or a stream chunk's delta."""
 
     role: str | UnsetType | None = UNSET
@@ -212,7 +216,7 @@ class AnswerMessage(msgspec.Struct):
     reasoning_content: str | UnsetType | None = UNSET
 
 
-class Choice(msgspec.Struct):
+class Choice(_Out):
     index: int = 0
     message: AnswerMessage | UnsetType = UNSET
     delta: AnswerMessage | UnsetType = UNSET  # in a stream chunk
@@ -222,15 +226,15 @@ class Choice(msgspec.Struct):
     logprobs: Any = None
 
 
-class PromptDetails(msgspec.Struct):
+class PromptDetails(_Out):
     cached_tokens: int | UnsetType | None = UNSET
 
 
-class CompletionDetails(msgspec.Struct):
+class CompletionDetails(_Out):
     reasoning_tokens: int | UnsetType | None = UNSET
 
 
-class Usage(msgspec.Struct):
+class Usage(_Out):
     prompt_tokens: int | None = 0
     completion_tokens: int | None = 0
     total_tokens: int | None = 0
@@ -238,7 +242,7 @@ class Usage(msgspec.Struct):
     completion_tokens_details: CompletionDetails | UnsetType | None = UNSET
 
 
-class ChatCompletion(msgspec.Struct):
+class ChatCompletion(_Out):
     """A whole answer, or one chunk of a stream (`object` tells which)."""
 
     id: str = ""
@@ -251,5 +255,5 @@ class ChatCompletion(msgspec.Struct):
     error: Any = UNSET  # an OpenAI-compatible server's error in a stream
 
 
-class ErrorBody(msgspec.Struct):
+class ErrorBody(_Out):
     error: Any = UNSET
