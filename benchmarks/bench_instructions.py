@@ -241,8 +241,10 @@ def _start(
             str(port),
         ],
         cwd=str(out.parent),  # not this tree: `-m byok` must find the target's own byok
-        # the usage ledger in the run's directory, not the user's data directory
-        env={**os.environ, "XDG_DATA_HOME": str(out.parent / "data")},
+        # the usage ledger in the run's directory, not the user's data directory;
+        # one hash seed for every run, as str hashes decide how dicts probe and
+        # grow: with a random seed a run's count moves by 10,000 a request
+        env={**os.environ, "XDG_DATA_HOME": str(out.parent / "data"), "PYTHONHASHSEED": "0"},
         stdout=subprocess.DEVNULL,
         stderr=stderr,
     )

@@ -568,7 +568,7 @@ _TEXT_END = b'},"finish_reason":null}]}\n\n'
 def _text_of(data: bytes) -> bytes | None:
     """The JSON string of a text delta written as _TEXT_DELTA says, or None."""
     field = data.find(_TEXT_FIELD, len(_TEXT_DELTA))
-    if field < 0 or not data.endswith(b"}}") or not data[len(_TEXT_DELTA) : field].isdigit():
+    if field < 0 or data[-2:] != b"}}" or not data[len(_TEXT_DELTA) : field].isdigit():
         return None
     text = data[field + len(_TEXT_FIELD) : -2]
     try:
@@ -620,7 +620,7 @@ class ChunksFromEvents:
     def _take(self, data: bytes, out: list[bytes]) -> None:
         if self._ended:
             return
-        if data.startswith(_TEXT_DELTA) and self._head:
+        if data[: len(_TEXT_DELTA)] == _TEXT_DELTA and self._head:
             text = _text_of(data)
             if text is not None:
                 out.append(self._head_text + text + _TEXT_END)

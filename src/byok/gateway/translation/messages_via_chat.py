@@ -388,7 +388,7 @@ def _tool_use(call: O.AnswerToolCall) -> A.AnswerBlock:
     return A.AnswerBlock(type="tool_use", id=call_id, name=name, input=value)
 
 
-def _stop(choice: O.Choice) -> tuple[str, str | None]:
+def _stop(choice: O.Choice | O.ChunkChoice) -> tuple[str, str | None]:
     reason = choice.finish_reason
     if reason == "stop" and type(choice.stop_reason) is str:
         return "stop_sequence", choice.stop_reason
@@ -413,7 +413,7 @@ def anthropic_usage(usage: O.Usage | msgspec.UnsetType | None) -> A.Usage:
 
 # ---- the stream ----------------------------------------------------------------------
 
-_decode_chunk = msgspec.json.Decoder(O.ChatCompletion).decode
+_decode_chunk = msgspec.json.Decoder(O.Chunk).decode
 
 
 @dataclass
@@ -499,7 +499,7 @@ class EventsFromChunks:
             if choice.finish_reason is not None:
                 self._stop_reason, self._stop_sequence = _stop(choice)
 
-    def _start(self, chunk: O.ChatCompletion, out: list[bytes]) -> None:
+    def _start(self, chunk: O.Chunk, out: list[bytes]) -> None:
         self._started = True
         message: dict[str, object] = {
             "id": chunk.id,
@@ -607,7 +607,7 @@ class EventsFromChunks:
         if self._ended:
             return
         if not self._started:
-            self._start(O.ChatCompletion(), out)
+            self._start(O.Chunk(), out)
         self._close(out)
         for index in sorted(self._held):
             held = self._held.pop(index)

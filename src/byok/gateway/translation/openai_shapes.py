@@ -255,5 +255,25 @@ class ChatCompletion(_Out):
     error: Any = UNSET  # an OpenAI-compatible server's error in a stream
 
 
+class ChunkChoice(_Out):
+    """A stream chunk's choice: what its translation reads (a chunk is
+    decoded per delta, and each field left out is one less to build)."""
+
+    index: int = 0
+    delta: AnswerMessage | UnsetType = UNSET
+    finish_reason: str | None = None
+    stop_reason: str | int | UnsetType | None = UNSET  # vLLM's, as in Choice
+
+
+class Chunk(_Out):
+    """One chunk of a stream, as its translation reads it."""
+
+    id: str = ""
+    model: str = ""
+    choices: list[ChunkChoice] = []
+    usage: Usage | UnsetType | None = UNSET
+    error: Any = UNSET  # an OpenAI-compatible server's error in a stream
+
+
 class ErrorBody(_Out):
     error: Any = UNSET

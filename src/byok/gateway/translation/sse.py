@@ -28,6 +28,15 @@ class SseReader:
         self._held = b""
 
     def feed(self, chunk: bytes) -> list[bytes]:
+        if not self._held:  # the commonest chunk: one whole event, of one data line
+            end = chunk.find(b"\n")
+            if chunk[:6] == b"data: ":  # OpenAI's
+                if end == len(chunk) - 2 and chunk[-1:] == b"\n":
+                    return [chunk[6:end]]
+            elif chunk[:7] == b"event: " and chunk[end + 1 : end + 7] == b"data: ":  # Anthropic's
+                last = chunk.find(b"\n", end + 7)
+                if last == len(chunk) - 2 and chunk[-1:] == b"\n":
+                    return [chunk[end + 7 : last]]
         data = self._held + chunk if self._held else chunk
         if data[-2:] == b"\n\n":  # the common chunk: whole events
             self._held = b""
