@@ -732,3 +732,37 @@ def test_events_cut_at_every_byte_read_the_same() -> None:
         translator = chunks_from_events()
         out = translator.feed(RICH_EVENTS[:cut]) + translator.feed(RICH_EVENTS[cut:])
         assert out + translator.finish() == whole, cut
+
+
+# ---- a stream that cannot be read ------------------------------------------------------
+
+HUGE = 8 * 1024 * 1024 + 1  # past the longest event a reader holds (sse._HELD_LIMIT)
+
+
+def test_an_event_longer_than_any_answer_ends_the_anthropic_stream_with_an_error() -> None:
+    translator = events_from_chunks()
+    begun = translator.feed(openai_stream([chunk(ROLE), chunk({"content": "Hel"})], done=False))
+    out = translator.feed(b'data: {"choices":[{"delta":{"content":"' + b"x" * HUGE)
+    events = anthropic_events(begun + out)
+    assert kinds(events) == [
+        "message_start",
+        "ping",
+        "content_block_start",
+        "content_block_delta:text_delta",
+        "error",
+    ]
+    assert "a stream event longer than 8 MiB" in events[-1]["error"]["message"]
+    assert translator.feed(b'x"}}]}\n\n' + openai_stream([chunk({"content": "lo"})])) == b""
+    assert translator.finish() == b""
+
+
+def test_an_event_longer_than_any_answer_ends_the_openai_stream_with_an_error() -> None:
+    translator = chunks_from_events()
+    begun = translator.feed(anthropic_stream([anthropic_start()]))
+    out = translator.feed(b'event: content_block_delta\ndata: {"text":"' + b"x" * HUGE)
+    chunks = openai_chunks(begun + out)
+    assert chunks[0] == openai_chunk({"role": "assistant", "content": ""})
+    assert chunks[-1]["error"]["type"] == "api_error"
+    assert "a stream event longer than 8 MiB" in chunks[-1]["error"]["message"]
+    assert translator.feed(anthropic_stream([STOP])) == b""
+    assert translator.finish() == b""

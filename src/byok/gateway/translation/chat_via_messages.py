@@ -603,8 +603,15 @@ class ChunksFromEvents:
         self._ended = False
 
     def feed(self, chunk: bytes) -> bytes:
+        if self._ended:
+            return b""  # what comes after the end, or an error, is not the client's
         out: list[bytes] = []
-        for data in self._reader.feed(chunk):
+        try:
+            events = self._reader.feed(chunk)
+        except ValueError as problem:  # an event longer than any answer's
+            self._fail(f"the upstream's stream cannot be read: {problem}", "api_error", out)
+            return b"".join(out)
+        for data in events:
             self._take(data, out)
         return b"".join(out)
 
@@ -645,12 +652,14 @@ class ChunksFromEvents:
         elif kind == "message_stop":
             self._end(out)
         elif kind == "error":
-            self._ended = True
             error = found.error if isinstance(found.error, dict) else {}
             message = error.get("message", "the upstream's stream failed")
-            out.append(
-                data_only({"error": {"message": message, "type": error.get("type", "api_error")}})
-            )
+            self._fail(message, error.get("type", "api_error"), out)
+
+    def _fail(self, message: object, kind: object, out: list[bytes]) -> None:
+        """The stream ends with an error, as an OpenAI-compatible server tells one."""
+        self._ended = True
+        out.append(data_only({"error": {"message": message, "type": kind}}))
 
     def _start(self, message: A.Message, out: list[bytes]) -> None:
         self._head = (

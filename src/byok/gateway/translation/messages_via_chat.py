@@ -447,8 +447,15 @@ class EventsFromChunks:
         self._text_head = b""  # a text delta's bytes before its text, in the open block
 
     def feed(self, chunk: bytes) -> bytes:
+        if self._ended:
+            return b""  # what comes after the end, or an error, is not the client's
         out: list[bytes] = []
-        for data in self._reader.feed(chunk):
+        try:
+            events = self._reader.feed(chunk)
+        except ValueError as problem:  # an event longer than any answer's
+            self._fail(f"the upstream's stream cannot be read: {problem}", out)
+            return b"".join(out)
+        for data in events:
             self._take(data, out)
         return b"".join(out)
 
