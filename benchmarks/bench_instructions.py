@@ -66,6 +66,7 @@ import sys
 import tempfile
 import threading
 import time
+from argparse import SUPPRESS
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -74,11 +75,16 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bench_proxy import (  # noqa: E402
+    ANTHROPIC_MODEL,
     CLIENT_KEY,
+    COMPLETION,
     LONG_CHUNKS,
+    MESSAGE,
     STREAM_CHUNKS,
+    _anthropic_events,
     _baseline,
     _byok_config,
+    _chunk,
     _nginx_conf,
     _translation_config,
 )
@@ -325,7 +331,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="this tree alone: what translating between the two APIs costs",
     )
+    # what --translation runs under callgrind for "the translation alone"
+    parser.add_argument("--alone", nargs=3, metavar=("WAY", "SHAPE", "COUNT"), help=SUPPRESS)
     args = parser.parse_args(argv)
+    if args.alone:
+        return args
     if args.translation:
         if args.baseline or args.limits:
             parser.error("--translation measures this tree alone: no --baseline or --limits")
@@ -343,6 +353,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main() -> None:
     args = parse()
+    if args.alone:
+        letter, shape, count = args.alone
+        translate_alone(next(w for w in WAYS if w.letter == letter), shape, int(count))
+        return
     for tool in ("valgrind", "nginx"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             raise SystemExit(f"{tool} is missing: apt-get install valgrind nginx-light")
@@ -424,7 +438,14 @@ def translation(args: argparse.Namespace, workdir: Path) -> None:
         print(translation_summary(medians[shape]) + "\n", flush=True)
     per_delta = chunk_summary(medians)
     if per_delta:
-        print(per_delta, flush=True)
+        print(per_delta + "\n", flush=True)
+    # in one process, so every shape: the long stream costs minutes here, not an hour
+    alone = {
+        shape: {letter: _alone_per_request(letter, shape, workdir) for letter, _, _ in CROSSINGS}
+        for shape in SHAPES
+    }
+    print("the translation alone, instructions per request", flush=True)
+    print(alone_summary(alone, medians), flush=True)
 
 
 def _shape_title(shape: str) -> str:
@@ -443,6 +464,104 @@ def translation_summary(figures: dict[str, float]) -> str:
             f"{translated} / {native} = {mine / theirs:.3f} (the translation is "
             f"{(mine - theirs) / mine:.1%} of {translated})"
         )
+    return "\n".join(lines)
+
+
+# ---- the translation alone -------------------------------------------------------------
+#
+# b - a and d - c hold more than the translation: the two clients' requests
+# and the two targets' answers differ in what byok does with them natively
+# (a and c differ by 10,000 instructions or more).  So the translation is
+# also counted alone: byok's own translation functions, in one process under
+# callgrind, given the very bodies of the proxy's run (the client's request,
+# nginx's answer, a stream event by event as nginx flushes them), LOW then
+# HIGH times; its share is of the translated request through the proxy.
+
+
+def upstream_answer(kind: str, shape: str) -> list[bytes]:
+    """What nginx answers in `kind`'s API for `shape`: the whole body, or a
+    stream's events (bench_proxy's locations, which flush each event)."""
+    if shape == "fixed":
+        return [COMPLETION.encode() if kind == "openai" else MESSAGE.encode()]
+    chunks = STREAM_CHUNKS if shape == "stream" else LONG_CHUNKS
+    if kind == "openai":
+        events = [_chunk(n, chunks) for n in range(chunks - 1)] + ["data: [DONE]"]
+    else:
+        events = _anthropic_events(chunks)
+    return [f"{event}\n\n".encode() for event in events]
+
+
+def translate_alone(way: Way, shape: str, count: int) -> None:
+    """--alone: what byok does to translate one request of `way` and its
+    answer, `count` times (under callgrind, as _alone_per_request runs it):
+    the request for the target, then the answer, or the stream event by
+    event, for the client.  The last answer is checked as the proxy's are."""
+    from byok.gateway.translation import Translation, chat_target
+    from byok.providers import OPENAI
+
+    answer = upstream_answer(way.kind, shape)
+    call = translation_call(way, shape)
+    body = call.body.encode()
+    crossing = next(c for t, _, c in CROSSINGS if t == way.letter)
+    target = chat_target(OPENAI, "gpt-4o-mini", None) if way.kind == "openai" else None
+    model = "gpt-4o-mini" if way.kind == "openai" else ANTHROPIC_MODEL
+    said = b""
+    for _ in range(count):
+        translation = Translation.of(body, call.path, crossing, target, 0)
+        translation.body(model)
+        if shape == "fixed":
+            said = translation.answer(answer[0])
+        else:
+            translator = translation.stream()
+            said = b"".join([translator.feed(event) for event in answer] + [translator.finish()])
+    problem = _problem(call, 200, said)
+    if problem is not None:
+        raise SystemExit(f"--alone {way.letter} {shape}: {problem}")
+
+
+def _alone_per_request(letter: str, shape: str, workdir: Path) -> float:
+    totals = []
+    for count in (LOW, HIGH):
+        out = workdir / f"cg.alone.{letter}.{shape}.{count}"
+        subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--alone",
+                letter,
+                shape,
+                str(count),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+        )
+        found = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.M)
+        if found is None:
+            raise SystemExit(f"no instruction total in {out}")
+        totals.append(int(found.group(1)))
+    return (totals[1] - totals[0]) / (HIGH - LOW)
+
+
+def alone_summary(alone: dict[str, dict[str, float]], medians: dict[str, dict[str, float]]) -> str:
+    """The translation alone per shape, its share of the translated request
+    through the proxy (for the shapes run there), and per text delta: its
+    growth from the stream to the long one."""
+    lines = []
+    more = DELTAS["long"] - DELTAS["stream"]
+    for translated, _, crossing in CROSSINGS:
+        for shape in SHAPES:
+            figure = alone[shape][translated]
+            share = ""
+            if shape in medians:
+                share = f", {figure / medians[shape][translated]:.1%} of {translated}"
+            lines.append(f"  {crossing}, {_shape_title(shape)}: {figure:,.0f}{share}")
+        per = (alone["long"][translated] - alone["stream"][translated]) / more
+        lines.append(f"  {crossing}: {per:,.0f} per text delta")
     return "\n".join(lines)
 
 

@@ -499,3 +499,35 @@ def test_the_cost_of_a_delta_is_the_growth_of_the_translations_cost_over_more_de
     summary = instructions_bench.translation_summary(medians["fixed"])
     assert "messages→chat: b - a = 100,000 per request; b / a = 1.100" in summary
     assert "chat→messages: d - c = 120,000 per request; d / c = 1.120" in summary
+
+
+@pytest.mark.parametrize("letter", ["b", "d"])
+@pytest.mark.parametrize("shape", ["fixed", "stream", "long"])
+def test_the_translation_alone_translates_the_bench_bodies_and_checks_them(
+    letter: str, shape: str
+) -> None:
+    """--alone runs byok's translation on the very bodies of the proxy's
+    run; it fails loudly on an answer the proxy's check would refuse."""
+    way = next(w for w in instructions_bench.WAYS if w.letter == letter)
+    instructions_bench.translate_alone(way, shape, 2)  # raises SystemExit on a bad answer
+    events = instructions_bench.upstream_answer(way.kind, shape)
+    assert len(events) == (
+        1
+        if shape == "fixed"
+        else {"stream": bench.STREAM_CHUNKS, "long": bench.LONG_CHUNKS}[shape]
+        + (0 if way.kind == "openai" else 4)
+    )
+
+
+def test_the_translation_alone_is_told_per_request_share_and_delta() -> None:
+    alone = {
+        "fixed": {"b": 60_000.0, "d": 70_000.0},
+        "stream": {"b": 400_000.0, "d": 500_000.0},
+        "long": {"b": 400_000.0 + 80 * 16_000, "d": 500_000.0 + 80 * 17_000},
+    }
+    said = instructions_bench.alone_summary(alone, {"fixed": {"b": 600_000.0, "d": 700_000.0}})
+    assert "messages→chat, a whole answer: 60,000, 10.0% of b" in said
+    assert "chat→messages, a whole answer: 70,000, 10.0% of d" in said
+    assert "messages→chat: 16,000 per text delta" in said
+    assert "chat→messages: 17,000 per text delta" in said
+    assert "a stream of 18 text deltas: 400,000\n" in said  # not run through the proxy: no share
