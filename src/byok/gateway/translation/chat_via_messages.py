@@ -67,12 +67,7 @@ from . import openai_shapes as O
 from .common import Dropped, Untranslatable, json_text
 from .sse import SseReader, data_only
 
-__all__ = [
-    "Answering",
-    "ChunksFromEvents",
-    "chat_answer",
-    "messages_request",
-]
+__all__ = ["Answering", "ChunksFromEvents", "chat_answer", "messages_request"]
 
 _encode = msgspec.json.Encoder().encode
 

@@ -52,12 +52,7 @@ from . import openai_shapes as O
 from .common import Dropped, Untranslatable, json_text
 from .sse import SseReader, event
 
-__all__ = [
-    "ChatTarget",
-    "EventsFromChunks",
-    "chat_request",
-    "message_answer",
-]
+__all__ = ["ChatTarget", "EventsFromChunks", "chat_request", "message_answer"]
 
 _encode = msgspec.json.Encoder().encode
 
