@@ -493,9 +493,7 @@ def chat_answer(message: A.Message, answering: Answering) -> O.ChatCompletion:
             function = O.AnswerFunction(name=_str(block.name), arguments=arguments)
             calls.append(O.AnswerToolCall(id=_str(block.id), type="function", function=function))
     answer = O.AnswerMessage(
-        role="assistant",
-        content=(texts[0] if len(texts) == 1 else "".join(texts)) if texts else None,
-        refusal=None,
+        role="assistant", content="".join(texts) if texts else None, refusal=None
     )
     if calls:
         answer.tool_calls = calls
@@ -521,22 +519,13 @@ def _finish_reason(stop_reason: str | None, called: bool) -> str:
 
 
 def openai_usage(usage: A.Usage) -> O.Usage:
-    read = usage.cache_read_input_tokens
-    written = usage.cache_creation_input_tokens
-    prompt = usage.input_tokens if type(usage.input_tokens) is int else 0
-    if type(written) is int:
-        prompt += written
-    output = usage.output_tokens if type(usage.output_tokens) is int else 0
-    if read is UNSET:
-        return O.Usage(prompt_tokens=prompt, completion_tokens=output, total_tokens=prompt + output)
-    read = read if type(read) is int else 0
-    prompt += read
-    return O.Usage(
-        prompt_tokens=prompt,
-        completion_tokens=output,
-        total_tokens=prompt + output,
-        prompt_tokens_details=O.PromptDetails(cached_tokens=read),
-    )
+    read = _count(usage.cache_read_input_tokens)
+    prompt = _count(usage.input_tokens) + read + _count(usage.cache_creation_input_tokens)
+    output = _count(usage.output_tokens)
+    found = O.Usage(prompt_tokens=prompt, completion_tokens=output, total_tokens=prompt + output)
+    if usage.cache_read_input_tokens is not UNSET:
+        found.prompt_tokens_details = O.PromptDetails(cached_tokens=read)
+    return found
 
 
 def _count(value: int | msgspec.UnsetType | None) -> int:
@@ -588,7 +577,8 @@ class ChunksFromEvents:
         self._answering = answering
         self._reader = SseReader()
         self._head = b""  # every chunk's first members, once message_start told them
-        self._head_text = b""  # a text chunk's bytes before its text
+        # a text chunk's bytes before its text (its head once message_start told it)
+        self._head_text = b'data: {"index":0,"delta":{"content":'
         self._usage = A.Usage(input_tokens=0, output_tokens=0)
         self._calls = 0  # tool calls begun
         self._blocks: dict[
@@ -737,9 +727,7 @@ class ChunksFromEvents:
 
     def _text(self, text: str) -> bytes:
         # the common chunk of a stream, written without building its dict
-        return self._chunk(
-            b'{"index":0,"delta":{"content":' + _encode(text) + b'},"finish_reason":null}'
-        )
+        return self._head_text + _encode(text) + _TEXT_END
 
     def _delta_chunk(self, delta: dict[str, Any]) -> bytes:
         return self._chunk(b'{"index":0,"delta":' + _encode(delta) + b',"finish_reason":null}')

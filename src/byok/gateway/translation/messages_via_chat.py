@@ -495,7 +495,7 @@ class EventsFromChunks:
                     and not delta.reasoning_content
                     and not delta.refusal
                 ):  # the common chunk: more of the text being written
-                    out.append(self._text_head + _encode(content) + b"}}\n\n")
+                    out.append(self._text(content))
                 else:
                     self._delta(delta, out)
             if choice.finish_reason is not None:
@@ -526,11 +526,11 @@ class EventsFromChunks:
             )
         if delta.content:
             self._block("text", {"type": "text", "text": ""}, out)
-            out.append(self._text_head + _encode(delta.content) + b"}}\n\n")
+            out.append(self._text(delta.content))
         if delta.refusal:
             self._refused = True
             self._block("text", {"type": "text", "text": ""}, out)
-            out.append(self._text_head + _encode(delta.refusal) + b"}}\n\n")
+            out.append(self._text(delta.refusal))
         if delta.tool_calls:
             for position, call in enumerate(delta.tool_calls):
                 self._call_piece(call, position, out)
@@ -576,6 +576,10 @@ class EventsFromChunks:
         if isinstance(function.name, str) and function.name:
             held.name = function.name
         held.arguments += arguments
+
+    def _text(self, text: str) -> bytes:
+        """A text delta of the open text block."""
+        return self._text_head + _encode(text) + b"}}\n\n"
 
     def _block(self, kind: str, block: Mapping[str, object], out: list[bytes]) -> None:
         """Open a block of `kind` unless one is open (a tool block is never
