@@ -313,6 +313,11 @@ def instructions(
             f"{python}: {len(failures)} bad answers to POST {call.path}, the first: "
             f"{failures[0]}\nbyok's log ends:\n" + "\n".join(said[-15:])
         )
+    return _total(out)
+
+
+def _total(out: Path) -> int:
+    """The instructions a callgrind run counted, from its output file."""
     found = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.M)
     if found is None:
         raise SystemExit(f"no instruction total in {out}")
@@ -548,10 +553,7 @@ def _alone_per_request(letter: str, shape: str, workdir: Path) -> float:
             stderr=subprocess.DEVNULL,
             env={**os.environ, "PYTHONHASHSEED": "0"},
         )
-        found = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.M)
-        if found is None:
-            raise SystemExit(f"no instruction total in {out}")
-        totals.append(int(found.group(1)))
+        totals.append(_total(out))
     return (totals[1] - totals[0]) / (HIGH - LOW)
 
 

@@ -423,11 +423,6 @@ def test_the_conversation_is_the_same_in_both_apis_and_typical_in_size() -> None
     assert (sent["system"], sent["messages"]) == (messages["system"], messages["messages"])
 
 
-def _nginx_stream(events: list[str]) -> bytes:
-    """What a stream location of bench_proxy's nginx sends: each event, a blank line."""
-    return "".join(f"{event}\n\n" for event in events).encode()
-
-
 @pytest.mark.parametrize("shape", ["fixed", "stream", "long"])
 def test_the_upstreams_answers_translate_to_what_the_bench_checks(shape: str) -> None:
     """nginx's answers in each API, through byok's own translations, pass the
@@ -435,14 +430,11 @@ def test_the_upstreams_answers_translate_to_what_the_bench_checks(shape: str) ->
     from byok.gateway.translation import Translation, chat_target
     from byok.providers import OPENAI
 
-    chunks = {"fixed": 0, "stream": bench.STREAM_CHUNKS, "long": bench.LONG_CHUNKS}[shape]
-    openai_stream = _nginx_stream([bench._chunk(n, chunks) for n in range(chunks - 1)])
-    openai_stream += b"data: [DONE]\n\n"
+    stream = shape != "fixed"
+    # what nginx sends: the whole body, or each event and a blank line
     answers = {
-        "openai": bench.COMPLETION.encode() if not chunks else openai_stream,
-        "anthropic": bench.MESSAGE.encode()
-        if not chunks
-        else _nginx_stream(bench._anthropic_events(chunks)),
+        kind: b"".join(instructions_bench.upstream_answer(kind, shape))
+        for kind in ("openai", "anthropic")
     }
     ways = {way.letter: way for way in instructions_bench.WAYS}
     for letter, crossing in [
@@ -457,14 +449,14 @@ def test_the_upstreams_answers_translate_to_what_the_bench_checks(shape: str) ->
         if crossing is not None:
             target = chat_target(OPENAI, "gpt-4o-mini", None) if way.kind == "openai" else None
             translation = Translation.of(call.body.encode(), call.path, crossing, target, 0)
-            if chunks:
+            if stream:
                 translator = translation.stream()
                 answer = translator.feed(answer) + translator.finish()
             else:
                 answer = translation.answer(answer)
         assert instructions_bench._problem(call, 200, answer) is None, (letter, answer[-300:])
         assert instructions_bench._problem(call, 502, answer) is not None
-        if chunks:  # a stream cut before its end is caught
+        if stream:  # a stream cut before its end is caught
             cut = answer[: answer.rindex(b"\n\n", 0, len(answer) - 2)]
             assert instructions_bench._problem(call, 200, cut) is not None
 

@@ -149,21 +149,9 @@ def messages_request(
         schema_tool = _response_format(request, out, dropped)
     if request.reasoning_effort is not UNSET and request.reasoning_effort is not None:
         _thinking(request, out, dropped)
-    if (
-        request.seed is not UNSET
-        or request.presence_penalty is not UNSET
-        or request.frequency_penalty is not UNSET
-        or request.logit_bias is not UNSET
-        or request.metadata is not UNSET
-        or request.store is not UNSET
-        or request.service_tier is not UNSET
-        or request.prediction is not UNSET
-        or request.prompt_cache_key is not UNSET
-        or request.verbosity is not UNSET
-    ):  # one by one only when one is there (most requests carry none)
-        for hint in _DROPPED_HINTS:
-            if getattr(request, hint) is not UNSET:
-                dropped.add(hint)
+    for hint in _DROPPED_HINTS:
+        if getattr(request, hint) is not UNSET:
+            dropped.add(hint)
     return out, Answering(created, schema_tool, include_usage)
 
 

@@ -112,10 +112,7 @@ def chat_request(
             messages.append(_assistant_turn(content, n, dropped))
     chat = O.ChatRequest(model=upstream_model, messages=messages)
     if request.max_tokens is not UNSET:
-        if target.max_tokens_field == "max_tokens":
-            chat.max_tokens = request.max_tokens
-        else:
-            chat.max_completion_tokens = request.max_tokens
+        setattr(chat, target.max_tokens_field, request.max_tokens)
     if request.stop_sequences is not UNSET:
         if target.max_stop is not None and len(request.stop_sequences) > target.max_stop:
             raise Untranslatable(
