@@ -57,6 +57,7 @@ usage chunk if the client asked for it, and ``[DONE]``.
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -86,6 +87,7 @@ _DROPPED_HINTS = (
     "prompt_cache_key",
     "verbosity",
 )
+_hints_of = attrgetter(*_DROPPED_HINTS)  # their values, in one call
 
 
 class Answering(msgspec.Struct, frozen=True):
@@ -149,9 +151,11 @@ def messages_request(
         schema_tool = _response_format(request, out, dropped)
     if request.reasoning_effort is not UNSET and request.reasoning_effort is not None:
         _thinking(request, out, dropped)
-    for hint in _DROPPED_HINTS:
-        if getattr(request, hint) is not UNSET:
-            dropped.add(hint)
+    given = _hints_of(request)
+    if given.count(UNSET) != len(_DROPPED_HINTS):  # most requests carry none of them
+        for hint, value in zip(_DROPPED_HINTS, given, strict=True):
+            if value is not UNSET:
+                dropped.add(hint)
     return out, Answering(created, schema_tool, include_usage)
 
 
