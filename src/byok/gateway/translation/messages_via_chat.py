@@ -49,6 +49,7 @@ from msgspec import UNSET
 
 from . import anthropic_shapes as A
 from . import openai_shapes as O
+from . import text_deltas
 from .common import Dropped, Untranslatable, json_text
 from .sse import SseReader, event
 
@@ -421,7 +422,7 @@ class EventsFromChunks:
     ``input``/``output`` are the stream's tokens once its usage came (as
     gateway.usage counts them: input with cache reads), for the ledger."""
 
-    def __init__(self) -> None:
+    def __init__(self, compiled: bool = True) -> None:
         self.input = 0
         self.output = 0
         self._reader = SseReader()
@@ -437,10 +438,15 @@ class EventsFromChunks:
         self._refused = False
         self._usage = A.Usage(input_tokens=0, output_tokens=0)
         self._text_head = b""  # a text delta's bytes before its text, in the open block
+        self._compiled = text_deltas.of_chunks if compiled else None
 
     def feed(self, chunk: bytes) -> bytes:
         if self._ended:
             return b""  # what comes after the end, or an error, is not the client's
+        if self._compiled is not None and self._open == "text" and not self._reader.held:
+            said = self._compiled(chunk, self._text_head, _TEXT_TAIL)  # more text alone
+            if said is not None:
+                return said
         out: list[bytes] = []
         try:
             events = self._reader.feed(chunk)
@@ -576,7 +582,7 @@ class EventsFromChunks:
 
     def _text(self, text: str) -> bytes:
         """A text delta of the open text block."""
-        return self._text_head + _encode(text) + b"}}\n\n"
+        return self._text_head + _encode(text) + _TEXT_TAIL
 
     def _block(self, kind: str, block: Mapping[str, object], out: list[bytes]) -> None:
         """Open a block of `kind` unless one is open (a tool block is never
@@ -647,6 +653,9 @@ def _block_delta(index: int, delta: Mapping[str, object]) -> bytes:
     return event(
         "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
     )
+
+
+_TEXT_TAIL = b"}}\n\n"  # a text delta's bytes after its text
 
 
 def _text_head(index: int) -> bytes:

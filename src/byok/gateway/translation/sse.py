@@ -22,13 +22,13 @@ _encode = msgspec.json.Encoder().encode
 
 
 class SseReader:
-    __slots__ = ("_held",)
+    __slots__ = ("held",)
 
     def __init__(self) -> None:
-        self._held = b""
+        self.held = b""  # the start of an event not ended yet
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        if not self._held:  # the commonest chunk: one whole event, of one data line
+        if not self.held:  # the commonest chunk: one whole event, of one data line
             end = chunk.find(b"\n")
             if chunk[:6] == b"data: ":  # OpenAI's
                 if end == len(chunk) - 2 and chunk[-1:] == b"\n":
@@ -37,23 +37,23 @@ class SseReader:
                 last = chunk.find(b"\n", end + 7)
                 if last == len(chunk) - 2 and chunk[-1:] == b"\n":
                     return [chunk[end + 7 : last]]
-        data = self._held + chunk if self._held else chunk
+        data = self.held + chunk if self.held else chunk
         if data[-2:] == b"\n\n":  # the common chunk: whole events
-            self._held = b""
+            self.held = b""
             return _parse(data)
         end = _end_of_events(data)
         if end < len(data):
             if len(data) - end > _HELD_LIMIT:
                 raise ValueError("a stream event longer than 8 MiB")
-            self._held = data[end:]
+            self.held = data[end:]
             data = data[:end]
         else:
-            self._held = b""
+            self.held = b""
         return _parse(data) if data else []
 
     def finish(self) -> list[bytes]:
         """The stream ended: an event it did not end with a blank line."""
-        held, self._held = self._held, b""
+        held, self.held = self.held, b""
         return _parse(held + b"\n\n") if held.strip() else []
 
 
