@@ -26,8 +26,8 @@ extensions = [
 ] + [
     # the stream translators' commonest event, in C (the Python path stands in without it)
     Extension(
-        "byok.gateway.translation._deltas",
-        ["src/byok/gateway/translation/_deltas.pyx"],
+        "byok.gateway.translation._fast_text",
+        ["src/byok/gateway/translation/_fast_text.pyx"],
         extra_compile_args=COMPILE_ARGS,
     )
 ]

@@ -37,6 +37,7 @@ import msgspec
 from ...providers import ProviderKind
 from .. import dialects
 from . import anthropic_shapes as A
+from . import fast_text
 from . import openai_shapes as O
 from .chat_via_messages import Answering, ChunksFromEvents, chat_answer, messages_request
 from .common import Dropped, Untranslatable, decode_error
@@ -177,6 +178,10 @@ class Translation(msgspec.Struct, gc=False):
             if self.crossing == "messages→chat":
                 return _encode(message_answer(_decode_completion(body)))
             assert self.answering is not None
+            if fast_text.chat_answer is not None:  # an answer of text, in C
+                said = fast_text.chat_answer(body, self.answering.created)
+                if said is not None:
+                    return said
             return _encode(chat_answer(_decode_message(body), self.answering))
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
             raise BadAnswer(f"the upstream's answer cannot be read: {error}") from None

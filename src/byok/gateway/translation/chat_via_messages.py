@@ -64,10 +64,11 @@ import msgspec
 from msgspec import UNSET
 
 from . import anthropic_shapes as A
+from . import fast_text
 from . import openai_shapes as O
-from . import text_deltas
 from .common import Dropped, Untranslatable, json_text
-from .sse import SseReader, data_only
+from .sse import data_only
+from .streams import EventStream
 
 __all__ = ["Answering", "ChunksFromEvents", "chat_answer", "messages_request"]
 
@@ -558,54 +559,33 @@ def _text_of(data: bytes) -> bytes | None:
 _DONE = b"data: [DONE]\n\n"
 
 
-class ChunksFromEvents:
+class ChunksFromEvents(EventStream):
     """Feed it an Anthropic stream's bytes; it hands back OpenAI's chunks.
 
     ``input``/``output`` are the stream's tokens (input with cache reads and
     writes, as gateway.usage counts them), for the ledger."""
 
     def __init__(self, answering: Answering, compiled: bool = True) -> None:
+        super().__init__(fast_text.of_events if compiled else None, _TEXT_END)
         self.input = 0
         self.output = 0
         self._answering = answering
-        self._reader = SseReader()
         self._head = b""  # every chunk's first members, once message_start told them
         # a text chunk's bytes before its text (its head once message_start told it)
-        self._head_text = b'data: {"index":0,"delta":{"content":'
+        self._text_head = b'data: {"index":0,"delta":{"content":'
         self._usage = A.Usage(input_tokens=0, output_tokens=0)
         self._calls = 0  # tool calls begun
         self._blocks: dict[
             int, int | None
         ] = {}  # a tool_use block's index → its call's (None: the schema's)
         self._finish: str | None = None
-        self._ended = False
-        self._compiled = text_deltas.of_events if compiled else None
 
-    def feed(self, chunk: bytes) -> bytes:
-        if self._ended:
-            return b""  # what comes after the end, or an error, is not the client's
-        if self._compiled is not None and self._head and not self._reader.held:
-            said = self._compiled(chunk, self._head_text, _TEXT_END)  # text deltas alone
-            if said is not None:
-                return said
-        out: list[bytes] = []
-        try:
-            events = self._reader.feed(chunk)
-        except ValueError as problem:  # an event longer than any answer's
-            self._fail(f"the upstream's stream cannot be read: {problem}", "api_error", out)
-            return b"".join(out)
-        for data in events:
-            self._take(data, out)
-        return b"".join(out)
-
-    def finish(self) -> bytes:
-        """The upstream's stream ended: what is left to send.  Once only."""
-        out: list[bytes] = []
-        for data in self._reader.finish():
-            self._take(data, out)
+    def _ended_by_upstream(self, out: list[bytes]) -> None:
         if not self._ended and self._head:
             self._end(out)  # the upstream ended without message_stop
-        return b"".join(out)
+
+    def _unreadable(self, message: str, out: list[bytes]) -> None:
+        self._fail(message, "api_error", out)
 
     def _take(self, data: bytes, out: list[bytes]) -> None:
         if self._ended:
@@ -613,7 +593,7 @@ class ChunksFromEvents:
         if data[: len(_TEXT_DELTA)] == _TEXT_DELTA and self._head:
             text = _text_of(data)
             if text is not None:
-                out.append(self._head_text + text + _TEXT_END)
+                out.append(self._text_head + text + _TEXT_END)
                 return
         try:
             found = _decode_event(data)
@@ -642,6 +622,7 @@ class ChunksFromEvents:
     def _fail(self, message: object, kind: object, out: list[bytes]) -> None:
         """The stream ends with an error, as an OpenAI-compatible server tells one."""
         self._ended = True
+        self._in_text(None)
         out.append(data_only({"error": {"message": message, "type": kind}}))
 
     def _start(self, message: A.Message, out: list[bytes]) -> None:
@@ -654,7 +635,7 @@ class ChunksFromEvents:
             + _encode(message.model)
             + b',"choices":['
         )
-        self._head_text = b"data: " + self._head + b'{"index":0,"delta":{"content":'
+        self._in_text(b"data: " + self._head + b'{"index":0,"delta":{"content":')
         self._count(message.usage)
         out.append(
             self._chunk(
@@ -722,6 +703,7 @@ class ChunksFromEvents:
 
     def _end(self, out: list[bytes]) -> None:
         self._ended = True
+        self._in_text(None)
         finish = self._finish or "stop"
         out.append(self._chunk(b'{"index":0,"delta":{},"finish_reason":' + _encode(finish) + b"}"))
         if self._answering.include_usage:
@@ -734,7 +716,7 @@ class ChunksFromEvents:
 
     def _text(self, text: str) -> bytes:
         # the common chunk of a stream, written without building its dict
-        return self._head_text + _encode(text) + _TEXT_END
+        return self._text_head + _encode(text) + _TEXT_END
 
     def _delta_chunk(self, delta: dict[str, Any]) -> bytes:
         return self._chunk(b'{"index":0,"delta":' + _encode(delta) + b',"finish_reason":null}')

@@ -48,10 +48,11 @@ import msgspec
 from msgspec import UNSET
 
 from . import anthropic_shapes as A
+from . import fast_text
 from . import openai_shapes as O
-from . import text_deltas
 from .common import Dropped, Untranslatable, json_text
-from .sse import SseReader, event
+from .sse import event
+from .streams import EventStream
 
 __all__ = ["ChatTarget", "EventsFromChunks", "chat_request", "message_answer"]
 
@@ -416,18 +417,17 @@ class _HeldCall:
     arguments: str = ""
 
 
-class EventsFromChunks:
+class EventsFromChunks(EventStream):
     """Feed it an OpenAI stream's bytes; it hands back Anthropic's events.
 
     ``input``/``output`` are the stream's tokens once its usage came (as
     gateway.usage counts them: input with cache reads), for the ledger."""
 
     def __init__(self, compiled: bool = True) -> None:
+        super().__init__(fast_text.of_chunks if compiled else None, _TEXT_TAIL)
         self.input = 0
         self.output = 0
-        self._reader = SseReader()
         self._started = False
-        self._ended = False
         self._index = -1  # the Anthropic index of the last block begun
         self._open: str | None = None  # "text", "thinking", "tool" or None
         self._open_call: int | None = None  # the OpenAI index of the streaming tool call
@@ -437,33 +437,12 @@ class EventsFromChunks:
         self._stop_sequence: str | None = None
         self._refused = False
         self._usage = A.Usage(input_tokens=0, output_tokens=0)
-        self._text_head = b""  # a text delta's bytes before its text, in the open block
-        self._compiled = text_deltas.of_chunks if compiled else None
 
-    def feed(self, chunk: bytes) -> bytes:
-        if self._ended:
-            return b""  # what comes after the end, or an error, is not the client's
-        if self._compiled is not None and self._open == "text" and not self._reader.held:
-            said = self._compiled(chunk, self._text_head, _TEXT_TAIL)  # more text alone
-            if said is not None:
-                return said
-        out: list[bytes] = []
-        try:
-            events = self._reader.feed(chunk)
-        except ValueError as problem:  # an event longer than any answer's
-            self._fail(f"the upstream's stream cannot be read: {problem}", out)
-            return b"".join(out)
-        for data in events:
-            self._take(data, out)
-        return b"".join(out)
-
-    def finish(self) -> bytes:
-        """The upstream's stream ended: what is left to send.  Once only."""
-        out: list[bytes] = []
-        for data in self._reader.finish():
-            self._take(data, out)
+    def _ended_by_upstream(self, out: list[bytes]) -> None:
         self._end(out)
-        return b"".join(out)
+
+    def _unreadable(self, message: str, out: list[bytes]) -> None:
+        self._fail(message, out)
 
     def _take(self, data: bytes, out: list[bytes]) -> None:
         if self._ended:
@@ -593,7 +572,7 @@ class EventsFromChunks:
         self._index += 1
         self._open = kind
         if kind == "text":
-            self._text_head = _text_head(self._index)
+            self._in_text(_text_head(self._index))
         out.append(
             event(
                 "content_block_start",
@@ -611,6 +590,7 @@ class EventsFromChunks:
             self._done_calls.add(self._open_call)
             self._open_call = None
         self._open = None
+        self._in_text(None)
 
     def _end(self, out: list[bytes]) -> None:
         if self._ended:
@@ -642,6 +622,7 @@ class EventsFromChunks:
     def _fail(self, error: object, out: list[bytes]) -> None:
         message = error.get("message") if isinstance(error, dict) else error
         self._ended = True
+        self._in_text(None)
         body = {"type": "error", "error": {"type": "api_error", "message": str(message)}}
         out.append(event("error", body))
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import msgspec
 
+from .fast_text import first_event as _first_event
+
 __all__ = ["SseReader", "data_only", "event"]
 
 _HELD_LIMIT = 8 * 1024 * 1024  # of an event begun and not ended: no LLM event is longer
@@ -50,6 +52,32 @@ class SseReader:
         else:
             self.held = b""
         return _parse(data) if data else []
+
+    def first(self, chunk: bytes, at: int = 0) -> tuple[list[bytes], int]:
+        """The data of the first event that `chunk` ends from `at` (the one
+        held, or the next in `chunk`) and where in `chunk` it ended; ([],
+        len(chunk)) when it ends none (what is left is held).  For a caller
+        that takes the events after it another way (streams.EventStream)."""
+        held = self.held
+        if not held and _first_event is not None:  # in C: where the event ends, its data
+            data, end = _first_event(chunk, at)
+            if end >= 0:
+                return [data] if data is not None else _parse(chunk[at:end]), end
+        if held:  # a blank line may begin in what was held
+            data, start, shift = held + chunk[at:], max(len(held) - 2, 0), len(held) - at
+        else:
+            data, start, shift = chunk, at, 0
+        lf = data.find(b"\n\n", start)
+        crlf = data.find(b"\n\r\n", start)
+        if lf < 0 and crlf < 0:
+            rest = data if held else chunk[at:]
+            if len(rest) > _HELD_LIMIT:
+                raise ValueError("a stream event longer than 8 MiB")
+            self.held = rest
+            return [], len(chunk)
+        end = lf + 2 if crlf < 0 or 0 <= lf < crlf else crlf + 3
+        self.held = b""
+        return _parse(data[0 if held else at : end]), end - shift
 
     def finish(self) -> list[bytes]:
         """The stream ended: an event it did not end with a blank line."""

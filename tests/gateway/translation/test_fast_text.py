@@ -1,26 +1,28 @@
-"""The compiled text delta (translation/_deltas.pyx) held to the Python path.
+"""The compiled translations of text (translation/_fast_text.pyx) held to the Python path.
 
-The stream translators hand a chunk of whole text-delta events to C, and
-take their Python path when it gives None.  Whatever C translates must come
-out as the Python path writes it (the same events, the text the same JSON
-string, though C copies its escapes as they came), and the translator must
-be left in the same state.  Two translators, one with C and one without, are
-fed the same bytes: chunks written every way the APIs' servers write them,
-then the same bytes damaged.  And C must take the chunks real servers send,
+The stream translators hand a chunk of whole text-delta events to C, and a
+whole answer from an Anthropic target goes to C first; each takes its Python
+path when C gives None.  Whatever C translates must come out as the Python
+path writes it (the same events and answers, each text the same JSON string,
+though C copies its escapes as they came), and a translator must be left in
+the same state.  Both are fed the same bytes: written every way the APIs'
+servers write them, then damaged.  And C must take what real servers send,
 or it saves nothing: that is asserted too.
 """
 
 from __future__ import annotations
 
 import json
+import string
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from byok.gateway.translation import text_deltas
-from byok.gateway.translation.chat_via_messages import ChunksFromEvents
+from byok.gateway.translation import _decode_message, _encode, fast_text
+from byok.gateway.translation.chat_via_messages import Answering, ChunksFromEvents, chat_answer
 from byok.gateway.translation.messages_via_chat import EventsFromChunks
 
 from .wire import (
@@ -52,7 +54,7 @@ STREAMING_CHAT: Json = {
 def test_built_here() -> None:
     """This checkout's install compiled it (else every test below would
     compare the Python path with itself)."""
-    assert text_deltas.COMPILED is True
+    assert fast_text.COMPILED is True
 
 
 # ---- OpenAI's chunks → Anthropic's events --------------------------------------------
@@ -67,14 +69,15 @@ def events_from_chunks(compiled: bool) -> EventsFromChunks:
     return translator
 
 
-def same_events(chunks: bytes) -> bytes | None:
-    """Feed `chunks` to both translators; assert they said the same; what C said (or None)."""
+def same_events(chunks: bytes) -> int:
+    """Feed `chunks` to both translators, assert they said the same, and
+    say how much of them C took."""
     compiled, python = events_from_chunks(True), events_from_chunks(False)
-    by_c = text_deltas.of_chunks(chunks, compiled._text_head, b"}}\n\n")
+    _, took = fast_text.of_chunks(chunks, 0, compiled._text_head, b"}}\n\n")
     said, expected = compiled.feed(chunks), python.feed(chunks)
     assert events_of(said) == events_of(expected)
     assert events_of(compiled.finish()) == events_of(python.finish())
-    return by_c
+    return took
 
 
 def events_of(stream: bytes) -> list[Json]:
@@ -117,8 +120,8 @@ def test_chunks_of_text_as_servers_write_them(writing: bytes, ascii_only: bool) 
         for text in TEXTS
     ]
     for event in events:
-        assert same_events(event) is not None
-    assert same_events(b"".join(events)) is not None
+        assert same_events(event) == len(event)
+    assert same_events(b"".join(events)) == len(b"".join(events))
 
 
 @pytest.mark.parametrize(
@@ -142,13 +145,12 @@ def test_chunks_of_text_as_servers_write_them(writing: bytes, ascii_only: bool) 
         b'data: {"choices":\n[{"index":0,"delta":{"content":"a"}}]}\n\n',
         b'data: {"choices":[{"index":0,"delta":{"content":"a"}}]}\r\n\r\n',
         b'id: 7\ndata: {"choices":[{"index":0,"delta":{"content":"a"}}]}\n\n',
-        b'data: {"choices":[{"index":0,"delta":{"content":"a"}}]}\n\ndata: [DONE]\n\n',
     ],
 )
 def test_chunks_left_to_python(event: bytes) -> None:
     """What C must not translate (another event, another field the
     translator reads, a writing it leaves to the reference) it leaves."""
-    assert same_events(event) is None
+    assert same_events(event) == 0
 
 
 json_values = st.recursive(
@@ -239,7 +241,7 @@ def openai_text_chunks(draw: Any, more_text: bool) -> bytes:
 @PROPERTY
 @given(st.lists(openai_text_chunks(more_text=True), min_size=1, max_size=3))
 def test_chunks_of_more_text_are_translated_in_c(chunks: list[bytes]) -> None:
-    assert same_events(b"".join(chunks)) is not None
+    assert same_events(b"".join(chunks)) == len(b"".join(chunks))
 
 
 @PROPERTY
@@ -311,13 +313,14 @@ def chunks_from_events(compiled: bool) -> ChunksFromEvents:
     return translator
 
 
-def same_chunks(events: bytes) -> bytes | None:
+def same_chunks(events: bytes) -> int:
+    """As same_events, the other way."""
     compiled, python = chunks_from_events(True), chunks_from_events(False)
-    by_c = text_deltas.of_events(events, compiled._head_text, b'},"finish_reason":null}]}\n\n')
+    _, took = fast_text.of_events(events, 0, compiled._text_head, b'},"finish_reason":null}]}\n\n')
     said, expected = compiled.feed(events), python.feed(events)
     assert said == expected  # the text is passed on unparsed by both
     assert compiled.finish() == python.finish()
-    return by_c
+    return took
 
 
 def text_delta(text: str, index: int = 0, ascii_only: bool = False) -> bytes:
@@ -335,22 +338,28 @@ def text_delta(text: str, index: int = 0, ascii_only: bool = False) -> bytes:
 def test_text_deltas_as_anthropic_writes_them(ascii_only: bool) -> None:
     events = [text_delta(text, index, ascii_only) for index, text in enumerate(TEXTS)]
     for event in events:
-        assert same_chunks(event) is not None
-    assert same_chunks(b"".join(events)) is not None
+        assert same_chunks(event) == len(event)
+    assert same_chunks(b"".join(events)) == len(b"".join(events))
     written = anthropic_stream(
         [{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}}]
     )
-    assert same_chunks(written) is not None  # as tests/.../wire.py writes it, msgspec's way
+    assert same_chunks(written) == len(written)  # as tests/.../wire.py writes it, msgspec's way
 
 
 def test_pings_and_text_blocks_begun_or_ended_say_nothing() -> None:
     """Passed over by both (an OpenAI client's chunks have no blocks), alone
     or between text deltas, as Anthropic's chunks often hold them."""
-    assert same_chunks(PING + BLOCK_STOP + TEXT_START) == b""
+    quiet = PING + BLOCK_STOP + TEXT_START
+    assert same_chunks(quiet) == len(quiet)
+    assert of_events(quiet, b"<", b">") == (b"", len(quiet))
     together = TEXT_START + text_delta("Hi") + PING + text_delta(" there") + BLOCK_STOP
-    said = same_chunks(together)
-    assert said is not None
-    assert said.count(b"\n\n") == 2
+    assert same_chunks(together) == len(together)
+    assert of_events(together, b"<", b">") == (b'<"Hi"><" there">', len(together))
+
+
+def of_events(chunk: bytes, head: bytes, tail: bytes) -> tuple[bytes, int]:
+    assert fast_text.of_events is not None
+    return fast_text.of_events(chunk, 0, head, tail)
 
 
 PING = b'event: ping\ndata: {"type":"ping"}\n\n'
@@ -390,7 +399,7 @@ DELTA = b'event: content_block_delta\ndata: {"type":"content_block_delta","index
     ],
 )
 def test_events_left_to_python(event: bytes) -> None:
-    assert same_chunks(event) is None
+    assert same_chunks(event) == 0
 
 
 anthropic_text_events = st.builds(
@@ -401,7 +410,7 @@ anthropic_text_events = st.builds(
 @PROPERTY
 @given(st.lists(anthropic_text_events, min_size=1, max_size=4))
 def test_any_text_deltas_as_python_translates_them(events: list[bytes]) -> None:
-    assert same_chunks(b"".join(events)) is not None
+    assert same_chunks(b"".join(events)) == len(b"".join(events))
 
 
 @PROPERTY
@@ -413,33 +422,19 @@ def test_damaged_text_deltas_as_python_translates_them(events: bytes) -> None:
 # ---- whole streams, event by event as the proxy reads them ---------------------------
 
 
-def test_streams_read_event_by_event_as_python_translates_them() -> None:
-    """From start to end, with C taking what it can: the same stream."""
-    texts = [chunk({"content": text}) for text in TEXTS]
-    upstream = openai_stream(
+def openai_upstream() -> bytes:
+    texts = [chunk({"content": text}) for text in TEXTS * 3]
+    return openai_stream(
         [chunk({"role": "assistant", "content": ""}), *texts, chunk({}, finish="stop")]
     )
-    said = {}
-    for compiled in (True, False):
-        translator = EventsFromChunks(compiled=compiled)
-        said[compiled] = (
-            b"".join(translator.feed(e + b"\n\n") for e in upstream.split(b"\n\n") if e)
-            + translator.finish()
-        )
-    assert anthropic_events(said[True]) == anthropic_events(said[False])
-    assert "".join(
-        e["delta"].get("text", "")
-        for e in anthropic_events(said[True])
-        if e["type"] == "content_block_delta"
-    ) == "".join(TEXTS)
 
-    events = [
-        START,
-        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-    ]
+
+def anthropic_upstream() -> bytes:
+    text = {"type": "text", "text": ""}
+    events = [START, {"type": "content_block_start", "index": 0, "content_block": text}]
     events += [
         {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}}
-        for t in TEXTS
+        for t in TEXTS * 3
     ]
     events += [
         {"type": "content_block_stop", "index": 0},
@@ -450,18 +445,266 @@ def test_streams_read_event_by_event_as_python_translates_them() -> None:
         },
         {"type": "message_stop"},
     ]
-    upstream = anthropic_stream(events)
+    return anthropic_stream(events)
+
+
+def read_in_pieces(
+    translator: EventsFromChunks | ChunksFromEvents, stream: bytes, size: int
+) -> bytes:
+    pieces = [stream[at : at + size] for at in range(0, len(stream), size)]
+    return b"".join(translator.feed(piece) for piece in pieces) + translator.finish()
+
+
+class Taken:
+    """A compiled translation that counts the bytes it took."""
+
+    def __init__(self, compiled: fast_text.Translate | None) -> None:
+        assert compiled is not None
+        self.compiled = compiled
+        self.bytes = 0
+
+    def __call__(self, chunk: bytes, at: int, head: bytes, tail: bytes) -> tuple[bytes, int]:
+        said, end = self.compiled(chunk, at, head, tail)
+        self.bytes += end - at
+        return said, end
+
+
+# an event at a time (as a server flushes them), and cut anywhere (as reads coalesce
+# and split them under load): then C takes the whole events after an event's end
+SIZES = [1, 2, 7, 50, 97, 150, 333, 1000, 100_000]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_an_openai_stream_read_in_pieces_as_python_translates_it(
+    size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    taken = Taken(fast_text.of_chunks)
+    monkeypatch.setattr(fast_text, "of_chunks", taken)
+    said = {
+        compiled: read_in_pieces(EventsFromChunks(compiled), openai_upstream(), size)
+        for compiled in (True, False)
+    }
+    assert anthropic_events(said[True]) == anthropic_events(said[False])
+    text = "".join(
+        e["delta"].get("text", "")
+        for e in anthropic_events(said[True])
+        if e["type"] == "content_block_delta"
+    )
+    assert text == "".join(TEXTS * 3)
+    if size >= 1000:  # pieces of three events or more: most of them are C's
+        assert taken.bytes > len(openai_upstream()) / 2
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_an_anthropic_stream_read_in_pieces_as_python_translates_it(
+    size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    taken = Taken(fast_text.of_events)
+    monkeypatch.setattr(fast_text, "of_events", taken)
+    said = {}
     for compiled in (True, False):
         translation = chat_to_messages(STREAMING_CHAT)
         assert translation.answering is not None
         translator = ChunksFromEvents(translation.answering, compiled=compiled)
-        said[compiled] = (
-            b"".join(translator.feed(e + b"\n\n") for e in upstream.split(b"\n\n") if e)
-            + translator.finish()
-        )
+        said[compiled] = read_in_pieces(translator, anthropic_upstream(), size)
     assert said[True] == said[False]
-    assert "".join(
-        c["choices"][0]["delta"].get("content") or ""
-        for c in openai_chunks(said[True])
-        if isinstance(c, dict) and c["choices"]
-    ) == "".join(TEXTS)
+    chunks = [c for c in openai_chunks(said[True]) if isinstance(c, dict) and c["choices"]]
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == "".join(
+        TEXTS * 3
+    )
+    if size >= 1000:
+        assert taken.bytes > len(anthropic_upstream()) / 2
+
+
+def test_events_by_event_are_cs_once_the_stream_is_under_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each event in a read of its own, as nginx flushes them in the
+    benchmarks: every text delta but the first is C's."""
+    taken = Taken(fast_text.of_events)
+    monkeypatch.setattr(fast_text, "of_events", taken)
+    translation = chat_to_messages(STREAMING_CHAT)
+    assert translation.answering is not None
+    translator = ChunksFromEvents(translation.answering)
+    events = [e + b"\n\n" for e in anthropic_upstream().split(b"\n\n") if e]
+    for event in events:
+        translator.feed(event)
+    deltas = [e for e in events if b"text_delta" in e]
+    assert taken.bytes >= sum(map(len, deltas))
+
+
+# ---- Anthropic's whole answer of text → OpenAI's --------------------------------------
+
+CREATED = 1_700_000_000
+
+
+def same_answer(body: bytes) -> bytes | None:
+    """What C writes of `body` (or None), asserted to be what the Python path writes."""
+    by_c = fast_text.chat_answer(body, CREATED)
+    try:
+        expected = _encode(chat_answer(_decode_message(body), Answering(CREATED)))
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        assert by_c is None  # an answer the Python path cannot read is never C's
+        return None
+    if by_c is not None:
+        assert json.loads(by_c) == json.loads(expected)
+    return by_c
+
+
+ANSWER: Json = {  # Anthropic's, as its API reference shows one
+    "id": "msg_013Zva2CMHLNnXjNJJKqJ2EF",
+    "type": "message",
+    "role": "assistant",
+    "model": "claude-sonnet-4-5-20250929",
+    "content": [{"type": "text", "text": "Hi! My name is Claude."}],
+    "stop_reason": "end_turn",
+    "stop_sequence": None,
+    "usage": {
+        "input_tokens": 2095,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+        "output_tokens": 503,
+        "service_tier": "standard",
+        "server_tool_use": None,
+    },
+    "container": None,
+}
+
+
+def answer(**changes: Any) -> bytes:
+    return json.dumps({**ANSWER, **changes}, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        answer(),
+        json.dumps(ANSWER, indent=2, ensure_ascii=False).encode(),
+        answer(content=[]),
+        answer(content=[{"type": "text", "text": 'a "b" \\ é 🎉\n'}, {"type": "text", "text": ""}]),
+        answer(content=[{"type": "text", "text": "cited", "citations": [{"type": "x"}]}]),
+        answer(stop_reason="max_tokens"),
+        answer(stop_reason="refusal"),
+        answer(stop_reason="model_context_window_exceeded"),
+        answer(stop_reason="tool_use"),
+        answer(stop_reason="pause_turn"),
+        answer(stop_reason="stop_sequence", stop_sequence="END"),
+        answer(stop_reason=None),
+        answer(stop_reason="a reason of tomorrow"),
+        answer(usage={"input_tokens": 3, "output_tokens": 4}),
+        answer(usage={"input_tokens": None, "output_tokens": 4, "cache_read_input_tokens": None}),
+        answer(usage={"input_tokens": 5, "cache_read_input_tokens": 7, "output_tokens": -0}),
+        answer(usage={}),
+    ],
+)
+def test_answers_of_text_are_written_in_c(body: bytes) -> None:
+    assert same_answer(body) is not None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        answer(content=[{"type": "tool_use", "id": "t", "name": "f", "input": {}}]),
+        answer(content=[{"type": "thinking", "thinking": "hm", "signature": "s"}]),
+        answer(content=[{"type": "text", "text": "a", "id": "x"}]),
+        answer(content=[{"type": "text"}]),
+        answer(content=[{"type": "text", "text": "a"}] * 65),
+        answer(stop_reason=7),
+        answer(id=7),
+        answer(usage={"input_tokens": 1.0, "output_tokens": 4}),
+        answer(usage={"input_tokens": 10**20, "output_tokens": 4}),
+        answer(usage=None),
+        answer(content=None),
+        answer()[:-1],
+        answer() + b"x",
+        answer().replace(b'"end_turn"', b'"max\\u005ftokens"'),
+        answer().replace(b'"content"', b'"con\\u0074ent"'),
+        answer().replace(b'"usage"', b'"content":[],"usage"'),
+        answer().replace(b'"Hi!', b'"\\ud83c Hi!'),
+        b"[]",
+        b"",
+    ],
+)
+def test_answers_left_to_python(body: bytes) -> None:
+    assert same_answer(body) is None
+
+
+counts = st.integers(-(10**12), 10**12) | st.none()
+answer_texts = st.lists(
+    st.fixed_dictionaries({"type": st.just("text"), "text": st.text(max_size=10)})
+    | st.fixed_dictionaries(
+        {"type": st.just("text"), "text": st.text(max_size=4), "citations": st.none()}
+    ),
+    max_size=4,
+)
+COUNTS = ["input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"]
+usages = st.dictionaries(st.sampled_from(COUNTS), counts) | st.builds(
+    lambda counted, other: {**counted, **other},  # with what Anthropic adds: service_tier, ...
+    st.dictionaries(st.sampled_from(COUNTS), counts),
+    st.dictionaries(
+        st.text(string.ascii_letters + "_", max_size=5).filter(lambda key: key not in COUNTS),
+        json_values,
+        max_size=2,
+    ),
+)
+reasons = (
+    st.none()
+    | st.sampled_from(
+        [
+            "end_turn",
+            "max_tokens",
+            "stop_sequence",
+            "tool_use",
+            "refusal",
+            "pause_turn",
+            "model_context_window_exceeded",
+            "",
+        ]
+    )
+    | st.text(string.ascii_letters + " _", max_size=5)  # (an escape is the Python path's)
+)
+
+
+# members an answer may hold that the translation does not read (a key of
+# these letters needs no escape, which would leave the answer to Python)
+other_members = st.dictionaries(
+    st.text(string.ascii_letters + "_", max_size=5).filter(lambda key: key not in MESSAGE_FIELDS),
+    json_values,
+    max_size=2,
+)
+MESSAGE_FIELDS = {"id", "model", "content", "usage", "stop_reason", "stop_sequence", "type", "role"}
+
+
+@st.composite
+def text_answers(draw: Any) -> bytes:
+    """Anthropic's answer of text, written any way JSON allows (members in any order)."""
+    body: Json = {
+        "id": draw(st.text(max_size=8)),
+        "model": draw(st.text(max_size=8)),
+        "content": draw(answer_texts),
+        "usage": draw(usages),
+        **draw(other_members),
+    }
+    if draw(st.booleans()):
+        body["stop_reason"] = draw(reasons)
+    if draw(st.booleans()):
+        body["stop_sequence"] = draw(st.text(max_size=4) | st.none())
+    if draw(st.booleans()):
+        body.update(type="message", role="assistant")
+    members = dict(draw(st.permutations(list(body.items()))))
+    if draw(st.booleans()):
+        return json.dumps(members, ensure_ascii=draw(st.booleans())).encode()
+    return json.dumps(members, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@PROPERTY
+@given(text_answers())
+def test_any_answer_of_text_is_written_in_c(body: bytes) -> None:
+    assert same_answer(body) is not None
+
+
+@PROPERTY
+@given(damaged(text_answers()))
+def test_damaged_answers_as_python_translates_them(body: bytes) -> None:
+    same_answer(body)
