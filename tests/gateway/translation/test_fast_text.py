@@ -1,8 +1,8 @@
 """The compiled translations of text (translation/_fast_text.pyx) held to the Python path.
 
-The stream translators hand a chunk of whole text-delta events to C, and a
-whole answer from an Anthropic target goes to C first; each takes its Python
-path when C gives None.  Whatever C translates must come out as the Python
+The stream translators hand the whole events of text in a read to C, and a
+whole answer goes to C first; each takes its Python path for what C leaves
+(any other event, an answer it gives None for).  Whatever C translates must come out as the Python
 path writes it (the same events and answers, each text the same JSON string,
 though C copies its escapes as they came), and a translator must be left in
 the same state.  Both are fed the same bytes: written every way the APIs'
@@ -21,9 +21,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from byok.gateway.translation import _decode_message, _encode, fast_text
+from byok.gateway.translation import (
+    BadAnswer,
+    _decode_completion,
+    _decode_message,
+    _encode,
+    fast_text,
+)
 from byok.gateway.translation.chat_via_messages import Answering, ChunksFromEvents, chat_answer
-from byok.gateway.translation.messages_via_chat import EventsFromChunks
+from byok.gateway.translation.messages_via_chat import EventsFromChunks, message_answer
 
 from .wire import (
     Json,
@@ -708,3 +714,173 @@ def test_any_answer_of_text_is_written_in_c(body: bytes) -> None:
 @given(damaged(text_answers()))
 def test_damaged_answers_as_python_translates_them(body: bytes) -> None:
     same_answer(body)
+
+
+# ---- OpenAI's whole answer of text → Anthropic's ---------------------------------------
+
+
+def same_message(body: bytes) -> bytes | None:
+    """What C writes of `body` (or None), asserted to be what the Python path writes."""
+    assert fast_text.message_answer is not None
+    by_c = fast_text.message_answer(body)
+    try:
+        expected = _encode(message_answer(_decode_completion(body)))
+    except (msgspec.DecodeError, msgspec.ValidationError, BadAnswer):
+        assert by_c is None  # an answer the Python path cannot read is never C's
+        return None
+    if by_c is not None:
+        assert json.loads(by_c) == json.loads(expected)
+    return by_c
+
+
+COMPLETION: Json = {  # OpenAI's, as its API reference shows one
+    "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
+    "object": "chat.completion",
+    "created": 1741569952,
+    "model": "gpt-4.1-2025-04-14",
+    "choices": [
+        {
+            "index": 0,
+            "message": {
+                "role": "assistant",
+                "content": "Hello! How can I assist you today?",
+                "refusal": None,
+                "annotations": [],
+            },
+            "logprobs": None,
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {
+        "prompt_tokens": 19,
+        "completion_tokens": 10,
+        "total_tokens": 29,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    },
+    "service_tier": "default",
+}
+
+
+def completion(choice: Json | None = None, **changes: Any) -> bytes:
+    body = {**COMPLETION, **changes}
+    if choice is not None:
+        body["choices"] = [{**COMPLETION["choices"][0], **choice}]
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def said(content: Any, **message: Any) -> Json:
+    return {"message": {"role": "assistant", "content": content, **message}}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        completion(),
+        json.dumps(COMPLETION, indent=2, ensure_ascii=True).encode(),
+        completion(said('a "b" \\ é 🎉\n')),
+        completion(said("")),
+        completion(said(None)),
+        completion({"message": {}}),
+        completion({"finish_reason": "length"}),
+        completion({"finish_reason": "content_filter"}),
+        completion({"finish_reason": "tool_calls"}),
+        completion({"finish_reason": None}),
+        completion({"finish_reason": "something new"}),
+        completion({"finish_reason": "stop", "stop_reason": "</answer>"}),  # vLLM's
+        completion({"finish_reason": "length", "stop_reason": "</answer>"}),
+        completion({"finish_reason": "stop", "stop_reason": 128009}),
+        completion(usage=None),
+        completion(usage={"prompt_tokens": 100, "completion_tokens": 5}),
+        completion(usage={"prompt_tokens": 100, "prompt_tokens_details": {"cached_tokens": 60}}),
+        completion(usage={"prompt_tokens": 10, "prompt_tokens_details": {"cached_tokens": 60}}),
+        completion(usage={"prompt_tokens": None, "prompt_tokens_details": None}),
+        completion(usage={"prompt_tokens": 9, "prompt_tokens_details": {"cached_tokens": None}}),
+        completion(system_fingerprint=None),
+        json.dumps({"choices": [{"message": {"content": "hi"}}]}).encode(),
+    ],
+)
+def test_completions_of_text_are_written_in_c(body: bytes) -> None:
+    assert same_message(body) is not None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        completion(said("a", refusal="no")),
+        completion(said(None, tool_calls=[{"id": "c", "type": "function", "function": {}}])),
+        completion(said("a", reasoning_content="hm")),
+        completion({"delta": {"content": "a"}}),
+        completion({"finish_reason": "st\\u006fp"}),
+        completion({"stop_reason": 1.5}),
+        completion({"index": None}),
+        completion(choices=[]),
+        completion(choices=[COMPLETION["choices"][0]] * 2),
+        completion(id=None),
+        completion(created=1.5),
+        completion(usage={"prompt_tokens": 1.0}),
+        completion(usage={"prompt_tokens_details": {"cached_tokens": "x"}}),
+        completion(error={"message": "x"}),
+        completion()[:-1],
+        completion() + b"]",
+        completion().replace(b'"Hello!', b'"\\udc00 Hello!'),
+        b"",
+    ],
+)
+def test_completions_left_to_python(body: bytes) -> None:
+    assert same_message(body) is None
+
+
+@st.composite
+def text_completions(draw: Any) -> bytes:
+    """OpenAI's answer of text, written any way JSON allows (members in any order)."""
+    message: Json = {"content": draw(st.text(max_size=10) | st.none())}
+    if draw(st.booleans()):
+        message.update(role="assistant", refusal=None)
+    choice: Json = {"message": message, **draw(other_members)}
+    if draw(st.booleans()):
+        choice["finish_reason"] = draw(
+            st.sampled_from(["stop", "length", "tool_calls", "content_filter", "x"]) | st.none()
+        )
+    if draw(st.booleans()):
+        choice["stop_reason"] = draw(st.text(max_size=4) | st.integers(0, 10**6) | st.none())
+    if draw(st.booleans()):
+        choice["index"] = 0
+    body: Json = {
+        "id": draw(st.text(max_size=8)),
+        "choices": [dict(draw(st.permutations(list(choice.items()))))],
+        **draw(other_members.filter(lambda m: "choices" not in m and "error" not in m)),
+    }
+    if draw(st.booleans()):
+        usage: Json = {name: draw(counts) for name in draw(st.sets(st.sampled_from(TOKENS)))}
+        if draw(st.booleans()):
+            usage["prompt_tokens_details"] = draw(
+                st.none() | st.fixed_dictionaries({"cached_tokens": counts})
+            )
+        body["usage"] = usage
+    if draw(st.booleans()):
+        body.update(model="gpt-4o", object="chat.completion", created=1741569952)
+    members = dict(draw(st.permutations(list(body.items()))))
+    if draw(st.booleans()):
+        return json.dumps(members, ensure_ascii=draw(st.booleans())).encode()
+    return json.dumps(members, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+TOKENS = ["prompt_tokens", "completion_tokens", "total_tokens"]
+
+
+@PROPERTY
+@given(text_completions())
+def test_any_completion_of_text_is_written_in_c(body: bytes) -> None:
+    assert same_message(body) is not None
+
+
+@PROPERTY
+@given(damaged(text_completions()))
+def test_damaged_completions_as_python_translates_them(body: bytes) -> None:
+    same_message(body)

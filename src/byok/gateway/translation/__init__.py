@@ -176,6 +176,10 @@ class Translation(msgspec.Struct, gc=False):
         when it cannot be read or told there."""
         try:
             if self.crossing == "messages→chat":
+                if fast_text.message_answer is not None:  # an answer of text, in C
+                    said = fast_text.message_answer(body)
+                    if said is not None:
+                        return said
                 return _encode(message_answer(_decode_completion(body)))
             assert self.answering is not None
             if fast_text.chat_answer is not None:  # an answer of text, in C

@@ -17,7 +17,6 @@ delta is just more text (its head is written, a text block is open).
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.stdio cimport snprintf
 from libc.string cimport memchr, memcmp, memcpy, strlen
 
 ctypedef const unsigned char* text_t
@@ -59,6 +58,12 @@ cdef inline bint _tail(text_t s, Py_ssize_t at, int count) noexcept nogil:
     return True
 
 
+# the bytes that go into a JSON string as they are: printable ASCII but " and \
+cdef bint _PLAIN[256]
+for _byte in range(256):
+    _PLAIN[_byte] = 0x20 <= _byte < 0x80 and _byte != 34 and _byte != 92
+
+
 cdef inline int _unit(text_t s, Py_ssize_t at, Py_ssize_t end) noexcept nogil:
     """The UTF-16 unit of the escape \\uXXXX at `at`, or -1."""
     cdef int n, digit
@@ -82,6 +87,9 @@ cdef Py_ssize_t _string(text_t s, Py_ssize_t at, Py_ssize_t end) noexcept nogil:
     at += 1
     while at < end:
         c = s[at]
+        if _PLAIN[c]:  # most of a text: one lookup a byte
+            at += 1
+            continue
         if c == 34:  # "
             return at + 1
         if c == 92:  # \
@@ -794,8 +802,20 @@ cdef class _Writer:
         self.put(what, strlen(what))
 
     cdef void number(self, long long value) noexcept:
+        # by hand: snprintf costs a thousand instructions a number, this a few dozen
         cdef char digits[24]
-        self.put(digits, snprintf(digits, 24, b"%lld", value))
+        cdef int at = 24
+        cdef unsigned long long left = <unsigned long long>(-value if value < 0 else value)
+        while True:
+            at -= 1
+            digits[at] = <char>(48 + left % 10)
+            left //= 10
+            if left == 0:
+                break
+        if value < 0:
+            at -= 1
+            digits[at] = 45
+        self.put(digits + at, 24 - at)
 
 
 cdef void _write(_Writer w, text_t s, Answer* answer, long long created) noexcept:
@@ -885,3 +905,328 @@ def first_event(bytes chunk, Py_ssize_t at):
         if _line_end(s, line + 6, stop) == stop - 2:
             return PyBytes_FromStringAndSize(<const char*>s + line + 6, stop - 2 - line - 6), stop
     return None, stop
+
+
+# ---- OpenAI's whole answer of text → Anthropic's -------------------------------------
+#
+# The Python path decodes the completion (O.ChatCompletion), builds the message
+# (messages_via_chat.message_answer) and encodes it.  Here, a completion of one
+# choice whose message is text alone (no tool call, refusal or reasoning) is
+# read and the message written as that path writes it.
+
+cdef struct Completion:
+    Span id  # start -1: not given ("")
+    Span model
+    Span text  # start -1: no text (null, or not given)
+    Span finish_reason  # start -1: null or not given
+    Span stop_string  # vLLM's stop_reason, when a string; start -1: none
+    Count prompt
+    Count completion
+    Count cached  # prompt_tokens_details.cached_tokens (given: an int there)
+
+
+cdef Py_ssize_t _int(text_t s, Py_ssize_t at, Py_ssize_t end, bint null) noexcept nogil:
+    """An int (or, if `null`, null) at `at`: the index after it, or -1."""
+    cdef Count count
+    if s[at] == 110 and not null:
+        return -1
+    return _count(s, at, end, &count)
+
+
+cdef Py_ssize_t _details(
+    text_t s, Py_ssize_t at, Py_ssize_t end, const char* name, Py_ssize_t size, Count* count
+) noexcept nogil:
+    """null, or an object whose `name` is an int or null (counted in `count`
+    when an int), other members passed over: the index after it, or -1."""
+    cdef Member member
+    cdef bint first = True
+    cdef bint seen = False
+    count.given = False
+    count.value = 0
+    if s[at] == 110:
+        return _null(s, at, end)
+    at = _object(s, at, end)
+    while at > 0:
+        at = _next_member(s, at, end, first, &member)
+        if at == 0:
+            return member.value
+        first = False
+        if at < 0:
+            return -1
+        if _is(s, &member, name, size):
+            if seen:
+                return -1
+            seen = True
+            at = _count(s, at, end, count)
+            if s[member.value] == 110:
+                count.given = False  # null: not an int
+        else:
+            at = _value(s, at, end, 4)
+    return -1
+
+
+cdef Py_ssize_t _openai_usage(text_t s, Py_ssize_t at, Py_ssize_t end, Completion* answer) noexcept nogil:
+    cdef Member member
+    cdef bint first = True
+    cdef unsigned int seen = 0
+    cdef unsigned int bit
+    cdef Count ignored
+    if s[at] == 110:
+        return _null(s, at, end)
+    at = _object(s, at, end)
+    while at > 0:
+        at = _next_member(s, at, end, first, &member)
+        if at == 0:
+            return member.value
+        first = False
+        if at < 0:
+            return -1
+        bit = 0
+        if _is(s, &member, b"prompt_tokens", 13):
+            bit = 1
+            at = _count(s, at, end, &answer.prompt)
+        elif _is(s, &member, b"completion_tokens", 17):
+            bit = 2
+            at = _count(s, at, end, &answer.completion)
+        elif _is(s, &member, b"total_tokens", 12):
+            bit = 4
+            at = _count(s, at, end, &ignored)
+        elif _is(s, &member, b"prompt_tokens_details", 21):
+            bit = 8
+            at = _details(s, at, end, b"cached_tokens", 13, &answer.cached)
+        elif _is(s, &member, b"completion_tokens_details", 25):
+            bit = 16
+            at = _details(s, at, end, b"reasoning_tokens", 16, &ignored)
+        else:
+            at = _value(s, at, end, 3)
+        if seen & bit:
+            return -1
+        seen |= bit
+    return -1
+
+
+cdef Py_ssize_t _answer_message(text_t s, Py_ssize_t at, Py_ssize_t end, Span* text) noexcept nogil:
+    """A choice's message of text alone: the index after it, or -1."""
+    cdef Member member
+    cdef bint first = True
+    cdef unsigned int seen = 0
+    cdef unsigned int bit
+    at = _object(s, at, end)
+    while at > 0:
+        at = _next_member(s, at, end, first, &member)
+        if at == 0:
+            return member.value
+        first = False
+        if at < 0:
+            return -1
+        bit = 0
+        if _is(s, &member, b"content", 7):
+            bit = 1
+            if s[at] == 34:
+                text.start = at
+                at = _string(s, at, end)
+                text.end = at
+            else:
+                at = _null(s, at, end)
+        elif _is(s, &member, b"role", 4):
+            bit = 2
+            at = _string_or_null(s, at, end)
+        elif (
+            _is(s, &member, b"refusal", 7)
+            or _is(s, &member, b"tool_calls", 10)
+            or _is(s, &member, b"reasoning_content", 17)
+        ):
+            bit = 4
+            at = _null(s, at, end)  # anything there is another block: the Python path's
+        else:
+            at = _value(s, at, end, 4)
+        if bit != 4 and seen & bit:
+            return -1
+        seen |= bit
+    return -1
+
+
+cdef Py_ssize_t _completion_choice(text_t s, Py_ssize_t at, Py_ssize_t end, Completion* answer) noexcept nogil:
+    cdef Member member
+    cdef bint first = True
+    cdef unsigned int seen = 0
+    cdef unsigned int bit
+    at = _object(s, at, end)
+    while at > 0:
+        at = _next_member(s, at, end, first, &member)
+        if at == 0:
+            return member.value
+        first = False
+        if at < 0:
+            return -1
+        bit = 0
+        if _is(s, &member, b"message", 7):
+            bit = 1
+            at = _answer_message(s, at, end, &answer.text)
+        elif _is(s, &member, b"finish_reason", 13):
+            bit = 2
+            if s[at] == 34:
+                answer.finish_reason.start = at
+                at = _string(s, at, end)
+                answer.finish_reason.end = at
+                if at > 0 and memchr(s + member.value, 92, at - member.value):
+                    return -1  # an escape: the reason it spells is the Python path's to read
+            else:
+                at = _null(s, at, end)
+        elif _is(s, &member, b"stop_reason", 11):
+            bit = 4
+            if s[at] == 34:
+                answer.stop_string.start = at
+                at = _string(s, at, end)
+                answer.stop_string.end = at
+            else:
+                at = _int(s, at, end, True)  # a token's id, or null: no stop string
+        elif _is(s, &member, b"index", 5):
+            bit = 8
+            at = _int(s, at, end, False)
+        elif _is(s, &member, b"delta", 5):
+            return -1
+        else:
+            at = _value(s, at, end, 3)
+        if seen & bit:
+            return -1
+        seen |= bit
+    return -1
+
+
+cdef Py_ssize_t _completion(text_t s, Py_ssize_t end, Completion* answer) noexcept nogil:
+    cdef Member member
+    cdef bint first = True
+    cdef unsigned int seen = 0
+    cdef unsigned int bit
+    cdef Py_ssize_t at = _object(s, _space(s, 0, end), end)
+    answer.id.start = answer.model.start = answer.text.start = -1
+    answer.finish_reason.start = answer.stop_string.start = -1
+    answer.prompt.value = answer.completion.value = answer.cached.value = 0
+    answer.cached.given = False
+    while at > 0:
+        at = _next_member(s, at, end, first, &member)
+        if at == 0:
+            return member.value if seen & 1 else -1
+        first = False
+        if at < 0:
+            return -1
+        bit = 0
+        if _is(s, &member, b"choices", 7):
+            bit = 1
+            if s[at] != 91:
+                return -1
+            at = _completion_choice(s, _space(s, at + 1, end), end, answer)
+            if at < 0:
+                return -1
+            at = _space(s, at, end)
+            if at >= end or s[at] != 93:  # one choice alone
+                return -1
+            at += 1
+        elif _is(s, &member, b"id", 2) or _is(s, &member, b"model", 5):
+            bit = 2 if member.key_size == 2 else 4
+            if s[at] != 34:
+                return -1
+            if bit == 2:
+                answer.id.start = at
+            else:
+                answer.model.start = at
+            at = _string(s, at, end)
+            if bit == 2:
+                answer.id.end = at
+            else:
+                answer.model.end = at
+        elif _is(s, &member, b"usage", 5):
+            bit = 8
+            at = _openai_usage(s, at, end, answer)
+        elif _is(s, &member, b"object", 6):
+            bit = 16
+            at = _string(s, at, end) if s[at] == 34 else -1
+        elif _is(s, &member, b"created", 7):
+            bit = 32
+            at = _int(s, at, end, False)
+        elif _is(s, &member, b"system_fingerprint", 18):
+            bit = 64
+            at = _string_or_null(s, at, end)
+        elif _is(s, &member, b"error", 5):
+            return -1
+        else:
+            at = _value(s, at, end, 1)
+        if seen & bit:
+            return -1
+        seen |= bit
+    return -1
+
+
+cdef const char* _stop_reason(text_t s, Completion* answer) noexcept nogil:
+    """messages_via_chat.STOP_REASONS, and vLLM's stop string as stop_sequence."""
+    cdef Span* reason = &answer.finish_reason
+    if reason.start < 0 or _span_is(s, reason, b'"stop"', 6):
+        return b'"stop_sequence"' if answer.stop_string.start >= 0 and reason.start >= 0 else b'"end_turn"'
+    if _span_is(s, reason, b'"length"', 8):
+        return b'"max_tokens"'
+    if _span_is(s, reason, b'"tool_calls"', 12) or _span_is(s, reason, b'"function_call"', 15):
+        return b'"tool_use"'
+    if _span_is(s, reason, b'"content_filter"', 16):
+        return b'"refusal"'
+    return b'"end_turn"'
+
+
+cdef void _write_message(_Writer w, text_t s, Completion* answer) noexcept:
+    cdef long long prompt = answer.prompt.value
+    cdef long long cached = answer.cached.value
+    w.text(b'{"id":')
+    if answer.id.start < 0:
+        w.text(b'""')
+    else:
+        w.put(<const char*>s + answer.id.start, answer.id.end - answer.id.start)
+    w.text(b',"model":')
+    if answer.model.start < 0:
+        w.text(b'""')
+    else:
+        w.put(<const char*>s + answer.model.start, answer.model.end - answer.model.start)
+    if answer.text.start >= 0 and answer.text.end - answer.text.start > 2:
+        w.text(b',"content":[{"type":"text","text":')
+        w.put(<const char*>s + answer.text.start, answer.text.end - answer.text.start)
+        w.text(b'}],"usage":{"input_tokens":')
+    else:
+        w.text(b',"content":[],"usage":{"input_tokens":')
+    if answer.cached.given:  # Anthropic's input leaves out what was read from the cache
+        w.number(prompt - cached if prompt > cached else 0)
+    else:
+        w.number(prompt)
+    w.text(b',"output_tokens":')
+    w.number(answer.completion.value)
+    if answer.cached.given:
+        w.text(b',"cache_creation_input_tokens":0,"cache_read_input_tokens":')
+        w.number(cached)
+    w.text(b'},"type":"message","role":"assistant","stop_reason":')
+    w.text(_stop_reason(s, answer))
+    w.text(b',"stop_sequence":')
+    if answer.stop_string.start >= 0 and (
+        answer.finish_reason.start >= 0 and _span_is(s, &answer.finish_reason, b'"stop"', 6)
+    ):
+        w.put(<const char*>s + answer.stop_string.start, answer.stop_string.end - answer.stop_string.start)
+    else:
+        w.text(b"null")
+    w.text(b"}")
+
+
+def message_of_chat_answer(bytes body):
+    """An OpenAI answer (a chat.completion) of one choice whose message is
+    text alone, as Anthropic's message; None for any other answer (a tool
+    call, a refusal, reasoning, several choices, or anything the Python
+    path must judge)."""
+    cdef text_t s = <text_t>PyBytes_AS_STRING(body)
+    cdef Py_ssize_t end = PyBytes_GET_SIZE(body)
+    cdef Completion answer
+    cdef Py_ssize_t after = _completion(s, end, &answer)
+    if after < 0 or _space(s, after, end) != end:
+        return None
+    cdef _Writer w = _Writer()
+    _write_message(w, s, &answer)
+    out = PyBytes_FromStringAndSize(NULL, w.size)
+    w.to = PyBytes_AS_STRING(out)
+    w.size = 0
+    _write_message(w, s, &answer)
+    return out

@@ -557,6 +557,7 @@ def _text_of(data: bytes) -> bytes | None:
 
 
 _DONE = b"data: [DONE]\n\n"
+_MESSAGE_STOP = b'{"type":"message_stop"}'
 
 
 class ChunksFromEvents(EventStream):
@@ -595,6 +596,9 @@ class ChunksFromEvents(EventStream):
             if text is not None:
                 out.append(self._text_head + text + _TEXT_END)
                 return
+        if data == _MESSAGE_STOP:  # the stream's end, as Anthropic writes it: nothing to read
+            self._end(out)
+            return
         try:
             found = _decode_event(data)
         except (msgspec.DecodeError, msgspec.ValidationError):

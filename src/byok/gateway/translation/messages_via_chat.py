@@ -485,33 +485,32 @@ class EventsFromChunks(EventStream):
 
     def _start(self, chunk: O.Chunk, out: list[bytes]) -> None:
         self._started = True
-        message: dict[str, object] = {
-            "id": chunk.id,
-            "type": "message",
-            "role": "assistant",
-            "model": chunk.model,
-            "content": [],
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": {"input_tokens": 0, "output_tokens": 0},
-        }
-        out.append(event("message_start", {"type": "message_start", "message": message}))
+        # each event of a stream's frame written as bytes, as the text's are
+        # (a dict built and encoded costs several times as much)
+        out.append(
+            b'event: message_start\ndata: {"type":"message_start","message":{"id":'
+            + _encode(chunk.id)
+            + b',"type":"message","role":"assistant","model":'
+            + _encode(chunk.model)
+            + b',"content":[],"stop_reason":null,"stop_sequence":null,'
+            b'"usage":{"input_tokens":0,"output_tokens":0}}}\n\n'
+        )
         out.append(_PING)
 
     def _delta(self, delta: O.AnswerMessage, out: list[bytes]) -> None:
         if delta.reasoning_content:
-            self._block("thinking", {"type": "thinking", "thinking": "", "signature": ""}, out)
+            self._block("thinking", _THINKING_BLOCK, out)
             out.append(
                 _block_delta(
                     self._index, {"type": "thinking_delta", "thinking": delta.reasoning_content}
                 )
             )
         if delta.content:
-            self._block("text", {"type": "text", "text": ""}, out)
+            self._block("text", _TEXT_BLOCK, out)
             out.append(self._text(delta.content))
         if delta.refusal:
             self._refused = True
-            self._block("text", {"type": "text", "text": ""}, out)
+            self._block("text", _TEXT_BLOCK, out)
             out.append(self._text(delta.refusal))
         if delta.tool_calls:
             for position, call in enumerate(delta.tool_calls):
@@ -536,13 +535,7 @@ class EventsFromChunks(EventStream):
             return
         if held is None and self._open != "tool":
             # nothing else streaming: this call streams as it comes
-            block = {
-                "type": "tool_use",
-                "id": _str(call.id),
-                "name": _str(function.name),
-                "input": {},
-            }
-            self._block("tool", block, out)
+            self._block("tool", _tool_block(_str(call.id), _str(function.name)), out)
             self._open_call = index
             if arguments:
                 out.append(
@@ -563,9 +556,9 @@ class EventsFromChunks(EventStream):
         """A text delta of the open text block."""
         return self._text_head + _encode(text) + _TEXT_TAIL
 
-    def _block(self, kind: str, block: Mapping[str, object], out: list[bytes]) -> None:
-        """Open a block of `kind` unless one is open (a tool block is never
-        continued: each call opens its own)."""
+    def _block(self, kind: str, block: bytes, out: list[bytes]) -> None:
+        """Open a block of `kind` (`block`: its JSON) unless one is open (a
+        tool block is never continued: each call opens its own)."""
         if self._open == kind and kind != "tool":
             return
         self._close(out)
@@ -574,17 +567,20 @@ class EventsFromChunks(EventStream):
         if kind == "text":
             self._in_text(_text_head(self._index))
         out.append(
-            event(
-                "content_block_start",
-                {"type": "content_block_start", "index": self._index, "content_block": block},
-            )
+            b'event: content_block_start\ndata: {"type":"content_block_start","index":'
+            + str(self._index).encode()
+            + b',"content_block":'
+            + block
+            + b"}\n\n"
         )
 
     def _close(self, out: list[bytes]) -> None:
         if self._open is None:
             return
         out.append(
-            event("content_block_stop", {"type": "content_block_stop", "index": self._index})
+            b'event: content_block_stop\ndata: {"type":"content_block_stop","index":'
+            + str(self._index).encode()
+            + b"}\n\n"
         )
         if self._open == "tool" and self._open_call is not None:
             self._done_calls.add(self._open_call)
@@ -600,8 +596,7 @@ class EventsFromChunks(EventStream):
         self._close(out)
         for index in sorted(self._held):
             held = self._held.pop(index)
-            block = {"type": "tool_use", "id": held.id, "name": held.name, "input": {}}
-            self._block("tool", block, out)
+            self._block("tool", _tool_block(held.id, held.name), out)
             if held.arguments:
                 out.append(
                     _block_delta(
@@ -610,14 +605,17 @@ class EventsFromChunks(EventStream):
                 )
             self._close(out)
         self._ended = True
-        usage = msgspec.structs.asdict(self._usage)
-        usage = {k: v for k, v in usage.items() if v is not UNSET}
         stop_reason = "refusal" if self._refused else self._stop_reason
-        delta = {"stop_reason": stop_reason, "stop_sequence": self._stop_sequence}
         out.append(
-            event("message_delta", {"type": "message_delta", "delta": delta, "usage": usage})
+            b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":'
+            + _encode(stop_reason)
+            + b',"stop_sequence":'
+            + _encode(self._stop_sequence)
+            + b'},"usage":'
+            + _encode(self._usage)  # (the figures it has: UNSET ones are not written)
+            + b"}\n\n"
         )
-        out.append(event("message_stop", {"type": "message_stop"}))
+        out.append(_MESSAGE_STOP)
 
     def _fail(self, error: object, out: list[bytes]) -> None:
         message = error.get("message") if isinstance(error, dict) else error
@@ -628,6 +626,13 @@ class EventsFromChunks(EventStream):
 
 
 _PING = event("ping", {"type": "ping"})
+_MESSAGE_STOP = event("message_stop", {"type": "message_stop"})
+_TEXT_BLOCK = b'{"type":"text","text":""}'
+_THINKING_BLOCK = b'{"type":"thinking","thinking":"","signature":""}'
+
+
+def _tool_block(call_id: str, name: str) -> bytes:
+    return _encode({"type": "tool_use", "id": call_id, "name": name, "input": {}})
 
 
 def _block_delta(index: int, delta: Mapping[str, object]) -> bytes:
