@@ -4,6 +4,7 @@
     python benchmarks/bench_instructions.py --baseline HEAD~1 --pairs 3 --concurrency 1
     python benchmarks/bench_instructions.py --baseline HEAD --limits   # what limits cost
     python benchmarks/bench_instructions.py --translation --pairs 2    # what translation costs
+    python benchmarks/bench_instructions.py --translation --alone-only # its own functions alone
 
 Why: on a shared, noisy machine the CPU time per request of bench_proxy.py
 moves by 10-30% from round to round, more than a change to the hot path is
@@ -57,6 +58,9 @@ byok's translation functions are run on the very bodies of the proxy's run
 (the stream event by event, as nginx flushes it), in one process under
 callgrind, LOW then HIGH times (--alone, which this script runs itself).
 Its share of b (d) is the translation's share of the translated request.
+It is counted twice: with the compiled text path (translation/fast_text),
+and without it (BYOK_NO_EXTENSIONS=1: the Python path, where no wheel is).
+--alone-only counts these alone, without the proxy runs (so without shares).
 """
 
 from __future__ import annotations
@@ -344,11 +348,18 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="this tree alone: what translating between the two APIs costs",
     )
+    parser.add_argument(
+        "--alone-only",
+        action="store_true",
+        help="with --translation: the translation alone, no proxy runs (minutes, not an hour)",
+    )
     # what --translation runs under callgrind for "the translation alone"
     parser.add_argument("--alone", nargs=3, metavar=("WAY", "SHAPE", "COUNT"), help=SUPPRESS)
     args = parser.parse_args(argv)
     if args.alone:
         return args
+    if args.alone_only and not args.translation:
+        parser.error("--alone-only goes with --translation")
     if args.translation:
         if args.baseline or args.limits:
             parser.error("--translation measures this tree alone: no --baseline or --limits")
@@ -438,7 +449,7 @@ def translation(args: argparse.Namespace, workdir: Path) -> None:
     python = Path(sys.executable)
     port = args.port + 10
     medians: dict[str, dict[str, float]] = {}
-    for shape in args.cases:
+    for shape in [] if args.alone_only else args.cases:
         per: dict[str, list[float]] = {way.letter: [] for way in WAYS}
         for _ in range(args.pairs):
             for way in WAYS:
@@ -452,13 +463,18 @@ def translation(args: argparse.Namespace, workdir: Path) -> None:
     per_delta = chunk_summary(medians)
     if per_delta:
         print(per_delta + "\n", flush=True)
-    # in one process, so every shape: the long stream costs minutes here, not an hour
-    alone = {
-        shape: {letter: _alone_per_request(letter, shape, workdir) for letter, _, _ in CROSSINGS}
-        for shape in SHAPES
-    }
-    print("the translation alone, instructions per request", flush=True)
-    print(alone_summary(alone, medians), flush=True)
+    # in one process, so every shape: the long stream costs minutes here, not an hour;
+    # with the compiled text path (fast_text), and without it as where no wheel is
+    for compiled, title in [(True, ""), (False, ", the Python path alone (BYOK_NO_EXTENSIONS=1)")]:
+        alone = {
+            shape: {
+                letter: _alone_per_request(letter, shape, workdir, compiled)
+                for letter, _, _ in CROSSINGS
+            }
+            for shape in SHAPES
+        }
+        print(f"the translation alone{title}, instructions per request", flush=True)
+        print(alone_summary(alone, medians) + "\n", flush=True)
 
 
 def _shape_title(shape: str) -> str:
@@ -532,8 +548,9 @@ def translate_alone(way: Way, shape: str, count: int) -> None:
         raise SystemExit(f"--alone {way.letter} {shape}: {problem}")
 
 
-def _alone_per_request(letter: str, shape: str, workdir: Path) -> float:
+def _alone_per_request(letter: str, shape: str, workdir: Path, compiled: bool = True) -> float:
     totals = []
+    switch = {} if compiled else {"BYOK_NO_EXTENSIONS": "1"}
     for count in (LOW, HIGH):
         out = workdir / f"cg.alone.{letter}.{shape}.{count}"
         subprocess.run(
@@ -551,7 +568,7 @@ def _alone_per_request(letter: str, shape: str, workdir: Path) -> float:
             check=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONHASHSEED": "0"},
+            env={**os.environ, "PYTHONHASHSEED": "0", **switch},
         )
         totals.append(_total(out))
     return (totals[1] - totals[0]) / (HIGH - LOW)

@@ -373,7 +373,9 @@ def test_the_instructions_bench_takes_translation_without_a_baseline(
     assert parse(["--translation"]).cases == ["fixed", "stream", "long"]
     assert parse(["--translation", "--cases", "fixed,stream"]).cases == ["fixed", "stream"]
     assert parse(["--baseline", "HEAD"]).cases == ["fixed", "stream"]
+    assert parse(["--translation", "--alone-only"]).alone_only is True
     for argv, said in [
+        (["--baseline", "HEAD", "--alone-only"], "--alone-only goes with --translation"),
         ([], "--baseline is required"),
         (["--translation", "--baseline", "HEAD"], "measures this tree alone"),
         (["--translation", "--limits"], "measures this tree alone"),
