@@ -1,19 +1,23 @@
 # cython: boundscheck=False, wraparound=False, initializedcheck=False
-"""The commonest stream event of each API, a text delta, translated in C.
+"""The commonest translations, of text, in C (translation/fast_text.py loads them).
 
-A translated stream is mostly text deltas, and the Python translators spend
-~16,000 CPU instructions on each (reading the event, decoding its JSON,
-writing the client's); these functions spend a few thousand.  Each takes an
-upstream chunk that is nothing but whole text-delta events, checks every
-byte the Python path would check, and writes the client's events: the text's
-JSON string is copied as it came (valid JSON, valid UTF-8).  Any other chunk,
-or anything out of the ordinary in one (whitespace where the Python path
-takes none, an event cut in two, a field the translator would read), gives
-None, and the caller's Python path translates it: that path is the reference,
-and tests/gateway/translation/test_compiled_deltas.py holds these to it.
+Most of what crosses the two APIs is text: a stream's text deltas, a whole
+answer of text.  The Python path spends ~16,000 CPU instructions on a delta
+(finding the event, decoding its JSON, writing the client's) and ~25,000 on
+an answer; these functions spend a few thousand, reading the upstream's
+JSON bytes once, checking every byte the Python path would check (valid
+JSON, valid UTF-8, the types msgspec would ask for), and writing the
+client's bytes with each text's JSON string copied as it came.  What they
+do not take (another event, a tool call, anything out of the ordinary: an
+escape in a key, a duplicate member, whitespace where the Python path
+takes none) is left to the Python path, which is the reference:
+tests/gateway/translation/test_fast_text.py holds these to it.
 
-The caller knows what this cannot: that the stream is at a point where a text
-delta is just more text (its head is written, a text block is open).
+- text_of_chunks, text_of_events: a stream's whole events of text from a
+  point in a read (the caller knows the stream is in its text: a text block
+  open, the client's head written), and where they end;
+- first_event: where a stream's next event ends, and its data;
+- chat_answer_of_message, message_of_chat_answer: a whole answer of text.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -22,7 +26,7 @@ from libc.string cimport memchr, memcmp, memcpy, strlen
 ctypedef const unsigned char* text_t
 
 cdef enum:
-    MOST_EVENTS = 64  # in one chunk; more (never seen) take the Python path
+    MOST_EVENTS = 64  # in one call; the caller calls again for more
     MOST_DEPTH = 32  # of a skipped value's nesting; deeper takes the Python path
 
 cdef struct Span:
@@ -548,6 +552,42 @@ cdef Py_ssize_t _text_event(text_t s, Py_ssize_t at, Py_ssize_t end, Span* text)
     return after + 4
 
 
+# ---- a stream's next event ----------------------------------------------------------
+
+
+def first_event(bytes chunk, Py_ssize_t at):
+    """The event from `at` in a stream's `chunk`: (its data if it is one
+    ``data:`` line, after an ``event:`` line or not, else None; the index
+    after the blank line that ends it), or (None, -1) when none ends in
+    `chunk`.  sse.SseReader.first reads any other event itself."""
+    cdef text_t s = <text_t>PyBytes_AS_STRING(chunk)
+    cdef Py_ssize_t end = PyBytes_GET_SIZE(chunk)
+    cdef Py_ssize_t line, stop
+    cdef Py_ssize_t at_line = at
+    if not 0 <= at <= end:
+        raise IndexError("at is outside the chunk")
+    while True:  # the blank line: \n\n, or \n\r\n
+        line = _line_end(s, at_line, end)
+        if line < 0:
+            return None, -1
+        if line + 1 < end and s[line + 1] == 10:
+            stop = line + 2
+            break
+        if line + 2 < end and s[line + 1] == 13 and s[line + 2] == 10:
+            stop = line + 3
+            break
+        at_line = line + 1
+    if memchr(s + at, 13, stop - at) != NULL:
+        return None, stop  # \r\n lines: the Python way
+    line = at
+    if stop - line > 7 and memcmp(s + line, b"event: ", 7) == 0:
+        line = _line_end(s, line, stop) + 1
+    if stop - line >= 8 and memcmp(s + line, b"data: ", 6) == 0:
+        if _line_end(s, line + 6, stop) == stop - 2:
+            return PyBytes_FromStringAndSize(<const char*>s + line + 6, stop - 2 - line - 6), stop
+    return None, stop
+
+
 # ---- Anthropic's whole answer of text → OpenAI's ------------------------------------
 #
 # The Python path decodes the message (A.Message), builds the ChatCompletion
@@ -869,42 +909,6 @@ def chat_answer_of_message(bytes body, long long created):
     w.size = 0
     _write(w, s, &answer, created)
     return out
-
-
-# ---- a stream's next event ----------------------------------------------------------
-
-
-def first_event(bytes chunk, Py_ssize_t at):
-    """The event from `at` in a stream's `chunk`: (its data if it is one
-    ``data:`` line, after an ``event:`` line or not, else None; the index
-    after the blank line that ends it), or (None, -1) when none ends in
-    `chunk`.  sse.SseReader.first reads any other event itself."""
-    cdef text_t s = <text_t>PyBytes_AS_STRING(chunk)
-    cdef Py_ssize_t end = PyBytes_GET_SIZE(chunk)
-    cdef Py_ssize_t line, stop
-    cdef Py_ssize_t at_line = at
-    if not 0 <= at <= end:
-        raise IndexError("at is outside the chunk")
-    while True:  # the blank line: \n\n, or \n\r\n
-        line = _line_end(s, at_line, end)
-        if line < 0:
-            return None, -1
-        if line + 1 < end and s[line + 1] == 10:
-            stop = line + 2
-            break
-        if line + 2 < end and s[line + 1] == 13 and s[line + 2] == 10:
-            stop = line + 3
-            break
-        at_line = line + 1
-    if memchr(s + at, 13, stop - at) != NULL:
-        return None, stop  # \r\n lines: the Python way
-    line = at
-    if stop - line > 7 and memcmp(s + line, b"event: ", 7) == 0:
-        line = _line_end(s, line, stop) + 1
-    if stop - line >= 8 and memcmp(s + line, b"data: ", 6) == 0:
-        if _line_end(s, line + 6, stop) == stop - 2:
-            return PyBytes_FromStringAndSize(<const char*>s + line + 6, stop - 2 - line - 6), stop
-    return None, stop
 
 
 # ---- OpenAI's whole answer of text → Anthropic's -------------------------------------
