@@ -352,6 +352,16 @@ def test_text_deltas_as_anthropic_writes_them(ascii_only: bool) -> None:
     assert same_chunks(written) == len(written)  # as tests/.../wire.py writes it, msgspec's way
 
 
+def test_none_is_refused_not_read() -> None:
+    for call in (
+        lambda: of_events(None, b"", b""),  # type: ignore[arg-type]
+        lambda: fast_text.chat_answer(None, 0),  # type: ignore[arg-type,misc]
+        lambda: fast_text.message_answer(None),  # type: ignore[arg-type,misc]
+    ):
+        with pytest.raises(TypeError):
+            call()
+
+
 def test_pings_and_text_blocks_begun_or_ended_say_nothing() -> None:
     """Passed over by both (an OpenAI client's chunks have no blocks), alone
     or between text deltas, as Anthropic's chunks often hold them."""
@@ -826,6 +836,8 @@ def test_completions_of_text_are_written_in_c(body: bytes) -> None:
         completion(usage={"prompt_tokens": 1.0}),
         completion(usage={"prompt_tokens_details": {"cached_tokens": "x"}}),
         completion(error={"message": "x"}),
+        completion({"logprobs": {"content": [{"token": "x", "logprob": -0.5}]}}),
+        completion().replace(b'"logprobs":null', b'"logprobs":1e400'),  # msgspec: out of range
         completion()[:-1],
         completion() + b"]",
         completion().replace(b'"Hello!', b'"\\udc00 Hello!'),

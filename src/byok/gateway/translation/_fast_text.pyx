@@ -427,7 +427,7 @@ cdef bytes _written(text_t s, Span* texts, Py_ssize_t count, bytes head, bytes t
     return out
 
 
-def text_of_chunks(bytes chunk, Py_ssize_t at, bytes head, bytes tail):
+def text_of_chunks(bytes chunk not None, Py_ssize_t at, bytes head not None, bytes tail not None):
     """The whole ``data: {chunk}`` events from `at` in an OpenAI stream's
     `chunk` that are more text of choice 0 and nothing else: (their texts,
     each between `head` and `tail`, in one bytes object; where in `chunk`
@@ -485,7 +485,7 @@ cdef inline bint _starts(text_t s, Py_ssize_t at, Py_ssize_t end, bytes what) no
     return end - at >= size and memcmp(s + at, PyBytes_AS_STRING(what), size) == 0
 
 
-def text_of_events(bytes chunk, Py_ssize_t at, bytes head, bytes tail):
+def text_of_events(bytes chunk not None, Py_ssize_t at, bytes head not None, bytes tail not None):
     """The whole events from `at` in an Anthropic stream's `chunk` that
     are text deltas, each ``event: <name>``, then ``data: {"type":
     "content_block_delta","index":N,"delta":{"type":"text_delta","text":
@@ -555,7 +555,7 @@ cdef Py_ssize_t _text_event(text_t s, Py_ssize_t at, Py_ssize_t end, Span* text)
 # ---- a stream's next event ----------------------------------------------------------
 
 
-def first_event(bytes chunk, Py_ssize_t at):
+def first_event(bytes chunk not None, Py_ssize_t at):
     """The event from `at` in a stream's `chunk`: (its data if it is one
     ``data:`` line, after an ``event:`` line or not, else None; the index
     after the blank line that ends it), or (None, -1) when none ends in
@@ -891,7 +891,7 @@ cdef void _write(_Writer w, text_t s, Answer* answer, long long created) noexcep
     w.text(b"}}")
 
 
-def chat_answer_of_message(bytes body, long long created):
+def chat_answer_of_message(bytes body not None, long long created):
     """An Anthropic answer (a message) whose content is text blocks alone, as
     OpenAI's chat.completion, `created` at the request's arrival; None for
     any other answer (a tool call, thinking, or anything the Python path
@@ -1088,6 +1088,11 @@ cdef Py_ssize_t _completion_choice(text_t s, Py_ssize_t at, Py_ssize_t end, Comp
         elif _is(s, &member, b"index", 5):
             bit = 8
             at = _int(s, at, end, False)
+        elif _is(s, &member, b"logprobs", 8):
+            bit = 16
+            # null, as OpenAI sends it unasked: anything else msgspec decodes (as Any),
+            # and refuses numbers out of its range in it that a skip would let by
+            at = _null(s, at, end)
         elif _is(s, &member, b"delta", 5):
             return -1
         else:
@@ -1216,7 +1221,7 @@ cdef void _write_message(_Writer w, text_t s, Completion* answer) noexcept:
     w.text(b"}")
 
 
-def message_of_chat_answer(bytes body):
+def message_of_chat_answer(bytes body not None):
     """An OpenAI answer (a chat.completion) of one choice whose message is
     text alone, as Anthropic's message; None for any other answer (a tool
     call, a refusal, reasoning, several choices, or anything the Python
