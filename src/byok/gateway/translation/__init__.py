@@ -23,6 +23,10 @@ for a stream relayed as it is).
 
 Every function here is pure: no I/O, no clock (the caller passes the time).
 The two directions are told in messages_via_chat.py and chat_via_messages.py.
+Text, the commonest thing to cross, takes a compiled path (fast_text.py:
+a whole answer of text, and a stream's events of text, see streams.py),
+held to the Python path, which takes everything else and all of it where
+the extension is not built.
 """
 
 from __future__ import annotations
