@@ -72,7 +72,7 @@ def error(data: dict, environ: dict | None = None) -> str:
             ("providers", "oai", "base"),
             "byok.toml: [providers.oai] base: unknown field; expected one of: "
             "anthropic_version, base_url, ca_file, client_cert, client_key, connect_timeout, "
-            "keys, kind, max_connections, passthrough, proxy, reasoning, verify",
+            "keys, kind, max_connections, oauth, passthrough, proxy, reasoning, verify",
         ),
         (
             ("models", "m", "atempts"),
@@ -83,7 +83,8 @@ def error(data: dict, environ: dict | None = None) -> str:
         (
             ("providers", "oai", "keys", 2, "lable"),
             "byok.toml: [providers.oai] keys[2].lable: unknown field; "
-            "expected one of: daily_tokens, key, label, max_inflight, rpm, tpm, weight",
+            "expected one of: command, daily_tokens, headers, key, label, max_inflight, oauth, "
+            "rpm, timeout, tpm, ttl, weight",
         ),
         (
             ("modles",),
@@ -283,8 +284,9 @@ def test_a_value_out_of_range_says_the_range(path, value, expected):
         ),
         (
             ("providers", "oai", "keys", 2, "key"),
-            "[providers.oai] keys[2].key: missing; "
-            "expected a key: a literal, env:NAME or file:PATH",
+            "[providers.oai] keys[2].key: missing; expected a key: a literal, env:NAME or "
+            "file:PATH (or oauth = a credential file, or command = a program that prints a "
+            "token)",
         ),
         (("providers",), "[providers]: missing; expected at least one provider"),
     ],

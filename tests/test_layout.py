@@ -2,7 +2,7 @@
 
     byok.cli → byok.supervisor → byok.app → byok.ops → byok.cluster → byok.gateway
              → byok.telemetry
-             → byok.config, byok.providers → byok.http, byok_core
+             → byok.config → byok.credentials → byok.providers → byok.http, byok_core
 
 Each module may import from its own layer and the layers below it, never
 above; no two modules import each other, directly or round a longer loop
@@ -23,6 +23,7 @@ LAYERS = [
     ("byok_core",),
     ("byok.http",),
     ("byok.providers",),
+    ("byok.credentials",),
     ("byok.config",),
     ("byok.telemetry",),
     ("byok.gateway",),

@@ -17,12 +17,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PureWindowsPath
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import msgspec
@@ -30,6 +31,15 @@ from msgspec import Meta
 
 from byok_core import STRATEGIES
 
+from .credentials import (
+    CredentialFileError,
+    OAuthClient,
+    OAuthFile,
+    SecretBook,
+    TokenCommand,
+    TokenSource,
+)
+from .credentials import files as _credential_files
 from .http import egress as _egress
 from .providers import ANTHROPIC_VERSION, KINDS, ProviderKind
 
@@ -62,7 +72,8 @@ _KEY_SHAPED = re.compile(
 
 
 class Redactor:
-    """Takes every secret of a config, and key-shaped tokens, out of a text
+    """Takes every secret of a config, the tokens of its short-lived keys
+    (`book`, as they are at each call), and key-shaped tokens, out of a text
     (``redact(text)``), a body (``redact.bytes(body)``) or header values
     (``redact.headers(headers)``): each one becomes ``[redacted]``."""
 
@@ -75,12 +86,28 @@ class Redactor:
     # searches rule most bodies out, where the regex takes ~25ns a byte.
     _KEY_SHAPED_MARKS = (b"k-", b"y-", b"s-", b"aiza", b"bearer")
 
-    def __init__(self, secrets: Iterable[str]) -> None:
+    def __init__(self, secrets: Iterable[str], book: SecretBook | None = None) -> None:
+        self._own = {s for s in secrets if s}
+        self._book = book
+        self._version = -1
+        self._secrets: list[str] = []
+        self._secrets_utf8: list[bytes] = []
+        self._sort()
+
+    def _sort(self) -> None:
         # longest first: a secret that contains another is replaced whole
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        book = self._book
+        found = self._own if book is None else self._own | set(book.secrets)
+        self._secrets = sorted(found, key=len, reverse=True)
         self._secrets_utf8 = [s.encode("utf-8") for s in self._secrets]
+        self._version = -1 if book is None else book.version
+
+    def _current(self) -> None:
+        if self._book is not None and self._book.version != self._version:
+            self._sort()
 
     def __call__(self, text: str) -> str:
+        self._current()
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, "[redacted]")
@@ -89,6 +116,7 @@ class Redactor:
     # before the method named bytes: an annotation after it would mean the method
     def _suspect(self, data: bytes) -> bool:
         """False when `data` surely holds no secret and no key-shaped token."""
+        self._current()
         if any(secret in data for secret in self._secrets_utf8):
             return True
         lowered = data.lower()
@@ -125,16 +153,24 @@ class Key:
     """An upstream key (or a client key): its secret never prints."""
 
     label: str
-    secret: str = field(repr=False)
+    secret: str = field(repr=False)  # "": a short-lived key's, which `source` gives
     weight: int = 1
     max_inflight: int = 0
     rpm: int = 0  # limits of the key over all its models (0: none); see README "Capacity"
     tpm: int = 0
     daily_tokens: int = 0
+    # where a short-lived key's token comes from (byok.credentials); None: `secret`
+    source: TokenSource | None = None
+
+    @property
+    def identity(self) -> str:
+        """What makes it the same key across reloads: its secret, or its
+        token's source (a refreshed token is the same key)."""
+        return self.secret if self.source is None else self.source.identity
 
     @property
     def fingerprint(self) -> str:
-        return fingerprint(self.secret)
+        return fingerprint(self.identity)
 
     def __repr__(self) -> str:
         return f"Key({self.label!r}, {self.fingerprint})"
@@ -361,12 +397,18 @@ class Config:
 
     def secrets(self) -> list[str]:
         """Every secret this config holds: upstream, client and admin keys,
-        proxy and Redis passwords."""
+        proxy and Redis passwords, OAuth client secrets (a short-lived key's
+        tokens are the credential store's: byok.credentials)."""
         keys = [*self.server.client_keys, *self.server.admin_keys, *self.server.metrics_keys]
         keys += [k for p in self.providers.values() for k in p.keys]
         passwords = [_password(p.egress.proxy) for p in self.providers.values()]
         passwords.append(_password(self.cluster.redis if self.cluster else None))
-        return [k.secret for k in keys] + [p for p in passwords if p]
+        passwords += [
+            k.source.client.client_secret
+            for k in keys
+            if isinstance(k.source, OAuthFile) and k.source.client is not None
+        ]
+        return [k.secret for k in keys if k.secret] + [p for p in passwords if p]
 
     def describe(self) -> str:
         """The resolved routes, for `byok check-config`: labels, no secrets."""
@@ -382,7 +424,8 @@ class Config:
                 lines.append(f"client key {client.label}: {_limits_text(client)}")
         for p in self.providers.values():
             keys = ", ".join(
-                f"{k.label} ({k.fingerprint}, weight {k.weight}{_limits_text(k, ', ')})"
+                f"{k.label} ({k.fingerprint}{_source_text(k)}, weight {k.weight}"
+                f"{_limits_text(k, ', ')})"
                 for k in p.keys
             )
             extra = ", passthrough" if p.passthrough else ""
@@ -405,6 +448,17 @@ class Config:
             name = c.replica or "hostname:pid"
             lines.append(f"cluster: {c.redis_shown}, prefix {c.prefix!r}, replica {name}")
         return "\n".join(lines)
+
+
+def _source_text(key: Key) -> str:
+    """Where a short-lived key's token comes from, for describe()."""
+    source = key.source
+    if isinstance(source, OAuthFile):
+        refresh = "refreshed by byok" if source.client else "not refreshed by byok"
+        return f", oauth {source.path}, {refresh}"
+    if isinstance(source, TokenCommand):
+        return f", command {source.shown}, ttl {source.ttl:g}s"
+    return ""
 
 
 def _limits_text(key: Key, lead: str = "") -> str:
@@ -432,9 +486,23 @@ _Limit = Annotated[int, Meta(ge=0, le=1 << 40, description="an integer from 0 (n
 
 
 class _KeyTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A key written as a table: `{ key = "env:A", label = "team-a", weight = 2 }`."""
+    """A key written as a table: `{ key = "env:A", label = "team-a", weight = 2 }`;
+    or a short-lived one: `{ oauth = "~/.claude/.credentials.json" }` (a file,
+    or a directory holding one), `{ command = ["gcloud", "auth",
+    "print-access-token"], ttl = 3000 }` (byok.credentials)."""
 
-    key: _SecretSource
+    key: _SecretSource | None = None
+    oauth: Annotated[str, Meta(min_length=1, description="a file or directory path")] | None = None
+    command: (
+        Annotated[
+            list[Annotated[str, Meta(min_length=1)]],
+            Meta(min_length=1, description='a program and its arguments, e.g. ["gcloud", "auth"]'),
+        ]
+        | None
+    ) = None
+    ttl: _Seconds | None = None  # a command's token is kept this long (default 300)
+    timeout: _Seconds | None = None  # a command that takes longer fails (default 30)
+    headers: dict[str, str] | None = None  # sent with a short-lived key's token
     label: Annotated[str, Meta(min_length=1, description="a non-empty label")] | None = None
     weight: _Count = 1
     max_inflight: Annotated[int, Meta(ge=0, description="an integer of at least 0")] = 0
@@ -456,7 +524,23 @@ class _ClientKeyTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     monthly_cost: Annotated[float, Meta(ge=0, le=1e9, description="USD from 0 (none) to 1e9")] = 0.0
 
 
+class _OAuthTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """[providers.NAME.oauth]: how the provider's OAuth keys are refreshed
+    (the kind's defaults, where it has them, fill what is not given)."""
+
+    token_url: (
+        Annotated[str, Meta(pattern="^https?://", description="an http:// or https:// URL")] | None
+    ) = None
+    client_id: Annotated[str, Meta(min_length=1, description="a client id")] | None = None
+    client_secret: _SecretSource | None = None
+    scope: str = ""
+    refresh_margin: _SecondsOrZero = 300.0
+    token_format: Literal["form", "json"] | None = None
+    headers: dict[str, str] | None = None  # None: the kind's (Anthropic's oauth beta flag)
+
+
 class _ProviderTable(Egress, frozen=True, kw_only=True):
+    oauth: _OAuthTable | None = None
     keys: Annotated[
         list[_SecretSource | _KeyTable], Meta(min_length=1, description="at least one key")
     ]
@@ -596,7 +680,7 @@ def from_dict(
 ) -> Config:
     """A configuration from the parsed TOML shape (tests and `byok demo` build
     one).  A relative path in it is from `directory` (None: the working one)."""
-    build = _Builder(source, os.environ if environ is None else environ)
+    build = _Builder(source, os.environ if environ is None else environ, directory)
     tables = build.decode(data, _File, "")
     server = build.server(tables.server)
     providers = {name: build.provider(name, body) for name, body in tables.providers.items()}
@@ -662,9 +746,15 @@ class _Builder:
     does what the schema cannot: resolves secrets, checks names that refer to
     each other and keys that must differ."""
 
-    def __init__(self, source: str, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        source: str,
+        environ: Mapping[str, str],
+        directory: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.source = source
         self.environ = environ
+        self.directory = directory  # where a relative path in the file starts (None: cwd)
 
     def fail(self, table: str, field_name: str, message: str) -> ConfigError:
         return ConfigError(self.source, table, field_name, message)
@@ -778,27 +868,33 @@ class _Builder:
             label = f"{name}-{n + 1}"
             if isinstance(entry, str):
                 keys.append(Key(label, self.secret(entry, where, f"keys[{n}]")))
-            else:
+                continue
+            secret, source = "", None
+            if entry.key is not None:
+                self.static_key_only(entry, where, f"keys[{n}]")
                 secret = self.secret(entry.key, where, f"keys[{n}].key")
-                keys.append(
-                    Key(
-                        entry.label or label,
-                        secret,
-                        entry.weight,
-                        entry.max_inflight,
-                        entry.rpm,
-                        entry.tpm,
-                        entry.daily_tokens,
-                    )
+            else:
+                source = self.token_source(entry, spec, table.oauth, where, f"keys[{n}]")
+            keys.append(
+                Key(
+                    entry.label or label,
+                    secret,
+                    entry.weight,
+                    entry.max_inflight,
+                    entry.rpm,
+                    entry.tpm,
+                    entry.daily_tokens,
+                    source,
                 )
+            )
         labels = [k.label for k in keys]
         for label in labels:
             if labels.count(label) > 1:
                 raise self.fail(
                     where, "keys", f"label {label!r} is used twice: a label names one key in logs"
                 )
-        secrets = [k.secret for k in keys]
-        if len(set(secrets)) != len(secrets):
+        identities = [k.identity for k in keys]
+        if len(set(identities)) != len(identities):
             raise self.fail(where, "keys", "the same key is listed twice")
         egress = Egress(**{f: getattr(table, f) for f in Egress.__struct_fields__})
         try:  # the proxy URL (given or the environment's), the certificate files
@@ -815,6 +911,120 @@ class _Builder:
             egress=egress,
             reasoning=table.reasoning,
         )
+
+    def static_key_only(self, entry: _KeyTable, table: str, where: str) -> None:
+        """A key given as `key` takes none of a short-lived key's fields."""
+        for field_name in ("oauth", "command", "ttl", "timeout", "headers"):
+            if getattr(entry, field_name) is not None:
+                what = "oauth and command keys" if field_name == "headers" else "command keys"
+                if field_name in ("oauth", "command"):
+                    message = "give one of key, oauth or command"
+                else:
+                    message = f"{field_name} is for {what} only"
+                raise self.fail(table, f"{where}.{field_name}", message)
+
+    def token_source(
+        self,
+        entry: _KeyTable,
+        spec: ProviderKind,
+        oauth: _OAuthTable | None,
+        table: str,
+        where: str,
+    ) -> TokenSource:
+        """The source of a short-lived key: an OAuth file (read now: one that
+        cannot serve is an error here) or a command (its program found now)."""
+        headers = self.headers(entry.headers, table, f"{where}.headers")
+        if entry.oauth is not None:
+            if entry.command is not None:
+                raise self.fail(table, f"{where}.command", "give one of key, oauth or command")
+            for field_name in ("ttl", "timeout"):
+                if getattr(entry, field_name) is not None:
+                    raise self.fail(
+                        table, f"{where}.{field_name}", f"{field_name} is for command keys only"
+                    )
+            return self.oauth_file(entry.oauth, spec, oauth, headers, table, f"{where}.oauth")
+        if entry.command is None:
+            raise self.fail(table, f"{where}.key", _KEY_MISSING)
+        program = entry.command[0]
+        if shutil.which(program) is None:
+            raise self.fail(
+                table,
+                f"{where}.command",
+                f"program {program!r} not found (or not executable): give its full path, "
+                "or put it on byok's PATH",
+            )
+        return TokenCommand(
+            tuple(entry.command),
+            300.0 if entry.ttl is None else entry.ttl,
+            30.0 if entry.timeout is None else entry.timeout,
+            headers,
+        )
+
+    def oauth_file(
+        self,
+        given: str,
+        spec: ProviderKind,
+        oauth: _OAuthTable | None,
+        key_headers: tuple[tuple[str, str], ...],
+        table: str,
+        where: str,
+    ) -> OAuthFile:
+        try:
+            path = Path(self.directory or os.getcwd(), Path(given).expanduser())
+        except RuntimeError:  # ~name of a user this system does not know
+            raise self.fail(table, where, f"no home directory for {given!r}") from None
+        try:
+            found = _credential_files.resolve(path)
+            _credential_files.read(found)
+        except CredentialFileError as error:
+            raise self.fail(table, where, str(error)) from None
+        defaults = spec.oauth
+        settings = oauth or _OAuthTable()
+        token_url = settings.token_url or (defaults.token_url if defaults else None)
+        client_id = settings.client_id or (defaults.client_id if defaults else None)
+        oauth_where = f"{table}.oauth"
+        if token_url is not None and client_id is None:
+            raise self.fail(
+                oauth_where, "client_id", f"required with token_url for {spec.name} providers"
+            )
+        client = None
+        if token_url is not None and client_id is not None:
+            client = OAuthClient(
+                token_url=token_url,
+                client_id=client_id,
+                client_secret=""
+                if settings.client_secret is None
+                else self.secret(settings.client_secret, oauth_where, "client_secret"),
+                scope=settings.scope,
+                refresh_margin=settings.refresh_margin,
+                token_format=settings.token_format
+                or (defaults.token_format if defaults else "form"),
+            )
+        if settings.headers is not None:
+            headers = self.headers(settings.headers, oauth_where, "headers")
+        else:
+            headers = defaults.headers if defaults else ()
+        return OAuthFile(os.path.abspath(found), client, headers + key_headers)
+
+    def headers(
+        self, given: dict[str, str] | None, table: str, where: str
+    ) -> tuple[tuple[str, str], ...]:
+        """Extra request headers as the config gives them, checked: a name
+        of HTTP's token characters, not one byok sets itself, and a value
+        on one line."""
+        out = []
+        for name, value in (given or {}).items():
+            lowered = name.lower()
+            if not _HEADER_NAME.fullmatch(name):
+                raise self.fail(table, where, f"{_named(name)} is not a header name")
+            if lowered in _OWN_HEADERS:
+                raise self.fail(
+                    table, where, f"{name} is byok's to set: it carries the key, or the request"
+                )
+            if "\r" in value or "\n" in value or "\0" in value:
+                raise self.fail(table, f"{where}.{name}", "a header value is one line")
+            out.append((lowered, value.strip()))
+        return tuple(out)
 
     def model(self, name: str, body: Any, providers: Mapping[str, Provider]) -> Model:
         where = f"models.{name}"
@@ -874,6 +1084,27 @@ class _Builder:
 # inside the decoded table, and the text names types, never values.  A
 # ConfigError names the table and the field, and shows the value only when it
 # is a number or a boolean: a string in the wrong place may be a key.
+
+_KEY_MISSING = (
+    "missing; expected a key: a literal, env:NAME or file:PATH (or oauth = a credential "
+    "file, or command = a program that prints a token)"
+)
+# extra headers of short-lived keys: HTTP's token characters, and never one
+# that carries a key or frames the request
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
+_OWN_HEADERS = frozenset(
+    {
+        "authorization",
+        "x-api-key",
+        "api-key",
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "cookie",
+        "proxy-authorization",
+    }
+)
 
 _ERROR = re.compile(r"(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?", re.DOTALL)
 _PATH_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")

@@ -34,6 +34,19 @@ class RateLimitHeaders:
 
 
 @dataclass(frozen=True)
+class OAuthDefaults:
+    """How a kind's subscription accounts refresh their OAuth tokens, as its
+    vendor's own CLI does (byok.credentials): the token endpoint, the CLI's
+    public client id, how the grant is posted, and the headers a request made
+    with such a token needs besides its Bearer authorization."""
+
+    token_url: str
+    client_id: str
+    token_format: Literal["form", "json"]
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class ProviderKind:
     name: str
     dialect: Dialect  # the API of its own endpoints, and the shape of its errors
@@ -46,6 +59,7 @@ class ProviderKind:
     version_header: str | None  # the API version it wants on each request
     default_version: str | None
     rate_limits: RateLimitHeaders
+    oauth: OAuthDefaults | None = None  # None: an OAuth key names its token endpoint itself
 
     @property
     def base_url_rule(self) -> str:
@@ -61,12 +75,18 @@ class ProviderKind:
         return base_url + path
 
     def credentials(
-        self, secret: str, version: str | None = None, chosen_version: str = ""
+        self,
+        secret: str,
+        version: str | None = None,
+        chosen_version: str = "",
+        *,
+        bearer: bool = False,
     ) -> list[tuple[str, str]]:
-        """The headers that carry `secret`: the kind's own auth header, and the
-        API version header (`version`, else the kind's default) unless the
-        client chose one (`chosen_version`)."""
-        if self.auth_header == "x-api-key":
+        """The headers that carry `secret`: the kind's own auth header (a
+        Bearer authorization with `bearer`, as an OAuth or command token
+        always goes), and the API version header (`version`, else the kind's
+        default) unless the client chose one (`chosen_version`)."""
+        if self.auth_header == "x-api-key" and not bearer:
             headers = [("x-api-key", secret)]
         else:
             headers = [("authorization", f"Bearer {secret}")]
@@ -100,6 +120,12 @@ OPENAI = ProviderKind(
     version_header=None,
     default_version=None,
     rate_limits=_OPENAI_LIMITS,
+    # the Codex CLI's: a ChatGPT subscription signs in and refreshes there
+    oauth=OAuthDefaults(
+        token_url="https://auth.openai.com/oauth/token",
+        client_id="app_EMoamEEZ73f0CkXaXp7hrann",
+        token_format="json",
+    ),
 )
 ANTHROPIC = ProviderKind(
     name="anthropic",
@@ -111,6 +137,14 @@ ANTHROPIC = ProviderKind(
     version_header="anthropic-version",
     default_version=ANTHROPIC_VERSION,
     rate_limits=_ANTHROPIC_LIMITS,
+    # Claude Code's: a Claude subscription's token is refreshed there, and is
+    # taken on the API with this beta flag
+    oauth=OAuthDefaults(
+        token_url="https://console.anthropic.com/v1/oauth/token",
+        client_id="9d1c250a-e61b-44d9-88ed-5944d1962f5e",
+        token_format="json",
+        headers=(("anthropic-beta", "oauth-2025-04-20"),),
+    ),
 )
 # vLLM, Ollama, LM Studio, OpenRouter, Groq, ...: OpenAI's API on another host
 OPENAI_COMPATIBLE = ProviderKind(
