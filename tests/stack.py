@@ -128,9 +128,11 @@ async def open_stack(
     build: Callable[[str], dict[str, Any]],
     secrets: dict[str, str] | None = None,
     limits: Limits | None = None,
+    wall: Callable[[], float] = time.time,
 ) -> AsyncIterator[LiveStack]:
     """A LiveStack serving on loopback until the block ends; `secrets` (secret
-    -> name) are the keys the simulator accepts."""
+    -> name) are the keys the simulator accepts; `wall` the wall clock that
+    short-lived keys' tokens expire on (a test's virtual one)."""
     async with trio.open_nursery() as nursery:
         stack = LiveStack(build, nursery)
         for secret, name in (secrets or {}).items():
@@ -141,7 +143,7 @@ async def open_stack(
         def reload() -> Config:
             return from_dict(stack.build(stack.upstream_url), "test")
 
-        stack.app = App(reload(), reloader=reload)
+        stack.app = App(reload(), reloader=reload, wall=wall)
         listeners = await nursery.start(serve_http, stack.app, "127.0.0.1", 0, limits)
         nursery.start_soon(stack.app.maintain)
         stack.url = f"http://127.0.0.1:{bound_port(listeners)}"

@@ -76,12 +76,14 @@ class App:
         upstream: Upstream | None = None,
         reloader: Callable[[], Config] | None = None,
         worker: int | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         """`reloader` reads the config anew (POST /admin/reload and SIGHUP);
         `worker`, the index of this process in a group of workers, goes out
-        on every answer as x-byok-worker (which process answered)."""
+        on every answer as x-byok-worker (which process answered); `wall` is
+        the wall clock short-lived tokens expire on (a test's is virtual)."""
         self.upstream = upstream or Upstream()
-        self.live = Live(config, reloader)
+        self.live = Live(config, reloader, wall)
         self.proxy = Proxy(self.live, self.upstream)
         self.admin = Admin(self.live)
         self._worker = None if worker is None else ("x-byok-worker", str(worker))
@@ -103,10 +105,12 @@ class App:
 
     async def maintain(self) -> None:
         """Background work while serving, until cancelled: idle upstream
-        connections swept, blocked keys re-validated, request lines written."""
+        connections swept, blocked keys re-validated, short-lived keys'
+        tokens renewed, request lines written."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.upstream.housekeeping)
             nursery.start_soon(self.live.revalidator.run, self.upstream)
+            nursery.start_soon(self.live.credentials.run, self.upstream)
             nursery.start_soon(logs.flush_lines)
             nursery.start_soon(self.live.hand_over_usage)
 

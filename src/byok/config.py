@@ -38,6 +38,7 @@ from .credentials import (
     SecretBook,
     TokenCommand,
     TokenSource,
+    Use,
 )
 from .credentials import files as _credential_files
 from .http import egress as _egress
@@ -394,6 +395,16 @@ class Config:
     cluster: Cluster | None = None  # no [cluster]: this replica keeps its keys' states alone
     usage: Usage = field(default_factory=lambda: Usage(default_usage_path()))
     prices: Mapping[str, Price] = field(default_factory=dict)  # model name -> price
+
+    def short_lived(self) -> list[Use]:
+        """The keys whose secret is a short-lived token, as the credential
+        store is told of them."""
+        return [
+            Use(provider.name, key.label, key.source, provider.egress)
+            for provider in self.providers.values()
+            for key in provider.keys
+            if key.source is not None
+        ]
 
     def secrets(self) -> list[str]:
         """Every secret this config holds: upstream, client and admin keys,

@@ -21,6 +21,7 @@ from typing import TextIO
 import trio
 
 from ..config import Config, Key, Provider, from_environment, load
+from ..credentials import Credentials
 from ..gateway.probe import VERDICTS, Check, check_key
 from ..http.upstream import Upstream
 from .tables import columns
@@ -42,12 +43,14 @@ async def check_all(
     results: list[Check | None] = [None] * len(keys)
     limiter = trio.CapacityLimiter(concurrency)
     upstream = Upstream()
+    credentials = Credentials()  # short-lived keys' tokens: refreshed if expired
+    credentials.adopt(config.short_lived())
     done = 0
 
     async def one(n: int, provider: Provider, key: Key) -> None:
         nonlocal done
         async with limiter:
-            results[n] = await check_key(upstream, provider, key, timeout)
+            results[n] = await check_key(upstream, provider, key, timeout, credentials)
         done += 1
         if progress is not None:
             progress(done)

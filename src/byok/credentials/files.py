@@ -140,9 +140,11 @@ def parse(
     """A credential file's bytes; `modified` (its change time) is where an
     ``expires_in`` counts from."""
     try:
-        document = json.loads(data)
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise CredentialFileError(f"{name} is not UTF-8 text") from None
+    try:
+        document = json.loads(text)
     except json.JSONDecodeError as error:
         # the position only: the message of a JSON error may quote the text
         raise CredentialFileError(

@@ -150,12 +150,13 @@ class Credential:
 
     # ---- renewing ---------------------------------------------------------------------
 
-    async def token(self, upstream: Upstream) -> str:
-        """A valid token: the one held, or a renewed one."""
+    async def token(self, upstream: Upstream, *, force: bool = False) -> str:
+        """A valid token: the one held, or a renewed one (`force`: even
+        within the backoff of a renewal that failed)."""
         found = self.valid(self._wall())
         if found is not None:
             return found
-        return await self.renew(upstream, self.held.token if self.held else "")
+        return await self.renew(upstream, self.held.token if self.held else "", force=force)
 
     async def renew(self, upstream: Upstream, stale: str, *, force: bool = False) -> str:
         """A token other than `stale` (refused, or expired), renewed once for
@@ -344,8 +345,9 @@ class Credentials:
         self._update_book()
         self._changed.set()
 
-    async def token(self, upstream: Upstream, source: TokenSource) -> str:
-        """The source's token now: the one held while valid, else renewed."""
+    async def token(self, upstream: Upstream, source: TokenSource, *, force: bool = False) -> str:
+        """The source's token now: the one held while valid, else renewed
+        (`force`: even within the backoff of a renewal that failed)."""
         credential = self._by_source.get(source)
         if credential is None:  # a reload removed it while a request held it
             raise CredentialError("the key was removed from the config", blocks=False)
@@ -353,7 +355,7 @@ class Credentials:
         if found is not None:
             return found
         try:
-            return await credential.token(upstream)
+            return await credential.token(upstream, force=force)
         finally:
             self._update_book()
 

@@ -32,8 +32,10 @@ from byok_core import State
 
 from .. import __version__
 from ..config import Provider
+from ..credentials import CredentialError, Credentials
 from ..http.upstream import Upstream, UpstreamError
 from ..providers import MODELS_PATH
+from .headers import key_headers
 from .probe import LISTING_LIMIT
 from .routing import Pool
 from .runtime import Runtime
@@ -77,8 +79,9 @@ class _Entry:
 class ModelListing:
     """The names ``GET /v1/models`` lists, per dialect."""
 
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, credentials: Credentials) -> None:
         self.upstream = upstream
+        self.credentials = credentials  # where short-lived keys' tokens come from
         self._entries: dict[tuple[str, str, str], _Entry] = {}
 
     async def names(self, runtime: Runtime, dialect: str) -> list[str]:
@@ -152,8 +155,15 @@ class ModelListing:
         refused = []
         for label in ready[:KEYS_PER_FETCH]:
             key = pool.keys[label]
+            secret = key.secret
+            if key.source is not None:
+                try:
+                    secret = await self.credentials.token(self.upstream, key.source)
+                except CredentialError as error:
+                    refused.append(f"key {label} ({key.fingerprint}): {error.reason}")
+                    continue
             headers = [("accept", "application/json"), ("user-agent", f"byok/{__version__}")]
-            headers += spec.credentials(key.secret, provider.anthropic_version)
+            headers += key_headers(provider, key, secret)
             try:
                 answer = await self.upstream.send(
                     provider.base_url, "GET", url, headers, b"", egress=provider.egress

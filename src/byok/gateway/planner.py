@@ -42,7 +42,9 @@ table (``TRANSITIONS``); any other event is a bug and raises PlannerError:
                                          too large, broken); before commit it is
                                          retried unseen, after it the stream ends with
                                          an error event; a failure of byok's own
-                                         (local: no file descriptors) blames no key
+                                         (local: no file descriptors) blames no key;
+                                         a short-lived key whose token cannot be had
+                                         for good (blocked) is blocked as a 401 is
     any         timed_out    done        the key's failure if its own clock ran out
                                          (connect, head, first byte, body, a silent
                                          stream); none if the request's deadline or
@@ -481,13 +483,23 @@ class Plan:
         """Until when the next chunk of a committed stream may take."""
         return min(now + self.policy.stream_idle_timeout, attempt.ends_by)
 
-    def failed(self, attempt: Attempt, detail: str, now: float, *, local: bool = False) -> None:
+    def failed(
+        self,
+        attempt: Attempt,
+        detail: str,
+        now: float,
+        *,
+        local: bool = False,
+        blocked: bool = False,
+    ) -> None:
         """The attempt failed: refused, reset, malformed, too large, broken;
         `local` when the cause is byok's own (no file descriptor left), which
-        blames no key."""
+        blames no key; `blocked` when the key's credential cannot be had and
+        will not mend by itself (a refused refresh token), which blocks it."""
         self._move(attempt, Event.FAILED, Phase.DONE)
         attempt.local = local
-        self._finish(attempt, failure(detail), now, blame=not local)
+        outcome = Outcome(Kind.BLOCKED, detail=detail) if blocked else failure(detail)
+        self._finish(attempt, outcome, now, blame=not local)
 
     def timed_out(self, attempt: Attempt, now: float) -> str:
         """A deadline this plan gave for the attempt's phase passed: returns
@@ -601,19 +613,19 @@ class Plan:
         # failure too, or the next request would walk into the same 429; but
         # not if the label names another secret now (a rotated key is new).
         router = self.router()
-        secret = pool.keys[label].secret
+        identity = pool.keys[label].identity
         current = router.current(pool)
         pools = [pool]
         if current is not None and current is not pool:
             key = current.keys.get(label)
-            if key is not None and key.secret == secret:
+            if key is not None and key.identity == identity:
                 pools.append(current)
         if kind is Kind.BLOCKED:
             was_blocked = pools[-1].selector.state(label, now=now) is State.BLOCKED
             for each in pools:
                 each.selector.report_error(label, now=now)  # in the key's history too
                 each.selector.block(label)
-            router.block(pool.provider.name, label, secret)  # refused for every model
+            router.block(pool.provider.name, label, identity)  # refused for every model
             return None if was_blocked else State.BLOCKED
         transition = None
         for each in pools:

@@ -11,6 +11,12 @@ Verdicts follow the proxy's own classification of an answer
 ``unreachable`` (no HTTP answer: connection refused, TLS failure, timeout)
 and ``error`` (any other status).  A 404 is an error of the base URL, not of
 the key: the check's note says which part of the URL is probably wrong.
+
+A short-lived key is probed with its token now (renewed first if it has
+expired, even within the backoff of a renewal that failed): a token that
+cannot be had is ``invalid`` when it will not mend by itself (a refused
+refresh token, a command that fails) and ``unreachable`` otherwise, with
+the credential's reason as its note.
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ import trio
 
 from .. import __version__
 from ..config import Key, Provider
+from ..credentials import CredentialError, Credentials
 from ..http.upstream import Upstream, UpstreamError
 from ..providers import MODELS_PATH, base_url_problem
+from .headers import key_headers
 from .outcomes import Kind, classify
 
 VERDICTS = ("valid", "invalid", "rate-limited", "unreachable", "error")
@@ -70,17 +78,37 @@ def explain(provider: Provider, status: int) -> str:
     return f"{said}: the base URL probably should not end in /v1"
 
 
-def probe_request(provider: Provider, key: Key) -> tuple[str, list[tuple[str, str]]]:
-    """The URL and headers of the models listing for this key."""
+def probe_request(
+    provider: Provider, key: Key, secret: str | None = None
+) -> tuple[str, list[tuple[str, str]]]:
+    """The URL and headers of the models listing for this key (`secret`: a
+    short-lived key's token now)."""
     headers = [("accept", "application/json"), ("user-agent", f"byok/{__version__} keys-check")]
-    spec = provider.spec
-    headers += spec.credentials(key.secret, provider.anthropic_version)
-    return spec.url(provider.base_url, MODELS_PATH), headers
+    headers += key_headers(provider, key, key.secret if secret is None else secret)
+    return provider.spec.url(provider.base_url, MODELS_PATH), headers
 
 
-async def check_key(upstream: Upstream, provider: Provider, key: Key, timeout: float) -> Check:
-    """Probe one key with the models listing, within `timeout` seconds."""
-    url, headers = probe_request(provider, key)
+async def check_key(
+    upstream: Upstream,
+    provider: Provider,
+    key: Key,
+    timeout: float,
+    credentials: Credentials | None = None,
+) -> Check:
+    """Probe one key with the models listing, within `timeout` seconds
+    (`credentials`: where a short-lived key's token comes from)."""
+    secret = None
+    if key.source is not None:
+        assert credentials is not None  # a config with such keys has them
+        try:
+            with trio.fail_after(timeout):
+                secret = await credentials.token(upstream, key.source, force=True)
+        except (CredentialError, trio.TooSlowError) as error:
+            blocks = isinstance(error, CredentialError) and error.blocks
+            reason = error.reason if isinstance(error, CredentialError) else "no token in time"
+            judged = "invalid" if blocks else "unreachable"
+            return Check(provider.name, key.label, key.fingerprint, judged, detail=reason)
+    url, headers = probe_request(provider, key, secret)
     status: int | None = None
     latency: float | None = None
     started = trio.current_time()

@@ -31,6 +31,7 @@ import msgspec
 import trio
 
 from ..config import ClientKey
+from ..credentials import CredentialError
 from ..http.server import Request, Response
 from ..http.upstream import Upstream, UpstreamError, UpstreamResponse, UpstreamTimeout
 from . import dialects, usage
@@ -82,7 +83,7 @@ class Proxy:
         self.live = live
         self.upstream = upstream
         self.reporter = Reporter(live)
-        self.listing = ModelListing(upstream)
+        self.listing = ModelListing(upstream, live.credentials)
         self.max_response_bytes = MAX_RESPONSE_BYTES
 
     async def __call__(self, request: Request) -> Response | None:
@@ -360,6 +361,14 @@ class Proxy:
             self.reporter.translated(translation)
         if attempt.probe:
             log.info("%s is half-open: one request probes it", key_name(attempt))
+        key = pool.keys[attempt.label]
+        secret = key.secret
+        if key.source is not None:  # a short-lived key: its token now
+            try:
+                secret = await self.live.credentials.token(self.upstream, key.source)
+            except CredentialError as error:
+                self._credential_failed(plan, attempt, error)
+                return None
         handed_over = False
         started = trio.current_time()
         queued = False
@@ -381,25 +390,46 @@ class Proxy:
             # ...then the head, first_byte_timeout from the write...
             return plan.written(attempt, trio.current_time())
 
+        def connecting_again() -> float:
+            # ...and for a short-lived key's second send, after a 401 had its
+            # token renewed: first_byte_timeout from now, the attempt written
+            return plan.connect_deadline(trio.current_time())
+
+        async def send(secret: str, again: bool = False) -> UpstreamResponse:
+            return await self.upstream.send(
+                pool.provider.base_url,
+                "POST",
+                upstream_url(pool.provider, route.path),
+                upstream_headers(
+                    ex.request,
+                    pool.provider,
+                    secret,
+                    ex.stream,
+                    ex.dialect if translation is not None else None,
+                    key.source,
+                ),
+                payload,
+                egress=pool.provider.egress,
+                on_queued=waiting_for_a_slot,
+                on_connecting=connecting_again if again else connecting,
+                on_written=written,
+            )
+
         try:
             try:
-                answer = await self.upstream.send(
-                    pool.provider.base_url,
-                    "POST",
-                    upstream_url(pool.provider, route.path),
-                    upstream_headers(
-                        ex.request,
-                        pool.provider,
-                        pool.keys[attempt.label].secret,
-                        ex.stream,
-                        ex.dialect if translation is not None else None,
-                    ),
-                    payload,
-                    egress=pool.provider.egress,
-                    on_queued=waiting_for_a_slot,
-                    on_connecting=connecting,
-                    on_written=written,
-                )
+                answer = await send(secret)
+                if answer.status == 401 and key.source is not None:
+                    # the token was refused before it expired (revoked, or
+                    # this host's clock is behind): renewed, and sent once more
+                    await close_quietly(answer)
+                    try:
+                        secret = await self.live.credentials.renew(
+                            self.upstream, key.source, secret
+                        )
+                    except CredentialError as error:
+                        self._credential_failed(plan, attempt, error)
+                        return None
+                    answer = await send(secret, again=True)
             except UpstreamTimeout:
                 now = trio.current_time()
                 ex.upstream_seconds += now - started
@@ -422,6 +452,12 @@ class Proxy:
         finally:
             if not handed_over and attempt.phase is not Phase.DONE:
                 plan.abandoned(attempt, trio.current_time())  # cancelled, or a bug
+
+    def _credential_failed(self, plan: Plan, attempt: Attempt, error: CredentialError) -> None:
+        """A short-lived key's token could not be had: the key's failure, or
+        its block when it will not mend by itself."""
+        detail = f"credential: {error.reason}"
+        plan.failed(attempt, detail, trio.current_time(), blocked=error.blocks)
 
     async def _whole(
         self,

@@ -87,7 +87,12 @@ class Reporter:
         if transition is State.BLOCKED:
             due = self.live.revalidator.next_check(provider, label)
             check = "never re-validated" if due is None else f"re-validated in {due - now:g}s"
-            log.warning("%s blocked: the upstream answered %s (%s); %s", key, status, detail, check)
+            if outcome.status is None:  # its credential, before any upstream answered
+                log.warning("%s blocked: %s; %s", key, detail, check)
+            else:
+                log.warning(
+                    "%s blocked: the upstream answered %s (%s); %s", key, status, detail, check
+                )
             return
         view = next((v for v in pool.selector.snapshot(now=now) if v["id"] == label), None)
         out_for = f"{view['cooldown_remaining']:.1f}s" if view else "?"

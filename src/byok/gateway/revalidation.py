@@ -26,6 +26,7 @@ import trio
 from byok_core import State
 
 from ..config import Config
+from ..credentials import Credentials
 from ..http.upstream import Upstream
 from .probe import check_key
 from .routing import Router
@@ -37,12 +38,17 @@ PROBE_TIMEOUT = 10.0
 
 class Revalidator:
     def __init__(
-        self, runtime: Callable[[], tuple[Config, Router]], restored: Callable[[str, str], None]
+        self,
+        runtime: Callable[[], tuple[Config, Router]],
+        restored: Callable[[str, str], None],
+        credentials: Credentials,
     ) -> None:
         """`runtime()` gives the config and router in force now (a reload swaps them);
-        `restored(provider, label)` hears of each key a check brought back."""
+        `restored(provider, label)` hears of each key a check brought back;
+        `credentials` give short-lived keys their tokens."""
         self._runtime = runtime
         self._restored = restored
+        self._credentials = credentials
         self.due: dict[tuple[str, str], float] = {}  # (provider, label) -> when to ask
         self._changed = trio.Event()
 
@@ -83,7 +89,7 @@ class Revalidator:
         ):
             self.due.pop((provider_name, label), None)  # restored, disabled or gone
             return
-        check = await check_key(upstream, provider, key, PROBE_TIMEOUT)
+        check = await check_key(upstream, provider, key, PROBE_TIMEOUT, self._credentials)
         now = trio.current_time()
         where = f"key {label} ({key.fingerprint}) of {provider_name}"
         if check.verdict == "valid":

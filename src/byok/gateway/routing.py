@@ -156,7 +156,7 @@ class Router:
             pool.selector.inherit(old.selector)
             for label, key in pool.keys.items():
                 before = old.keys.get(label)
-                if before is not None and before.secret != key.secret:
+                if before is not None and before.identity != key.identity:
                     pool.selector.restore(label)  # a new secret under an old label
         return pool
 
@@ -226,13 +226,13 @@ class Router:
                     routes.append(found)
         return routes
 
-    def block(self, provider: str, label: str, secret: str | None = None) -> None:
+    def block(self, provider: str, label: str, identity: str | None = None) -> None:
         """The key was refused: out of every pool of its provider that has it
         (a reload may have removed it while a request on it was in flight).
-        With `secret`, only where the label still names that secret: a key
+        With `identity`, only where the label still names that key: a key
         rotated by a reload is a new key, and the old one's refusal is not its."""
         for pool in self.each_key(provider, label):
-            if secret is None or pool.keys[label].secret == secret:
+            if identity is None or pool.keys[label].identity == identity:
                 pool.selector.block(label)
 
     def current(self, pool: Pool) -> Pool | None:

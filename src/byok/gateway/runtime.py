@@ -20,7 +20,10 @@ from typing import Any
 
 import trio
 
+from byok_core import State
+
 from ..config import Config, Redactor
+from ..credentials import Credentials, TokenSource
 from ..telemetry.ledger import Ledger
 from ..telemetry.metrics import Metrics
 from ..telemetry.usage_book import Tally, UsageBook
@@ -69,26 +72,38 @@ class Runtime:
 
 class Live:
     """The runtime in force, and what outlives reloads: the revalidator's
-    schedule, and the reloader that reads the config anew."""
+    schedule, the short-lived keys' credentials, and the reloader that reads
+    the config anew."""
 
-    def __init__(self, config: Config, reloader: Callable[[], Config] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        reloader: Callable[[], Config] | None = None,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         """`reloader` reads the config anew (POST /admin/reload, SIGHUP); None
-        when there is no file to read again (keys from the environment)."""
+        when there is no file to read again (keys from the environment).
+        `wall` is the wall clock the credentials' expiries are read on."""
         self.reloader = reloader
         self._reloading = trio.Lock()
+        self.credentials = Credentials(wall, self._credential_renewed)
+        self.credentials.adopt(config.short_lived())
         metrics, ledger = Metrics(self.key_states), Ledger()
         # the usage ledger outlives reloads: its file is the one at start
         self.usage_book = UsageBook(config.usage.path) if config.usage.enabled else None
         # what this process's requests count into it: see usage_book.Tally
         self.usage = Tally(self.usage_book) if self.usage_book is not None else None
         clients = Clients(config, self.usage)
-        self.runtime = _runtime(config, Router(config), 1, metrics, ledger, clients)
+        self.runtime = _runtime(
+            config, Router(config), 1, metrics, ledger, clients, self.credentials
+        )
         self.key_listeners: list[KeyListener] = []  # none: a key's change costs a loop over []
         # client rates and budgets shared by a cluster's replicas (byok.cluster)
         self.shared_clients: SharedClients | None = None
         self.revalidator = Revalidator(
             lambda: (self.runtime.config, self.runtime.router),
             lambda provider, label: self.key_changed(provider, label, None, "revalidated"),
+            self.credentials,
         )
 
     def close(self) -> None:
@@ -107,6 +122,28 @@ class Live:
         while True:
             await trio.sleep(USAGE_HAND_OVER)
             usage.hand_over()
+
+    def _credential_renewed(self, source: TokenSource) -> None:
+        """A credential file brought a new token: the keys it serves that a
+        refused credential (or a 401) blocked are ready again."""
+        router = self.runtime.router
+        for provider in self.runtime.config.providers.values():
+            for key in provider.keys:
+                if key.source != source:
+                    continue
+                restored = False
+                for pool in router.each_key(provider.name, key.label):
+                    if pool.selector.state(key.label, now=trio.current_time()) is State.BLOCKED:
+                        pool.selector.restore(key.label)
+                        restored = True
+                if restored:
+                    self.revalidator.due.pop((provider.name, key.label), None)
+                    self.key_changed(provider.name, key.label, None, "revalidated")
+                    log.warning(
+                        "key %s of %s: its credential file holds a new token; back to ready",
+                        key.label,
+                        provider.name,
+                    )
 
     def key_changed(self, provider: str, label: str, pool: Pool | None, what: str) -> None:
         """A key's state changed here: every listener hears of it (KeyListener)."""
@@ -156,7 +193,7 @@ class Live:
         old = self.runtime
 
         def secrets(c: Config) -> dict[tuple[str, str], str]:
-            return {(p.name, k.label): k.secret for p in c.providers.values() for k in p.keys}
+            return {(p.name, k.label): k.identity for p in c.providers.values() for k in p.keys}
 
         before, after = secrets(old.config), secrets(config)
         kept = [k for k, secret in after.items() if before.get(k) == secret]
@@ -172,8 +209,15 @@ class Live:
             restart.append("[usage]")
         router = Router(config, previous=old.router)
         clients = Clients(config, self.usage, previous=old.clients)
+        self.credentials.adopt(config.short_lived())
         self.runtime = _runtime(
-            config, router, old.generation + 1, old.metrics, old.ledger, clients
+            config,
+            router,
+            old.generation + 1,
+            old.metrics,
+            old.ledger,
+            clients,
+            self.credentials,
         )
         return {
             "reloaded": True,
@@ -193,6 +237,7 @@ def _runtime(
     metrics: Metrics,
     ledger: Ledger,
     clients: Clients,
+    credentials: Credentials,
 ) -> Runtime:
     for provider in config.providers.values():  # at start and at every reload
         if not provider.egress.verify:
@@ -205,7 +250,7 @@ def _runtime(
     return Runtime(
         config=config,
         router=router,
-        redact=Redactor(config.secrets()),
+        redact=Redactor(config.secrets(), credentials.book),
         clients=clients,
         generation=generation,
         loaded_at=time.time(),

@@ -325,6 +325,7 @@ class Admin:
         now, wall = trio.current_time(), time.time()
         for view in pool.selector.snapshot(now=now):
             label = view["id"]
+            key = pool.keys[label]
             notes = self.live.runtime.ledger.seen(provider, label)
             spent = notes.targets.get(pool.name, _NONE_SPENT)
             reason = notes.reason
@@ -335,7 +336,11 @@ class Admin:
                 {
                     "label": label,
                     "provider": provider,
-                    "fingerprint": pool.keys[label].fingerprint,
+                    "fingerprint": key.fingerprint,
+                    # a short-lived key's token: where it comes from, when it expires
+                    "credential": None
+                    if key.source is None
+                    else self.live.credentials.view(key.source),
                     "weight": view["weight"],
                     "state": view["state"],
                     "cooldown_remaining": round(view["cooldown_remaining"], 3),
