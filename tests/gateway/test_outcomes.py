@@ -155,3 +155,89 @@ def test_a_429_carries_its_delay():
     outcome = classify(429, [("retry-after", "7"), ("content-type", "application/json")], WALL)
     assert outcome == Outcome(Kind.RATE_LIMITED, 7.0, 429)
     assert classify(429, [], WALL).retry_after is None
+
+
+# ---- quota windows of subscription accounts --------------------------------------
+
+NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
+UNIFIED = "anthropic-ratelimit-unified-"
+
+
+@pytest.mark.parametrize(
+    ("headers", "window", "delay"),
+    [
+        (  # Claude: the 5-hour window spent, a shorter retry-after beside it
+            {
+                "retry-after": "60",
+                f"{UNIFIED}status": "rejected",
+                f"{UNIFIED}reset": str(int(NOW + 18000)),
+                f"{UNIFIED}representative-claim": "five_hour",
+                f"{UNIFIED}5h-status": "rejected",
+                f"{UNIFIED}5h-reset": str(int(NOW + 18000)),
+                f"{UNIFIED}7d-status": "allowed",
+                f"{UNIFIED}7d-reset": str(int(NOW + 400000)),
+            },
+            "five_hour",
+            18000.0,
+        ),
+        (  # two windows spent: the key is back when both are whole
+            {
+                f"{UNIFIED}5h-status": "rejected",
+                f"{UNIFIED}5h-reset": str(int(NOW + 3000)),
+                f"{UNIFIED}7d-status": "rejected",
+                f"{UNIFIED}7d-reset": str(int(NOW + 90000)),
+            },
+            "7d",
+            90000.0,
+        ),
+        (  # a reset in milliseconds, and one as an RFC 3339 time
+            {f"{UNIFIED}status": "rejected", f"{UNIFIED}reset": str(int((NOW + 600) * 1000))},
+            "unified",
+            600.0,
+        ),
+        (
+            {f"{UNIFIED}5h-status": "rejected", f"{UNIFIED}5h-reset": "2027-01-15T09:00:00Z"},
+            "5h",
+            3600.0,
+        ),
+        (  # Codex: the weekly window spent, the 5-hour one not
+            {
+                "x-codex-primary-used-percent": "42",
+                "x-codex-primary-window-minutes": "300",
+                "x-codex-primary-reset-after-seconds": "3600",
+                "x-codex-secondary-used-percent": "100",
+                "x-codex-secondary-window-minutes": "10080",
+                "x-codex-secondary-reset-after-seconds": "486400",
+            },
+            "7d",
+            486400.0,
+        ),
+        (
+            {"x-codex-primary-used-percent": "100.0", "x-codex-primary-reset-at": str(NOW + 90)},
+            "primary",
+            90.0,
+        ),
+        (  # a reset further than 8 days is not believed
+            {f"{UNIFIED}status": "rejected", f"{UNIFIED}reset": str(int(NOW + 30 * 86400))},
+            "unified",
+            8 * 86400.0,
+        ),
+    ],
+)
+def test_a_spent_quota_window_cools_the_key_until_it_resets(headers, window, delay):
+    outcome = classify(429, list(headers.items()), NOW)
+    assert outcome == Outcome(Kind.RATE_LIMITED, delay, 429, window=window)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {f"{UNIFIED}status": "allowed_warning", f"{UNIFIED}reset": str(int(NOW + 99))},
+        {f"{UNIFIED}status": "rejected", f"{UNIFIED}reset": "soon"},
+        {"x-codex-primary-used-percent": "99.5", "x-codex-primary-reset-after-seconds": "99"},
+        {"x-codex-primary-used-percent": "100"},  # no reset said
+    ],
+)
+def test_a_window_not_spent_or_without_a_reset_leaves_the_other_headers_to_say(headers):
+    outcome = classify(429, [*headers.items(), ("retry-after", "7")], NOW)
+    assert outcome == Outcome(Kind.RATE_LIMITED, 7.0, 429)

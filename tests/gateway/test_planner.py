@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from byok.config import RetryPolicy, from_dict
-from byok.gateway.outcomes import Kind
+from byok.gateway.outcomes import Kind, Outcome
 from byok.gateway.planner import (
     TRANSITIONS,
     Attempt,
@@ -460,6 +460,24 @@ def test_a_401_blocks_the_key_in_every_pool_of_its_provider():
     assert seen(plan) == [("a", Kind.BLOCKED, "blocked")]
     assert router.pool("p", "up2").selector.state("a", now=T) == "blocked"
     assert start(plan).label == "b"
+
+
+def test_a_credential_that_cannot_be_had_blocks_the_key_or_counts_a_failure():
+    data = tables()
+    data["models"]["other"] = {"targets": ["p/up2"]}
+    router = Router(from_dict(data))
+    plan = plan_for(router)
+    plan.failed(start(plan), "credential: refresh token refused", T, blocked=True)
+    assert seen(plan) == [("a", Kind.BLOCKED, "blocked")]
+    assert plan.attempts[0].outcome == Outcome(
+        Kind.BLOCKED, detail="credential: refresh token refused"
+    )
+    assert router.pool("p", "up2").selector.state("a", now=T) == "blocked"  # for every model
+    second = start(plan)
+    plan.failed(second, "credential: token endpoint down", T)
+    assert second.outcome is not None
+    assert second.outcome.kind is Kind.ERROR
+    assert plan.routes[0].pool.selector.state("b", now=T) == "ready"  # one failure, not a block
 
 
 def test_a_client_error_is_relayed_and_blames_no_key():

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -383,7 +384,8 @@ class Credentials:
         """Until cancelled: changed files read, tokens renewed before they expire."""
         async with trio.open_nursery() as nursery:
             while True:
-                with trio.move_on_after(WATCH_INTERVAL):
+                # no credentials: nothing to look at until a reload brings some
+                with trio.move_on_after(WATCH_INTERVAL if self._by_source else math.inf):
                     await self._changed.wait()
                 self._changed = trio.Event()
                 for credential in list(self._by_source.values()):

@@ -14,11 +14,30 @@
     other 4xx                  client_error: the request's fault; passed back
                                to the client (redacted), no key penalised, no retry
 
-The delay of a 429 comes from, in order: ``retry-after-ms``, ``retry-after``
-(seconds or an HTTP date), then the providers' reset headers for whichever
-limit is exhausted (OpenAI's ``x-ratelimit-reset-*`` durations such as
-``6m0s``, Anthropic's ``anthropic-ratelimit-*-reset`` timestamps).  Dates and
-timestamps are read against the wall clock, which the caller passes in.
+The delay of a 429 comes from, in order: a subscription's spent quota
+window, ``retry-after-ms``, ``retry-after`` (seconds or an HTTP date), then
+the providers' reset headers for whichever limit is exhausted (OpenAI's
+``x-ratelimit-reset-*`` durations such as ``6m0s``, Anthropic's
+``anthropic-ratelimit-*-reset`` timestamps).  Dates and timestamps are read
+against the wall clock, which the caller passes in.
+
+Quota windows.  A subscription account (Claude's, ChatGPT's through the
+Codex backend) is limited over windows of hours and days, and its 429 says
+which window is spent and when it resets:
+
+    anthropic-ratelimit-unified-status: rejected
+    anthropic-ratelimit-unified-reset: 1800018000          (epoch seconds)
+    anthropic-ratelimit-unified-representative-claim: five_hour
+    anthropic-ratelimit-unified-{5h,7d,...}-status / -reset  (each window)
+
+    x-codex-{primary,secondary}-used-percent: 100
+    x-codex-{primary,secondary}-reset-after-seconds (or -reset-at, epoch)
+    x-codex-{primary,secondary}-window-minutes: 300 | 10080
+
+The key then cools until the window resets (the longest of the spent ones:
+all must be whole again), whatever a shorter retry-after says, since every
+request before then would be refused too; the outcome names the window.
+A window's reset is believed up to 8 days away, a rate limit's up to one.
 """
 
 from __future__ import annotations
@@ -45,6 +64,8 @@ class Kind(str, Enum):
 # key's: no file descriptor left, a URL byok cannot send to.
 BYOK_OWN_FAILURES = frozenset({"local", "invalid"})
 MAX_DELAY = 24 * 3600.0  # a reset further away than a day is not believed
+MAX_WINDOW_DELAY = 8 * 24 * 3600.0  # ... but a weekly quota window's is
+_UNIFIED = "anthropic-ratelimit-unified-"
 
 
 @dataclass(frozen=True)
@@ -54,6 +75,7 @@ class Outcome:
     status: int | None = None  # the upstream's HTTP status; None: no HTTP answer
     timed_out: bool = False  # something actually timed out (a reset is not a timeout)
     detail: str = ""  # why, for the operator and the client's error message
+    window: str | None = None  # a 429's spent quota window ("five_hour", "7d"), if it said
 
 
 def classify(status: int, headers: Iterable[tuple[str, str]], wall: float) -> Outcome:
@@ -64,7 +86,12 @@ def classify(status: int, headers: Iterable[tuple[str, str]], wall: float) -> Ou
     if found is not None:  # the common case, shared (an Outcome is frozen)
         return found
     if status == 429:
-        return Outcome(Kind.RATE_LIMITED, rate_limit_delay(dict(headers), wall), status)
+        named = dict(headers)
+        spent = quota_window(named, wall)
+        if spent is not None:
+            window, delay = spent
+            return Outcome(Kind.RATE_LIMITED, delay, status, window=window)
+        return Outcome(Kind.RATE_LIMITED, rate_limit_delay(named, wall), status)
     if status in (401, 403):
         return Outcome(Kind.BLOCKED, status=status)
     if status == 408 or status >= 500 or status < 400:
@@ -88,6 +115,74 @@ def rate_limit_delay(headers: Mapping[str, str], wall: float) -> float | None:
         if delay is not None:
             return min(max(delay, 0.0), MAX_DELAY)
     return None
+
+
+def quota_window(headers: Mapping[str, str], wall: float) -> tuple[str, float] | None:
+    """The spent quota window a subscription's 429 names, and the seconds
+    until it resets (the longest of those spent); None if it names none."""
+    spent = _anthropic_window(headers, wall) or _codex_window(headers, wall)
+    if spent is None:
+        return None
+    window, delay = spent
+    return window, min(max(delay, 0.0), MAX_WINDOW_DELAY)
+
+
+def _anthropic_window(headers: Mapping[str, str], wall: float) -> tuple[str, float] | None:
+    windows = []
+    for name, value in headers.items():
+        if not name.startswith(_UNIFIED) or not name.endswith("-status"):
+            continue
+        window = name[len(_UNIFIED) : -len("-status")]
+        if window and value.strip().lower() == "rejected":
+            reset = _epoch(headers.get(f"{_UNIFIED}{window}-reset"), wall)
+            if reset is not None:
+                windows.append((reset, window))
+    claim = headers.get(f"{_UNIFIED}representative-claim", "").strip()
+    if headers.get(f"{_UNIFIED}status", "").strip().lower() == "rejected":
+        reset = _epoch(headers.get(f"{_UNIFIED}reset"), wall)
+        if reset is not None:
+            windows.append((reset, claim or "unified"))
+    if not windows:
+        return None
+    reset, window = max(windows)
+    return claim or window, reset
+
+
+def _codex_window(headers: Mapping[str, str], wall: float) -> tuple[str, float] | None:
+    windows = []
+    for which in ("primary", "secondary"):
+        used = _number(headers.get(f"x-codex-{which}-used-percent"))
+        if used is None or used < 100:
+            continue
+        reset = _number(headers.get(f"x-codex-{which}-reset-after-seconds"))
+        if reset is None:
+            reset = _epoch(headers.get(f"x-codex-{which}-reset-at"), wall)
+        if reset is None:
+            continue
+        minutes = _number(headers.get(f"x-codex-{which}-window-minutes"))
+        windows.append((reset, which if minutes is None else _length(minutes)))
+    if not windows:
+        return None
+    reset, window = max(windows)
+    return window, reset
+
+
+def _epoch(raw: str | None, wall: float) -> float | None:
+    """Seconds from `wall` to an epoch time (seconds, or milliseconds past
+    1e11) or an RFC 3339 time."""
+    value = _number(raw)
+    if value is None:
+        return parse_timestamp(raw, wall)
+    return (value / 1000 if value > 1e11 else value) - wall
+
+
+def _length(minutes: float) -> str:
+    """A window's length as people say it: 5h, 7d, 90m."""
+    if minutes % 1440 == 0:
+        return f"{minutes / 1440:g}d"
+    if minutes % 60 == 0:
+        return f"{minutes / 60:g}h"
+    return f"{minutes:g}m"
 
 
 def _retry_after_ms(headers: Mapping[str, str], wall: float) -> float | None:

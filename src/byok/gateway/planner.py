@@ -448,7 +448,7 @@ class Plan:
             return Verdict.COMMIT
         attempt.phase = _D
         detail = _summary(body)
-        outcome = Outcome(outcome.kind, outcome.retry_after, outcome.status, detail=detail)
+        outcome = replace(outcome, detail=detail)
         if outcome.kind is Kind.CLIENT_ERROR:
             if self.winner is not None:
                 self._finish(attempt, None, now)

@@ -63,7 +63,10 @@ class Reporter:
                 log.info("%s: the probe succeeded, back to ready", key_name(attempt))
             return
         detail = self.live.runtime.redact(outcome.detail)
-        self.ledger.failed(provider, label, outcome.status, detail)
+        window, resets_at = outcome.window, None
+        if window is not None and outcome.retry_after is not None:
+            resets_at = time.time() + outcome.retry_after
+        self.ledger.failed(provider, label, outcome.status, detail, window, resets_at)
         if transition is State.BLOCKED:
             self.live.revalidator.schedule(provider, label, trio.current_time())
         if transition is not None:
@@ -98,11 +101,13 @@ class Reporter:
         out_for = f"{view['cooldown_remaining']:.1f}s" if view else "?"
         if transition is Transition.COOLED:
             given = outcome.retry_after
-            why = (
-                f"rate-limited, the upstream asked for {given:g}s"
-                if given is not None
-                else "rate-limited without a delay, backoff"
-            )
+            if outcome.window is not None and given is not None:
+                resets = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + given))
+                why = f"its {outcome.window} quota window is spent until {resets}"
+            elif given is not None:
+                why = f"rate-limited, the upstream asked for {given:g}s"
+            else:
+                why = "rate-limited without a delay, backoff"
             log.warning("%s cooling for %s: %s", key, out_for, why)
         elif transition is Transition.OPENED:
             count = view["consecutive_failures"] if view else "?"

@@ -350,6 +350,13 @@ class Admin:
                     "reason": None
                     if reason is None
                     else {"status": reason.status, "message": reason.message, "at": reason.at},
+                    # a subscription's spent quota window, while it has not reset
+                    "quota": None
+                    if reason is None
+                    or reason.window is None
+                    or reason.resets_at is None
+                    or reason.resets_at <= wall
+                    else {"window": reason.window, "resets_at": reason.resets_at},
                     "consecutive_failures": view["consecutive_failures"],
                     "picks": view["picks"],
                     "successes": view["successes"],

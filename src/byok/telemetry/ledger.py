@@ -27,6 +27,9 @@ class Reason:
     status: int | None  # None: no HTTP answer (timeout, connection failure)
     message: str  # already redacted
     at: float  # wall-clock time
+    # a subscription's 429: the quota window it spent, and when that resets (wall)
+    window: str | None = None
+    resets_at: float | None = None
 
 
 @dataclass
@@ -56,6 +59,8 @@ class _Snapshot(msgspec.Struct, frozen=True):
     # provider, label, target, input tokens, output tokens (a snapshot of a
     # byok from before targets has none: its tokens count in the totals only)
     targets: list[tuple[str, str, str, int, int]] = []
+    # provider, label, window, resets at: of a last reason that spent a quota window
+    windows: list[tuple[str, str, str, float]] = []
 
 
 _encode_snapshot = msgspec.json.Encoder().encode
@@ -95,14 +100,25 @@ class Ledger:
                 seen.input_tokens += taken
                 seen.output_tokens += given
                 if reason is not None and (seen.reason is None or reason[2] > seen.reason.at):
-                    seen.reason = Reason(*reason)
+                    seen.reason = _reason(reason, peer, provider, label)
             for their_provider, their_label, target, taken, given in peer.targets:
                 if their_label == label and their_provider == provider:
                     _add(targets, target, taken, given)
         return seen
 
-    def failed(self, provider: str, label: str, status: int | None, message: str) -> None:
-        self.notes(provider, label).reason = Reason(status, message, time.time())
+    def failed(
+        self,
+        provider: str,
+        label: str,
+        status: int | None,
+        message: str,
+        window: str | None = None,
+        resets_at: float | None = None,
+    ) -> None:
+        """An attempt on the key failed (`window`: the quota window a 429
+        spent, which resets at `resets_at`, wall-clock)."""
+        reason = Reason(status, message, time.time(), window, resets_at)
+        self.notes(provider, label).reason = reason
         self._bucket().failed_attempts += 1
 
     def used(self, provider: str, label: str, target: str, taken: int, given: int) -> None:
@@ -160,6 +176,13 @@ class Ledger:
                     for (provider, label), notes in self.keys.items()
                     for target, (taken, given) in notes.targets.items()
                 ],
+                windows=[
+                    (provider, label, notes.reason.window, notes.reason.resets_at)
+                    for (provider, label), notes in self.keys.items()
+                    if notes.reason is not None
+                    and notes.reason.window is not None
+                    and notes.reason.resets_at is not None
+                ],
             )
         )
 
@@ -172,7 +195,7 @@ class Ledger:
             notes.input_tokens += taken
             notes.output_tokens += given
             if reason is not None and (notes.reason is None or reason[2] > notes.reason.at):
-                notes.reason = Reason(*reason)
+                notes.reason = _reason(reason, snapshot, provider, label)
         for provider, label, target, taken, given in snapshot.targets:
             _add(self.notes(provider, label).targets, target, taken, given)
         buckets = {b.t: b for b in self._buckets}
@@ -199,6 +222,16 @@ class Ledger:
 
 
 _NOTHING_NOTED = KeyNotes()  # shared and never written: only seen() hands it out
+
+
+def _reason(
+    said: tuple[int | None, str, float], snapshot: _Snapshot, provider: str, label: str
+) -> Reason:
+    """A reason as a snapshot gives it, with the quota window it names."""
+    for their_provider, their_label, window, resets_at in snapshot.windows:
+        if their_provider == provider and their_label == label:
+            return Reason(*said, window, resets_at)
+    return Reason(*said)
 
 
 def _add(targets: dict[str, list[int]], target: str, taken: int, given: int) -> None:

@@ -15,6 +15,8 @@ class Behaviour:
     retry_after: float | None = 1.0  # for 429; None sends no delay at all
     # where a 429's delay goes: retry-after | retry-after-ms | http-date
     # | openai-reset (x-ratelimit-reset-requests) | anthropic-reset
+    # | anthropic-window (a subscription's spent 5-hour window, unified headers)
+    # | codex-window (a spent weekly window, x-codex-* headers)
     delay_header: str = "retry-after"
     every: int = 1  # with 429/500/529/reset/drop: only every n-th request fails
     delay: float = 0.0  # before the response head

@@ -100,4 +100,25 @@ def delay_headers(where: str, seconds: float) -> list[tuple[str, str]]:
             ("anthropic-ratelimit-requests-remaining", "0"),
             ("anthropic-ratelimit-requests-reset", when.isoformat().replace("+00:00", "Z")),
         ]
+    if where == "anthropic-window":  # a Claude subscription's spent 5-hour window
+        reset = f"{time.time() + seconds:.0f}"
+        return [
+            ("retry-after", "60"),  # shorter than the window: every retry before it fails
+            ("anthropic-ratelimit-unified-status", "rejected"),
+            ("anthropic-ratelimit-unified-reset", reset),
+            ("anthropic-ratelimit-unified-representative-claim", "five_hour"),
+            ("anthropic-ratelimit-unified-5h-status", "rejected"),
+            ("anthropic-ratelimit-unified-5h-reset", reset),
+            ("anthropic-ratelimit-unified-7d-status", "allowed"),
+            ("anthropic-ratelimit-unified-7d-reset", f"{time.time() + 5 * 86400:.0f}"),
+        ]
+    if where == "codex-window":  # a ChatGPT subscription's spent weekly window (Codex)
+        return [
+            ("x-codex-primary-used-percent", "42"),
+            ("x-codex-primary-window-minutes", "300"),
+            ("x-codex-primary-reset-after-seconds", "3600"),
+            ("x-codex-secondary-used-percent", "100"),
+            ("x-codex-secondary-window-minutes", "10080"),
+            ("x-codex-secondary-reset-after-seconds", f"{seconds:g}"),
+        ]
     return [("retry-after", f"{seconds:g}")]
