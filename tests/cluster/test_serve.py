@@ -43,6 +43,7 @@ def another_replica_disables(redis: str, prefix: str, label: str) -> None:
         live = Live(config)
         async with trio.open_nursery() as nursery:
             replica = await nursery.start(serve_cluster, live, config.cluster)
+            assert live.credentials.shared is not None  # refreshes under the cluster's lock
             live.runtime.router.pool("sim", "up").selector.disable(label)
             live.key_changed("sim", label, None, "disabled")
             held: dict[str, str] = {}

@@ -39,6 +39,7 @@ from ..gateway.routing import Pool
 from ..gateway.runtime import Live
 from . import _events
 from ._clients import SharedClientLimits
+from ._credentials import SharedCredentials
 from ._events import EVERY_POOL, KeyEvent
 from ._limits import GCRA, Limiter
 
@@ -597,11 +598,15 @@ async def serve_cluster(
     live.key_listeners.append(replica.key_changed)
     clients = SharedClientLimits(live, replica.limiter, lambda: replica.client, settings.prefix)
     live.shared_clients = clients
+    live.credentials.share(
+        SharedCredentials(lambda: replica.client, settings.prefix, live.credentials.wall)
+    )
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(clients.run)
             await replica.run(task_status=task_status)
     finally:
+        live.credentials.share(None)
         live.shared_clients = None
         live.key_listeners.remove(replica.key_changed)
         replica.metrics.unregister()

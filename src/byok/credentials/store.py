@@ -52,6 +52,7 @@ from . import command, files, oauth
 from .book import SecretBook
 from .errors import CredentialError
 from .locks import host_lock
+from .shared import SharedRenewal, SharedTokens, SharedUnavailable
 from .sources import OAuthFile, TokenCommand, TokenSource
 
 log = logging.getLogger("byok.credentials")
@@ -90,6 +91,8 @@ class Credential:
         self.source = source
         self.egress = egress
         self.names = ""  # the keys it serves, for the log: "key a of p, key b of q"
+        self.name = ""  # its name in the cluster: "provider/label" of its first key
+        self.shared: SharedRenewal | None = None  # the cluster's, with a [cluster]
         self._wall = wall
         self._lock = trio.Lock()
         self.held: Held | None = None
@@ -214,7 +217,61 @@ class Credential:
         async with host_lock(source.path):
             if self._taken_from_file(stale):
                 return
-            await self._refresh(upstream, source)
+            shared = self.shared
+            if shared is None:
+                await self._refresh(upstream, source)
+                return
+            refreshed = False
+            try:
+                async with shared.held(self.name):
+                    if await self._taken_from_cluster(shared, source, stale):
+                        return
+                    refreshed = True
+                    await self._refresh(upstream, source)
+                    await self._publish(shared)
+            except SharedUnavailable as error:
+                if refreshed:  # the lock's release failed: it expires on its own
+                    return
+                log.warning(
+                    "credential of %s: the cluster is away (%s): refreshed by this replica alone",
+                    self.names or source.path,
+                    error,
+                )
+                await self._refresh(upstream, source)
+
+    async def _taken_from_cluster(
+        self, shared: SharedRenewal, source: OAuthFile, stale: str
+    ) -> bool:
+        """Whether another replica left valid tokens other than `stale`
+        (then they are this one's too, and its file's)."""
+        latest = await shared.latest(self.name)
+        now = self._wall()
+        if latest is None or latest.access in (stale, "") or not latest.refresh:
+            return False
+        if latest.expires_at is not None and now >= latest.expires_at:
+            return False
+        self.held = Held(latest.access, latest.expires_at, latest.obtained_at)
+        self.refresh_token = latest.refresh
+        self._remember(latest.access)
+        self._remember(latest.refresh)
+        self._write_back(source, latest.refresh, None, {}, now)
+        self._succeeded("another replica refreshed it")
+        return True
+
+    async def _publish(self, shared: SharedRenewal) -> None:
+        assert self.held is not None
+        tokens = SharedTokens(
+            self.held.token, self.refresh_token, self.held.expires_at, self.held.obtained_at
+        )
+        try:
+            await shared.publish(self.name, tokens)
+        except SharedUnavailable as error:
+            log.warning(
+                "credential of %s: refreshed, but the cluster did not take the new tokens "
+                "(%s): another replica will find its refresh token spent",
+                self.names,
+                error,
+            )
 
     def _taken_from_file(self, stale: str) -> bool:
         """Whether the file now holds a valid token other than `stale`."""
@@ -251,18 +308,26 @@ class Credential:
             self.refresh_token = grant.refresh
             self._remember(grant.refresh)
         self.refreshed_at = now
-        self._write_back(source, grant, now)
+        self._write_back(source, grant.refresh, grant.lifetime, grant.extra, now)
         lasts = "" if expires_at is None else f", valid for {expires_at - now:.0f}s"
         log.info("credential of %s refreshed%s", self.names or source.path, lasts)
         self._succeeded("refreshed")
 
-    def _write_back(self, source: OAuthFile, grant: oauth.Grant, now: float) -> None:
-        """The refreshed tokens into the file, in its shape (the vendor's CLI
-        reads it too, and the old refresh token is spent)."""
+    def _write_back(
+        self,
+        source: OAuthFile,
+        refresh: str,
+        lifetime: float | None,
+        extra: dict[str, str],
+        now: float,
+    ) -> None:
+        """The held token (and `refresh`, when the grant rotated it) into the
+        file, in its shape: the vendor's CLI reads it too, and the old refresh
+        token is spent.  `lifetime` and `extra` are what the grant said."""
         assert self._file is not None
         assert self.held is not None
-        tokens = files.Tokens(self.held.token, grant.refresh, self.held.expires_at)
-        data = files.updated(self._file, tokens, now, grant.lifetime, grant.extra)
+        tokens = files.Tokens(self.held.token, refresh, self.held.expires_at)
+        data = files.updated(self._file, tokens, now, lifetime, extra)
         path = Path(source.path)
         try:
             files.write_atomically(path, data)
@@ -311,11 +376,12 @@ class Credentials:
     ) -> None:
         """`on_renewed(source)` hears of a token that a file's change brought
         (the keys a refused credential blocked may come back)."""
-        self._wall = wall
+        self.wall = wall
         self._on_renewed = on_renewed
         self._by_source: dict[TokenSource, Credential] = {}
         self.book = SecretBook()
         self._changed = trio.Event()
+        self.shared: SharedRenewal | None = None  # the cluster's (share())
 
     def __len__(self) -> int:
         return len(self._by_source)
@@ -325,12 +391,12 @@ class Credentials:
         same source, with their tokens) and drop the others.  A file that
         cannot be read now is logged; its keys fail until it can."""
         kept: dict[TokenSource, Credential] = {}
-        names: dict[TokenSource, list[str]] = {}
+        uses: dict[TokenSource, list[Use]] = {}
         for use in keys:
             source = use.source
             found = kept.get(source) or self._by_source.get(source)
             if found is None:
-                found = Credential(source, use.egress, self._wall)
+                found = Credential(source, use.egress, self.wall)
                 if isinstance(source, OAuthFile):
                     try:
                         found.load_file()
@@ -339,9 +405,12 @@ class Credentials:
                         log.warning("key %s of %s: %s", use.label, use.provider, error)
             found.egress = use.egress
             kept[source] = found
-            names.setdefault(source, []).append(f"key {use.label} of {use.provider}")
+            uses.setdefault(source, []).append(use)
         for source, credential in kept.items():
-            credential.names = ", ".join(names[source])
+            first, *_ = found_uses = uses[source]
+            credential.names = ", ".join(f"key {u.label} of {u.provider}" for u in found_uses)
+            credential.name = f"{first.provider}/{first.label}"
+            credential.shared = self.shared
         self._by_source = kept
         self._update_book()
         self._changed.set()
@@ -352,7 +421,7 @@ class Credentials:
         credential = self._by_source.get(source)
         if credential is None:  # a reload removed it while a request held it
             raise CredentialError("the key was removed from the config", blocks=False)
-        found = credential.valid(self._wall())
+        found = credential.valid(self.wall())
         if found is not None:
             return found
         try:
@@ -372,10 +441,16 @@ class Credentials:
         finally:
             self._update_book()
 
+    def share(self, shared: SharedRenewal | None) -> None:
+        """Refresh under the cluster's lock from now on (None: no longer)."""
+        self.shared = shared
+        for credential in self._by_source.values():
+            credential.shared = shared
+
     def view(self, source: TokenSource) -> dict[str, Any] | None:
         """The admin view of a source's credential (None: not one of them)."""
         credential = self._by_source.get(source)
-        return None if credential is None else credential.view(self._wall())
+        return None if credential is None else credential.view(self.wall())
 
     def _update_book(self) -> None:
         self.book.replace(t for c in self._by_source.values() for t in c.seen)
@@ -390,7 +465,7 @@ class Credentials:
                 self._changed = trio.Event()
                 for credential in list(self._by_source.values()):
                     self._watch(credential)
-                    now = self._wall()
+                    now = self.wall()
                     if (
                         credential.due(now)
                         and now >= credential.retry_at
@@ -412,7 +487,7 @@ class Credentials:
             credential.signature = signature  # said once per change of the file
             log.warning("credential of %s: %s", credential.names or source.path, error)
             return
-        if new and credential.valid(self._wall()) is not None:
+        if new and credential.valid(self.wall()) is not None:
             log.info("credential of %s: its file holds a new token", credential.names)
             credential._succeeded("its file holds a new token")
             if self._on_renewed is not None:
