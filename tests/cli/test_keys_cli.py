@@ -3,6 +3,7 @@ real sockets, the simulated upstream on loopback."""
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import re
@@ -452,6 +453,14 @@ def rows_by_label(table: str) -> dict[str, list[str]]:
         if cells[0] in labels:
             rows[cells[0]] = cells
     return rows
+
+
+def test_format_table_shows_a_spent_quota_window_and_when_it_resets():
+    view = copy.deepcopy(VIEW)
+    key = view["models"][0]["targets"][0]["keys"][0]
+    key["quota"] = {"window": "five_hour", "resets_at": view["now"] + 17940}
+    reason = rows_by_label(format_table(view))["openai-1"][-1]
+    assert reason == "429 Rate limit reached, 10s ago; five_hour window resets in 4h59m"
 
 
 def test_format_table_shows_states_back_in_and_reasons():

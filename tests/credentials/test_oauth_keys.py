@@ -292,3 +292,20 @@ async def test_a_malformed_file_is_logged_and_blocks_the_key_once_its_token_is_n
         assert view["state"] == "blocked"
         assert "is not JSON" in view["reason"]["message"]
         assert s.tokens.grants == []  # the refresh token is in a file that cannot be read
+
+
+async def test_a_blocked_credential_is_re_validated_like_any_blocked_key(autojump_clock, tmp_path):
+    async with oauth_stack(tmp_path, expires_in=-1, fallback=True) as s:
+        s.tokens.revoked.add("sk-ant-ort01-FIRST-REFRESH-0000")
+        assert (await s.ask()).headers["x-byok-key"] == "static"
+        assert (await s.key_view())["state"] == "blocked"
+        s.tokens.revoked.clear()  # the endpoint takes the refresh token again
+        await trio.sleep(59)
+        assert (await s.key_view())["state"] == "blocked"
+        assert len(s.tokens.grants) == 1  # the backoff holds off any other try
+        await trio.sleep(2)  # revalidate_blocked: the check renews the token and lists models
+        view = await s.key_view()
+        assert view["state"] == "ready"
+        assert view["credential"]["error"] is None
+        assert len(s.tokens.grants) == 2
+        assert (await s.ask()).headers["x-byok-key"] == "max"

@@ -210,7 +210,9 @@ def _key_row(key: Mapping[str, Any], now: float) -> list[str]:
         f"{latency:.0f}ms" if latency is not None else "-",
         _count(tokens.get("input")),
         _count(tokens.get("output")),
-        _reason(key.get("reason"), now) + _next_check(key, now) if state != "ready" else "",
+        _reason(key.get("reason"), now) + _next_check(key, now) + _quota(key, now)
+        if state != "ready"
+        else "",
     ]
 
 
@@ -218,6 +220,17 @@ def _next_check(key: Mapping[str, Any], now: float) -> str:
     """A blocked key is asked again later: when."""
     due = _number(key.get("revalidate_at"))
     return "" if due is None else f"; next check in {_ago(max(due - now, 0))}"
+
+
+def _quota(key: Mapping[str, Any], now: float) -> str:
+    """A subscription's spent quota window: which, and when it resets."""
+    quota = key.get("quota")
+    if not isinstance(quota, Mapping):
+        return ""
+    resets = _number(quota.get("resets_at"))
+    if resets is None:
+        return ""
+    return f"; {quota.get('window', '?')} window resets in {_ago(max(resets - now, 0))}"
 
 
 def _reason(reason: Any, now: float) -> str:

@@ -24,9 +24,11 @@ credential had blocked is restored at once, through ``on_renewed``); and it
 renews each token whose expiry is within its margin (the provider's
 ``refresh_margin``, at most half the token's life), so that requests seldom
 wait.  A renewal that failed is not tried again before a backoff (30 s,
-doubling to 15 min) unless forced (a 401, re-validation); meanwhile the
-same error is given at once, so a flood of requests does not become a
-flood of refreshes.
+doubling to 15 min) unless forced (re-validation); meanwhile the same error
+is given at once, so a flood of requests does not become a flood of
+refreshes.  One refused for good (``blocks``: a revoked refresh token) is
+not tried again in the background at all: its keys are blocked, and the
+revalidator's check (forced) or a new file brings them back.
 
 Times here are wall-clock epoch seconds from ``wall`` (time.time; a test
 hands a virtual one), since expiries are; sleeps are on trio's clock.
@@ -154,6 +156,11 @@ class Credential:
 
     # ---- renewing ---------------------------------------------------------------------
 
+    @property
+    def busy(self) -> bool:
+        """Whether a renewal is under way (or waited on)."""
+        return self._lock.locked()
+
     async def token(self, upstream: Upstream, *, force: bool = False) -> str:
         """A valid token: the one held, or a renewed one (`force`: even
         within the backoff of a renewal that failed)."""
@@ -193,7 +200,7 @@ class Credential:
         if first:
             log.warning("credential of %s: %s", self.names or self.source.shown, error.reason)
 
-    def _succeeded(self, how: str) -> None:
+    def succeeded(self, how: str) -> None:
         if self.error is not None:
             log.warning("credential of %s works again (%s)", self.names or self.source.shown, how)
         self.error = None
@@ -209,7 +216,7 @@ class Credential:
             self.held = Held(token, expires_at, now)
             self._remember(token)
             self.refreshed_at = now
-            self._succeeded("the command printed a token")
+            self.succeeded("the command printed a token")
             return
         # someone else's refresh (the vendor's CLI, another worker) is taken first
         if self._taken_from_file(stale):
@@ -255,7 +262,7 @@ class Credential:
         self._remember(latest.access)
         self._remember(latest.refresh)
         self._write_back(source, latest.refresh, None, {}, now)
-        self._succeeded("another replica refreshed it")
+        self.succeeded("another replica refreshed it")
         return True
 
     async def _publish(self, shared: SharedRenewal) -> None:
@@ -279,7 +286,7 @@ class Credential:
         found = self.valid(self._wall())
         if found is None or found == stale:
             return False
-        self._succeeded("its file holds a new token")
+        self.succeeded("its file holds a new token")
         return True
 
     async def _refresh(self, upstream: Upstream, source: OAuthFile) -> None:
@@ -311,7 +318,7 @@ class Credential:
         self._write_back(source, grant.refresh, grant.lifetime, grant.extra, now)
         lasts = "" if expires_at is None else f", valid for {expires_at - now:.0f}s"
         log.info("credential of %s refreshed%s", self.names or source.path, lasts)
-        self._succeeded("refreshed")
+        self.succeeded("refreshed")
 
     def _write_back(
         self,
@@ -466,10 +473,15 @@ class Credentials:
                 for credential in list(self._by_source.values()):
                     self._watch(credential)
                     now = self.wall()
+                    # a credential refused for good waits for re-validation (the
+                    # revalidator's schedule) or a new file; one that failed
+                    # otherwise is tried again after its backoff
+                    refused = credential.error is not None and credential.error.blocks
                     if (
                         credential.due(now)
                         and now >= credential.retry_at
-                        and not credential._lock.locked()
+                        and not refused
+                        and not credential.busy
                     ):
                         nursery.start_soon(self._renew_quietly, upstream, credential)
                 self._update_book()
@@ -489,7 +501,7 @@ class Credentials:
             return
         if new and credential.valid(self.wall()) is not None:
             log.info("credential of %s: its file holds a new token", credential.names)
-            credential._succeeded("its file holds a new token")
+            credential.succeeded("its file holds a new token")
             if self._on_renewed is not None:
                 self._on_renewed(source)
 

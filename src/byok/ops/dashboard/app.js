@@ -185,6 +185,10 @@ function update(cells, key, at) {
   if (key.state === "blocked" && key.revalidate_at) {
     parts.push(`next check ${new Date(key.revalidate_at * 1000).toLocaleTimeString()}`);
   }
+  if (reason && key.quota) {
+    // a subscription's spent window: a 5-hour one resets today, a weekly one another day
+    parts.push(`${key.quota.window} window resets ${new Date(key.quota.resets_at * 1000).toLocaleString()}`);
+  }
   cells.reason.textContent = parts.filter((x) => x !== "").join(" · ");
   cells.reason.title = reason && reason.at ? `at ${new Date(reason.at * 1000).toLocaleTimeString()}` : "";
   cells.picks.textContent = count(key.picks);
