@@ -13,9 +13,11 @@ account.
 
 Renewing an OAuth file: read the file again (the vendor's CLI, or another
 worker, may have refreshed it); if its token is still the stale one, take
-the host lock (locks.py), read again, then spend the refresh token at the
-token endpoint (oauth.py) and write the new tokens back in the file's shape
-(files.py).  Renewing a command: run it (command.py).
+the host lock (locks.py) and read again; with a cluster, take its lock and
+the tokens another replica left there (shared.py); only then spend the
+refresh token at the token endpoint (oauth.py), write the new tokens back
+in the file's shape (files.py) and leave them for the other replicas.
+Renewing a command: run it (command.py).
 
 ``run()`` does the rest in the background: every WATCH_INTERVAL it looks
 at each file's signature and reads a changed file (a refresh or a sign-in
