@@ -957,6 +957,8 @@ class _Builder:
         if entry.command is None:
             raise self.fail(table, f"{where}.key", _KEY_MISSING)
         program = entry.command[0]
+        if os.sep in program and not os.path.isabs(program):  # as a relative oauth path is
+            program = os.path.join(self.directory or os.getcwd(), program)
         if shutil.which(program) is None:
             raise self.fail(
                 table,
@@ -965,7 +967,7 @@ class _Builder:
                 "or put it on byok's PATH",
             )
         return TokenCommand(
-            tuple(entry.command),
+            (program, *entry.command[1:]),
             300.0 if entry.ttl is None else entry.ttl,
             30.0 if entry.timeout is None else entry.timeout,
             headers,
@@ -994,6 +996,10 @@ class _Builder:
         token_url = settings.token_url or (defaults.token_url if defaults else None)
         client_id = settings.client_id or (defaults.client_id if defaults else None)
         oauth_where = f"{table}.oauth"
+        if token_url is not None:
+            problem = _token_url_problem(token_url)
+            if problem is not None:
+                raise self.fail(oauth_where, "token_url", problem)
         if token_url is not None and client_id is None:
             raise self.fail(
                 oauth_where, "client_id", f"required with token_url for {spec.name} providers"
@@ -1236,6 +1242,18 @@ def _redis_url(url: str) -> bool:
         and port != 0
         and (not db or db.isdigit())
     )
+
+
+def _token_url_problem(url: str) -> str | None:
+    """Why a token endpoint's URL cannot be used, or None: a refresh token
+    travels to it, so it must not travel in clear text beyond this host, and
+    a password in the URL would show wherever the endpoint is named."""
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        return "a token URL holds no user or password: give client_secret instead"
+    if parts.scheme != "https" and parts.hostname not in LOOPBACK_HOSTS:
+        return "expected an https:// URL (http:// only to this host): a refresh token goes there"
+    return None
 
 
 def _named(value: str) -> str:

@@ -19,6 +19,7 @@ from coredis.retry import NoRetryPolicy
 
 from byok.cluster._credentials import SharedCredentials
 from byok.credentials import Credentials, OAuthClient, OAuthFile, Use
+from byok.credentials.shared import SharedTokens
 from byok.http.server import bound_port, serve_http
 from byok.http.upstream import Upstream
 
@@ -104,5 +105,30 @@ async def test_a_replica_refreshes_alone_while_redis_is_away(tmp_path, prefix):
         upstream = Upstream()
         assert await credentials.token(upstream, source) == "at-sim-access-0001-QWERTYUIOPASDFGH"
         assert len(server.grants) == 1
+        await upstream.aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def test_tokens_of_another_chain_are_never_taken(redis_server, prefix, tmp_path):
+    """A replica whose `max` file is another account's (or a chain that went
+    its own way) finds tokens in Redis it does not descend from: it refreshes
+    its own, and its file never gets the other account's tokens."""
+    async with trio.open_nursery() as nursery, connected(redis_server.url) as client:
+        server = TokenServer()
+        server.accept("rt-0")
+        listeners = await nursery.start(serve_http, server, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{bound_port(listeners)}/oauth/token"
+        shared = SharedCredentials(lambda: client, prefix, time.time)
+        other = SharedTokens("at-OTHER", "rt-OTHER", time.time() + 3600, time.time(), ("ab" * 16,))
+        await shared.publish("claude/max", other)
+        credentials, source, path = replica(tmp_path, "host-a", url, client, prefix)
+        upstream = Upstream()
+        assert await credentials.token(upstream, source) == "at-sim-access-0001-QWERTYUIOPASDFGH"
+        assert len(server.grants) == 1
+        assert "OTHER" not in path.read_text()
+        kept = json.loads(await client.get(f"{prefix}:credential:claude/max") or "{}")
+        assert kept["refresh"] == "at-sim-refresh-0001-ZXCVBNMLKJHGFDSA"  # its own, now
+        assert len(kept["lineage"]) == 1  # the digest of rt-0, never rt-0 itself
+        assert "rt-0" not in json.dumps(kept["lineage"])
         await upstream.aclose()
         nursery.cancel_scope.cancel()

@@ -1,8 +1,9 @@
 """Token commands as keys, through the proxy: the printed token goes as a
 Bearer authorization (whatever the kind's own header), with the key's extra
-headers; a command that fails blocks its key with its reason, and the next
-key serves.  The clock jumps only after a real second of idleness: the
-commands run for real (see test_secrets.py)."""
+headers; a command that fails counts a failure of its key, one that prints
+no token blocks it, each with its reason, and the next key serves.  The
+clock jumps only after a real second of idleness: the commands run for real
+(see test_secrets.py)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ def tables(upstream: str) -> dict[str, Any]:
                 "base_url": upstream,
                 "keys": [
                     {"command": [sys.executable, "-c", "import sys; sys.exit(2)"], "label": "bad"},
+                    {"command": [sys.executable, "-c", "pass"], "label": "empty"},
                     {
                         "command": [sys.executable, "-c", f"print({TOKEN!r})"],
                         "label": "gcloud",
@@ -57,7 +59,9 @@ async def test_a_command_key_serves_with_its_token_as_a_bearer(patient_clock):
         assert seen.headers["authorization"] == f"Bearer {TOKEN}"
         assert "x-api-key" not in seen.headers
         assert seen.headers["x-goog-user-project"] == "my-project"
-        assert stack.state("claude", "claude-x", "bad") == "blocked"
+        assert stack.view("claude", "claude-x", "bad")["failures"] == 1
+        assert stack.state("claude", "claude-x", "bad") == "ready"  # gcloud fails so offline too
+        assert stack.state("claude", "claude-x", "empty") == "blocked"
         keys = await stack.client.get(
             "/admin/keys", headers={"authorization": "Bearer adm-command-keys-000001"}
         )
@@ -65,6 +69,10 @@ async def test_a_command_key_serves_with_its_token_as_a_bearer(patient_clock):
         assert views["bad"]["reason"]["message"] == (
             f"credential: token command {sys.executable} exited with status 2"
         )
+        assert views["empty"]["reason"]["message"] == (
+            f"credential: token command {sys.executable} printed nothing"
+        )
+        assert views["empty"]["credential"]["blocks"] is True
         assert views["gcloud"]["credential"]["type"] == "command"
         assert views["gcloud"]["credential"]["program"] == sys.executable
         assert views["gcloud"]["credential"]["expires_in"] == pytest.approx(3000, abs=5)

@@ -161,3 +161,33 @@ def test_a_token_url_needs_a_client_id_where_the_kind_has_none(claude: Path):
 def test_the_same_file_twice_is_one_key_listed_twice(claude: Path):
     data = {"providers": {"p": {"kind": "anthropic", "keys": [{"oauth": str(claude)}] * 2}}}
     assert "the same key is listed twice" in error(data)
+
+
+@pytest.mark.parametrize(
+    ("token_url", "expected"),
+    [
+        ("http://auth.example/token", "expected an https:// URL (http:// only to this host)"),
+        ("https://me:SECRET@auth.example/token", "a token URL holds no user or password"),
+    ],
+)
+def test_a_token_url_that_would_expose_the_refresh_token_is_refused(claude, token_url, expected):
+    data = tables({"oauth": str(claude)}, oauth={"token_url": token_url, "client_id": "c"})
+    assert f"[providers.p.oauth] token_url: {expected}" in error(data)
+
+
+def test_a_token_url_on_this_host_may_be_plain_http(claude):
+    data = tables({"oauth": str(claude)}, oauth={"token_url": "http://127.0.0.1:9/token"})
+    source = from_dict(data).providers["p"].keys[0].source
+    assert isinstance(source, OAuthFile)
+    assert source.client is not None
+    assert source.client.token_url == "http://127.0.0.1:9/token"
+
+
+def test_a_relative_program_path_is_from_the_configs_directory(tmp_path: Path):
+    program = tmp_path / "bin" / "print-token"
+    program.parent.mkdir()
+    program.write_text("#!/bin/sh\necho token\n")
+    program.chmod(0o755)
+    data = tables({"command": ["bin/print-token", "--quiet"]})
+    config = from_dict(data, environ={}, directory=tmp_path)
+    assert config.providers["p"].keys[0].source == TokenCommand((str(program), "--quiet"))

@@ -85,7 +85,7 @@ def test_write_back_keeps_the_shape_names_units_and_other_fields(tmp_path: Path)
     path.chmod(0o644)
     parsed_file, _ = files.read(path)[:2]
     new = Tokens("sk-ant-oat01-NEW", "sk-ant-ort01-NEW", NOW + 28800)
-    files.write_atomically(path, files.updated(parsed_file, new, NOW, 28800, {}))
+    files.write_atomically(path, files.updated(parsed_file, new, NOW, {}))
     written = json.loads(path.read_text())
     assert written == {
         "claudeAiOauth": {
@@ -106,7 +106,7 @@ def test_write_back_of_codex_updates_the_id_token_and_last_refresh_and_adds_noth
     parsed_file, _ = parsed(CODEX)
     access = jwt({"exp": int(NOW + 864000)})
     extra = {"id_token": "id-NEW", "scope": "openid"}
-    data = files.updated(parsed_file, Tokens(access, "rt-NEW", NOW + 864000), NOW, None, extra)
+    data = files.updated(parsed_file, Tokens(access, "rt-NEW", NOW + 864000), NOW, extra)
     written = json.loads(data)
     assert written["tokens"] == {
         "id_token": "id-NEW",
@@ -129,7 +129,7 @@ def test_write_back_of_codex_updates_the_id_token_and_last_refresh_and_adds_noth
 )
 def test_the_expiry_is_written_in_the_unit_it_was_read(field, value, expected):
     parsed_file, _ = parsed({"access_token": "a", "refresh_token": "r", field: value})
-    data = files.updated(parsed_file, Tokens("b", "", NOW + 3600), NOW, 3600, {})
+    data = files.updated(parsed_file, Tokens("b", "", NOW + 3600), NOW, {})
     written = json.loads(data)
     assert written[field] == expected
     assert written["refresh_token"] == "r"  # the endpoint kept it: so does the file
@@ -137,7 +137,7 @@ def test_the_expiry_is_written_in_the_unit_it_was_read(field, value, expected):
 
 def test_a_compact_file_stays_compact():
     parsed_file, _ = files.parse(b'{"access_token":"a","refresh_token":"r"}', NOW)
-    data = files.updated(parsed_file, Tokens("b", "s", None), NOW, None, {})
+    data = files.updated(parsed_file, Tokens("b", "s", None), NOW, {})
     assert data == b'{"access_token":"b","refresh_token":"s"}'
 
 

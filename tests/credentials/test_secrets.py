@@ -167,7 +167,7 @@ async def test_no_token_of_a_short_lived_key_appears_anywhere(patient_clock, tmp
     assert "refused the refresh token" in states["revoked"][1]
     assert states["echoed"][0] == "blocked"
     assert "Incorrect API key provided: [redacted]" in states["echoed"][1]
-    assert states["failing"][0] == "blocked"
+    assert states["failing"][0] == "cooldown"  # a command's failure: its circuit opened
     assert "exited with status 3: denied [redacted]" in states["failing"][1]
     assert len(issued) >= 2  # tokens issued to good and to echoed
     everything = "\n".join([text_log.getvalue(), json_log.getvalue(), *shown])

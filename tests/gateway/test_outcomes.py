@@ -190,6 +190,17 @@ UNIFIED = "anthropic-ratelimit-unified-"
             "7d",
             90000.0,
         ),
+        (  # the claim names the unified reset's window, not another's
+            {
+                f"{UNIFIED}status": "rejected",
+                f"{UNIFIED}reset": str(int(NOW + 3000)),
+                f"{UNIFIED}representative-claim": "five_hour",
+                f"{UNIFIED}7d_opus-status": "rejected",
+                f"{UNIFIED}7d_opus-reset": str(int(NOW + 90000)),
+            },
+            "7d_opus",
+            90000.0,
+        ),
         (  # a reset in milliseconds, and one as an RFC 3339 time
             {f"{UNIFIED}status": "rejected", f"{UNIFIED}reset": str(int((NOW + 600) * 1000))},
             "unified",
@@ -236,6 +247,12 @@ def test_a_spent_quota_window_cools_the_key_until_it_resets(headers, window, del
         {f"{UNIFIED}status": "rejected", f"{UNIFIED}reset": "soon"},
         {"x-codex-primary-used-percent": "99.5", "x-codex-primary-reset-after-seconds": "99"},
         {"x-codex-primary-used-percent": "100"},  # no reset said
+        # overage is not a window: a plan without it says rejected on every answer
+        {f"{UNIFIED}status": "allowed", f"{UNIFIED}overage-status": "rejected"},
+        {f"{UNIFIED}fallback-status": "rejected", f"{UNIFIED}fallback-reset": str(NOW + 99)},
+        # a window that has reset already: the retry-after decides
+        {f"{UNIFIED}status": "rejected", f"{UNIFIED}reset": str(int(NOW - 10))},
+        {"x-codex-primary-used-percent": "100", "x-codex-primary-reset-after-seconds": "0"},
     ],
 )
 def test_a_window_not_spent_or_without_a_reset_leaves_the_other_headers_to_say(headers):

@@ -141,6 +141,8 @@ def fire(plan: Plan, attempt: Attempt, event: Event) -> None:
         plan.slot_taken(attempt, T)
     elif event is Event.WRITTEN:
         plan.written(attempt, T)
+    elif event is Event.RESENT:
+        plan.resent(attempt)
     elif event is Event.HEAD:
         plan.head(attempt, 200, OK, T, wall=0.0)
     elif event is Event.FIRST_BYTES:
@@ -466,18 +468,37 @@ def test_a_credential_that_cannot_be_had_blocks_the_key_or_counts_a_failure():
     data = tables()
     data["models"]["other"] = {"targets": ["p/up2"]}
     router = Router(from_dict(data))
-    plan = plan_for(router)
-    plan.failed(start(plan), "credential: refresh token refused", T, blocked=True)
+    plan = plan_for(router, attempts=2)
+    reason = "credential: the token endpoint refused the refresh token /home/u/.claude"
+    plan.credential_failed(start(plan), reason, T, blocks=True)
     assert seen(plan) == [("a", Kind.BLOCKED, "blocked")]
-    assert plan.attempts[0].outcome == Outcome(
-        Kind.BLOCKED, detail="credential: refresh token refused"
-    )
+    assert plan.attempts[0].outcome == Outcome(Kind.BLOCKED, detail=reason, credential=True)
     assert router.pool("p", "up2").selector.state("a", now=T) == "blocked"  # for every model
     second = start(plan)
-    plan.failed(second, "credential: token endpoint down", T)
+    plan.credential_failed(second, "credential: the token endpoint is down", T, blocks=False)
     assert second.outcome is not None
     assert second.outcome.kind is Kind.ERROR
     assert plan.routes[0].pool.selector.state("b", now=T) == "ready"  # one failure, not a block
+    answer = plan.next(T)
+    assert isinstance(answer, GiveUp)
+    # the operator's reason (a path, an endpoint's words) is not the client's to read
+    assert "/home/u" not in answer.message
+    assert answer.message.endswith(
+        "key b: no answer (its credential could not be had; see /admin/keys)"
+    )
+
+
+def test_a_resent_attempt_starts_again_from_the_wait_for_a_slot():
+    plan = plan_for()
+    attempt = sent(plan, T)
+    plan.resent(attempt)
+    assert attempt.phase is Phase.QUEUED
+    assert attempt.written is None
+    assert plan.slot_taken(attempt, T + 40) == T + 40 + 60  # first_byte_timeout from now
+    plan.written(attempt, T + 41)
+    plan.head(attempt, 200, OK, T + 42, wall=0.0)
+    assert plan.body(attempt, b"{}", T + 42) is Verdict.COMMIT
+    assert attempt.first_byte == 1.0  # from the second write
 
 
 def test_a_client_error_is_relayed_and_blames_no_key():

@@ -43,7 +43,9 @@ async def check_all(
     results: list[Check | None] = [None] * len(keys)
     limiter = trio.CapacityLimiter(concurrency)
     upstream = Upstream()
-    credentials = Credentials()  # short-lived keys' tokens: refreshed if expired
+    # short-lived keys' tokens, refreshed if expired, but not a cluster's:
+    # its replicas refresh them under its lock
+    credentials = Credentials(may_refresh=config.cluster is None)
     credentials.adopt(config.short_lived())
     done = 0
 

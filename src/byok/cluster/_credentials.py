@@ -111,6 +111,7 @@ class SharedCredentials:
                 str(said["refresh"]),
                 None if said["expires_at"] is None else float(said["expires_at"]),
                 float(said["obtained_at"]),
+                tuple(str(digest) for digest in said["lineage"]),
             )
         except (ValueError, KeyError, TypeError):
             return None  # not this version's: refreshed anew, and overwritten
@@ -123,6 +124,7 @@ class SharedCredentials:
                 "refresh": tokens.refresh,
                 "expires_at": tokens.expires_at,
                 "obtained_at": tokens.obtained_at,
+                "lineage": list(tokens.lineage),
             }
         )
         expires = tokens.expires_at if tokens.expires_at is not None else self._wall()

@@ -13,15 +13,18 @@ authorization, whatever the provider kind's own header (providers.py).
     oauth.py    the refresh-token grant
     command.py  running a token command
     locks.py    one refresh per credential on this host
-    store.py    the live credentials: single-flight renewal, the file watch
+    shared.py   ... and across replicas, through the cluster
+    credential.py  one source's token: single-flight renewal, write-back
+    store.py    every credential of a config; the file watch, early renewals
     book.py     the tokens seen lately, for the redactor
 """
 
 from .book import SecretBook
+from .credential import Credential
 from .errors import CredentialError
 from .files import CredentialFileError
 from .sources import OAuthClient, OAuthFile, TokenCommand, TokenSource
-from .store import Credential, Credentials, Use
+from .store import Credentials, Use
 
 __all__ = [
     "Credential",

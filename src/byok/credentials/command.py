@@ -10,10 +10,11 @@ expiry is read).  Its output is never logged: a failure says the exit
 status and the last line of its standard error, with anything that looks
 like a token taken out.
 
-A command that cannot start, fails, prints nothing, or prints more than a
-token can be blocks the key (it will not mend by itself: the operator signs
-in again, and re-validation finds the key back); one that times out counts
-as a failure of the key, and runs again at the next need.
+A command that cannot start, prints nothing, or prints anything but a token
+blocks the key (it will not mend by itself: the operator fixes the config
+or signs in again, and re-validation finds the key back).  One that exits
+with a failure, or times out, counts as a failure of the key and runs again
+after a backoff: gcloud and az fail that way on a network error too.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from .sources import TokenCommand
 
 OUTPUT_LIMIT = 64 * 1024  # bytes of standard output, and of standard error, kept
 _TOKEN_FIELDS = ("access_token", "accessToken", "token")
-# what a token looks like in an error line: a long run without spaces or slashes
-_TOKEN_LIKE = re.compile(r"[A-Za-z0-9._~+=-]{24,}")
+# what a token looks like in an error line: a long run of base64 and JWT
+# characters, letters and digits mixed (a program's dotted name has no digit)
+_TOKEN_LIKE = re.compile(r"[A-Za-z0-9._~+/=-]{24,}")
 
 
 async def run(command: TokenCommand, wall: float) -> tuple[str, float | None]:
@@ -79,7 +81,7 @@ async def run(command: TokenCommand, wall: float) -> tuple[str, float | None]:
     if process.returncode != 0:
         raise CredentialError(
             f"token command {name} exited with status {process.returncode}{_last_line(err)}",
-            blocks=True,
+            blocks=False,
         )
     return token_of(bytes(out), wall, name)
 
@@ -112,10 +114,11 @@ def token_of(output: bytes, wall: float, name: str) -> tuple[str, float | None]:
         raise CredentialError(f"token command {name} printed nothing", blocks=True)
     if text.startswith("{"):
         return _from_json(text, wall, name)
-    if len(text.split()) != 1:
+    if not files.is_token(text):
         raise CredentialError(
-            f"token command {name} printed more than one word: a token command prints the "
-            "token alone, or a JSON object with access_token",
+            f"token command {name} printed more than one word (or characters a token "
+            "cannot hold): a token command prints the token alone, or a JSON object with "
+            "access_token",
             blocks=True,
         )
     return text, files.jwt_expiry(text)
@@ -124,7 +127,7 @@ def token_of(output: bytes, wall: float, name: str) -> tuple[str, float | None]:
 def _from_json(text: str, wall: float, name: str) -> tuple[str, float | None]:
     try:
         document = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         raise CredentialError(
             f"token command {name} printed JSON that does not parse", blocks=True
         ) from None
@@ -132,9 +135,9 @@ def _from_json(text: str, wall: float, name: str) -> tuple[str, float | None]:
         raise CredentialError(
             f"token command {name} printed JSON that is not an object", blocks=True
         )
+    found = (document.get(f) for f in _TOKEN_FIELDS)
     token = next(
-        (document[f] for f in _TOKEN_FIELDS if isinstance(document.get(f), str) and document[f]),
-        None,
+        (t.strip() for t in found if isinstance(t, str) and files.is_token(t.strip())), None
     )
     if token is None:
         raise CredentialError(
@@ -145,7 +148,7 @@ def _from_json(text: str, wall: float, name: str) -> tuple[str, float | None]:
         _, _, expires_at = files.expiry_of(document, wall, f"token command {name}'s output")
     except files.CredentialFileError:
         expires_at = None  # a time it writes its own way: the ttl alone decides
-    return token.strip(), expires_at if expires_at is not None else files.jwt_expiry(token)
+    return token, expires_at if expires_at is not None else files.jwt_expiry(token)
 
 
 def _last_line(err: bytearray) -> str:
@@ -154,4 +157,10 @@ def _last_line(err: bytearray) -> str:
     last = next((line for line in reversed(lines) if line), "")
     if not last:
         return ""
-    return ": " + _TOKEN_LIKE.sub("[redacted]", last)[:200]
+    return ": " + _TOKEN_LIKE.sub(_scrubbed, last)[:200]
+
+
+def _scrubbed(run: re.Match[str]) -> str:
+    word = run.group()
+    looks_like_a_token = any(c.isdigit() for c in word) and any(c.isalpha() for c in word)
+    return "[redacted]" if looks_like_a_token else word

@@ -28,7 +28,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import math
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -54,6 +56,13 @@ _EXPIRY = (
 )
 _RELATIVE = ("expires_in", "expiresIn")
 _MS_ABOVE = 1e11  # an epoch time above this is in milliseconds (1e11 s is the year 5138)
+_MS_BELOW = 1e14  # ... and one above this is in no unit byok reads (microseconds?)
+_LATEST = 253402300799.0  # 9999-12-31T23:59:59Z: the last time a file can say
+# a token as it can go in a header: visible ASCII, nothing else
+_TOKEN = re.compile(r"[!-~]+")
+# RFC 3339 fractions past microseconds (Go writes nanoseconds), which Python
+# 3.10's fromisoformat refuses
+_LONG_FRACTION = re.compile(r"(\.\d{6})\d+")
 
 ExpiryStyle = Literal["ms", "s", "iso", "in"]
 
@@ -83,6 +92,7 @@ class CredentialFile:
     expiry_style: ExpiryStyle | None
     indented: bool
     newline_at_end: bool
+    expiry_as_text: bool = False  # "1800000000" rather than 1800000000: written so again
 
     @property
     def holder(self) -> dict[str, Any]:
@@ -97,12 +107,14 @@ def resolve(path: str | os.PathLike[str]) -> Path:
     """The credential file at `path`, or in the directory `path` under one
     of the names the vendors' CLIs use."""
     given = Path(path)
-    if not given.is_dir():
-        return given
-    for name in FILE_NAMES:
-        candidate = given / name
-        if candidate.is_file():
-            return candidate
+    try:
+        if not given.is_dir():
+            return given
+        found = next((given / n for n in FILE_NAMES if (given / n).is_file()), None)
+    except OSError as error:  # a directory on the way that byok may not search
+        raise CredentialFileError(f"cannot look at {given}: {error.strerror}") from None
+    if found is not None:
+        return found
     raise CredentialFileError(
         f"directory {given} holds no credential file (looked for {', '.join(FILE_NAMES)})"
     )
@@ -150,6 +162,8 @@ def parse(
         raise CredentialFileError(
             f"{name} is not JSON (line {error.lineno}, column {error.colno})"
         ) from None
+    except RecursionError:
+        raise CredentialFileError(f"{name} is JSON nested too deep") from None
     if not isinstance(document, dict):
         raise CredentialFileError(f"{name} is not a JSON object")
     holder_key = _holder(document, name)
@@ -162,6 +176,7 @@ def parse(
             f"(expected {' or '.join(_ACCESS + _REFRESH)}, at the top or under one key)"
         )
     expiry_name, style, expires_at = expiry_of(holder, modified, name)
+    as_text = expiry_name is not None and isinstance(holder[expiry_name], str) and style != "iso"
     if expires_at is None and access:
         expires_at = jwt_expiry(access)
     parsed = CredentialFile(
@@ -173,6 +188,7 @@ def parse(
         expiry_style=style,
         indented=b"\n" in data.strip(),
         newline_at_end=data.endswith(b"\n"),
+        expiry_as_text=as_text,
     )
     return parsed, Tokens(access, refresh, expires_at)
 
@@ -200,8 +216,19 @@ def _text(holder: dict[str, Any], names: tuple[str, ...], name: str) -> tuple[st
             continue
         if not isinstance(value, str):
             raise CredentialFileError(f"{name}: {field_name} is not a string")
-        return field_name, value.strip()
+        value = value.strip()
+        if value and not is_token(value):
+            raise CredentialFileError(
+                f"{name}: {field_name} holds characters a token cannot (spaces, line "
+                "breaks, or anything but visible ASCII)"
+            )
+        return field_name, value
     return "", ""
+
+
+def is_token(text: str) -> bool:
+    """Whether `text` can be a token in a header: visible ASCII only."""
+    return _TOKEN.fullmatch(text) is not None
 
 
 def _named_like(sibling: str, names: tuple[str, str]) -> str:
@@ -220,15 +247,15 @@ def expiry_of(
         if value is None:
             continue
         if field_name in _RELATIVE:
-            seconds = _number(value)
-            if seconds is None:
+            seconds = number(value)
+            if seconds is None or seconds > _LATEST:
                 raise CredentialFileError(f"{name}: {field_name} is not a number of seconds")
             return field_name, "in", modified + seconds
-        number = _number(value)
-        if number is not None:
-            if number > _MS_ABOVE:
-                return field_name, "ms", number / 1000
-            return field_name, "s", number
+        epoch = number(value)
+        if epoch is not None and epoch <= _MS_BELOW:
+            if epoch > _MS_ABOVE:
+                return field_name, "ms", epoch / 1000
+            return field_name, "s", epoch
         if isinstance(value, str):
             when = _rfc3339(value)
             if when is not None:
@@ -239,24 +266,31 @@ def expiry_of(
     return None, None, None
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
+def number(value: Any) -> float | None:
+    """A finite number of 0 or more, as JSON or as a string of digits gives
+    it; None for anything else (a bool, NaN, a string of other digits)."""
+    if isinstance(value, str):
+        text = value.strip()
+        value = int(text) if text.isascii() and text.isdigit() and len(text) < 20 else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return float(value.strip())
-    return None
+    try:
+        found = float(value)
+    except OverflowError:  # an int past any float
+        return None
+    return found if math.isfinite(found) and found >= 0 else None
 
 
 def _rfc3339(text: str) -> float | None:
     try:
-        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
+        when = datetime.fromisoformat(
+            _LONG_FRACTION.sub(r"\1", text.strip().replace("Z", "+00:00"))
+        )
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return when.timestamp()
+    except (ValueError, OverflowError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.timestamp()
 
 
 def jwt_expiry(token: str) -> float | None:
@@ -268,31 +302,24 @@ def jwt_expiry(token: str) -> float | None:
     payload = parts[1] + "=" * (-len(parts[1]) % 4)
     try:
         claims = json.loads(base64.urlsafe_b64decode(payload))
-    except (ValueError, UnicodeDecodeError):  # binascii.Error is a ValueError
+    except (ValueError, RecursionError):  # binascii's and UnicodeDecodeError are ValueErrors
         return None
-    exp = claims.get("exp") if isinstance(claims, dict) else None
-    return float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None
+    exp = number(claims.get("exp")) if isinstance(claims, dict) else None
+    return exp if exp is not None and exp <= _LATEST else None
 
 
-def updated(
-    parsed: CredentialFile,
-    tokens: Tokens,
-    wall: float,
-    lifetime: float | None,
-    extra: dict[str, str],
-) -> bytes:
-    """The file's document with refreshed `tokens` in it, in its shape:
-    `lifetime` is the grant's expires_in (for an ``expires_in`` field),
-    `extra` the other strings the grant gave (an id_token, a scope), set
-    where the file has a field of that name."""
+def updated(parsed: CredentialFile, tokens: Tokens, wall: float, extra: dict[str, str]) -> bytes:
+    """The file's document with refreshed `tokens` in it, in its shape
+    (`wall` is now, from which an ``expires_in`` counts); `extra` are the
+    other strings the grant gave (an id_token, a scope), set where the file
+    has a field of that name."""
     holder = parsed.holder
     holder[parsed.access_name] = tokens.access
     if tokens.refresh:
         holder[parsed.refresh_name] = tokens.refresh
     if parsed.expiry_name is not None and tokens.expires_at is not None:
-        holder[parsed.expiry_name] = _expiry_value(
-            parsed.expiry_style, tokens.expires_at, wall, lifetime
-        )
+        value = _expiry_value(parsed.expiry_style, tokens.expires_at, wall)
+        holder[parsed.expiry_name] = str(value) if parsed.expiry_as_text else value
     for name, value in extra.items():
         for spelled in (name, _camel(name)):
             if spelled in holder:
@@ -307,15 +334,14 @@ def updated(
     return (text + ("\n" if parsed.newline_at_end else "")).encode("utf-8")
 
 
-def _expiry_value(
-    style: ExpiryStyle | None, expires_at: float, wall: float, lifetime: float | None
-) -> int | str:
+def _expiry_value(style: ExpiryStyle | None, expires_at: float, wall: float) -> int | str:
+    expires_at = min(max(expires_at, 0.0), _LATEST) if math.isfinite(expires_at) else _LATEST
     if style == "ms":
         return int(expires_at * 1000)
     if style == "iso":
         return datetime.fromtimestamp(expires_at, timezone.utc).isoformat().replace("+00:00", "Z")
     if style == "in":  # counted from the file's change, which is now
-        return int(lifetime if lifetime is not None else expires_at - wall)
+        return int(max(expires_at - wall, 0.0))
     return int(expires_at)
 
 
@@ -326,15 +352,27 @@ def _camel(name: str) -> str:
 
 def write_atomically(path: Path, data: bytes) -> None:
     """Replace the file at `path` with `data` at once, mode 0600: readers see
-    the old file or the new one, never a part."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".byok", dir=path.parent)
+    the old file or the new one, never a part.  A symlink's target is the
+    file replaced (the link stays), and it keeps its owner where byok may
+    set it (byok as root, on a user's file)."""
+    target = Path(os.path.realpath(path))
+    try:
+        before: os.stat_result | None = os.stat(target)
+    except FileNotFoundError:
+        before = None
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=".byok", dir=target.parent
+    )
     try:
         os.chmod(temporary, 0o600)  # mkstemp's mode on POSIX already; said for any other
+        if before is not None and hasattr(os, "chown"):
+            with contextlib.suppress(OSError):  # only root may give a file away
+                os.chown(temporary, before.st_uid, before.st_gid)
         with os.fdopen(handle, "wb") as out:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(temporary, path)
+        os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)

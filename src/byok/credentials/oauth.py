@@ -27,10 +27,12 @@ import trio
 from .. import __version__
 from ..http.egress import EgressSettings
 from ..http.upstream import Upstream, UpstreamError
+from . import files
 from .errors import CredentialError
 from .sources import OAuthClient
 
 ANSWER_LIMIT = 64 * 1024  # bytes of a token endpoint's answer read
+MAX_LIFETIME = 10 * 365 * 86400.0  # an expires_in beyond ten years is not believed
 REFRESH_TIMEOUT = 30.0  # seconds for the whole exchange
 _REFUSALS = (400, 401, 403)
 _EXTRA = ("id_token", "scope", "token_type")  # written back where the file has them
@@ -69,7 +71,7 @@ async def refresh(
 ) -> Grant:
     """A new grant for `refresh_token`; CredentialError if none came."""
     parts = urlsplit(client.token_url)
-    origin = f"{parts.scheme}://{parts.netloc}"
+    origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"  # no user:password to show
     kind, body = request_body(client, refresh_token)
     headers = [
         ("content-type", kind),
@@ -109,35 +111,36 @@ async def refresh(
 
 def grant_of(answer: bytes, where: str) -> Grant:
     """The grant in a token endpoint's 2xx answer."""
-    try:
-        document = json.loads(answer)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        document = None
-    access = document.get("access_token") if isinstance(document, dict) else None
-    if not isinstance(access, str) or not access.strip():
+    document = _json(answer)
+    access = _token(document, "access_token")
+    if not access:
         raise CredentialError(f"{where} answered without an access_token", blocks=False)
     assert isinstance(document, dict)
-    new_refresh = document.get("refresh_token")
-    lifetime = document.get("expires_in")
-    if isinstance(lifetime, str) and lifetime.strip().isdigit():
-        lifetime = int(lifetime)
-    if not isinstance(lifetime, (int, float)) or isinstance(lifetime, bool) or lifetime <= 0:
-        lifetime = None
+    lifetime = files.number(document.get("expires_in"))
+    if lifetime is not None and not 0 < lifetime <= MAX_LIFETIME:
+        lifetime = None  # none said, or nothing to believe: the token's own, if a JWT
     extra = {name: document[name] for name in _EXTRA if isinstance(document.get(name), str)}
-    return Grant(
-        access.strip(),
-        new_refresh.strip() if isinstance(new_refresh, str) else "",
-        None if lifetime is None else float(lifetime),
-        extra,
-    )
+    return Grant(access, _token(document, "refresh_token"), lifetime, extra)
+
+
+def _json(answer: bytes) -> object:
+    try:
+        return json.loads(answer)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError too
+        return None
+
+
+def _token(document: object, name: str) -> str:
+    """The token `name` of a grant, if it is one a header can carry."""
+    found = document.get(name) if isinstance(document, dict) else None
+    if not isinstance(found, str) or not files.is_token(found.strip()):
+        return ""
+    return found.strip()
 
 
 def _said(answer: bytes, secrets: tuple[str, ...]) -> str:
-    """The endpoint's error code and description, short, secrets taken out."""
-    try:
-        document = json.loads(answer)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return ""
+    """The endpoint's error code and description, secrets taken out, short."""
+    document = _json(answer)
     if not isinstance(document, dict):
         return ""
     error = document.get("error")
@@ -145,8 +148,8 @@ def _said(answer: bytes, secrets: tuple[str, ...]) -> str:
         code, description = error.get("type"), error.get("message")
     else:
         code, description = error, document.get("error_description")
-    said = ": ".join(str(part)[:200] for part in (code, description) if isinstance(part, str))
-    for secret in secrets:
+    said = ": ".join(part for part in (code, description) if isinstance(part, str))
+    for secret in secrets:  # before it is cut short: a cut secret would not be found
         if secret:
             said = said.replace(secret, "[redacted]")
-    return f", {said}" if said else ""
+    return f", {said[:300]}" if said else ""

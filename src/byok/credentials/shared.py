@@ -6,9 +6,9 @@ Both big vendors rotate refresh tokens: once one replica has refreshed, the
 others' copies hold a spent refresh token, and using it would be refused and
 block the account.  So with a [cluster], a replica refreshes only under the
 cluster's lock of the credential, and first takes the tokens another replica
-got and left in the cluster (Redis: byok.cluster); only if there are none
-newer than its own does it spend its refresh token, and then it leaves the
-new tokens there for the others.
+got and left in the cluster (Redis: byok.cluster), if they descend from its
+own refresh token; only if there are none does it spend its refresh token,
+and then it leaves the new tokens there for the others.
 
 This module says what the store needs of such a cluster; byok.cluster makes
 it of Redis.  Without a cluster, or while it is away, a replica refreshes on
@@ -34,6 +34,11 @@ class SharedTokens:
     refresh: str = field(repr=False)
     expires_at: float | None  # wall-clock epoch seconds
     obtained_at: float
+    # digests of the refresh tokens spent in this account's chain, latest
+    # last: a replica takes the entry only if its own refresh token is one
+    # of them (or the entry's), so that another account's, or a chain that
+    # went its own way, is never taken
+    lineage: tuple[str, ...] = ()
 
 
 class SharedRenewal(Protocol):

@@ -66,6 +66,7 @@ BYOK_OWN_FAILURES = frozenset({"local", "invalid"})
 MAX_DELAY = 24 * 3600.0  # a reset further away than a day is not believed
 MAX_WINDOW_DELAY = 8 * 24 * 3600.0  # ... but a weekly quota window's is
 _UNIFIED = "anthropic-ratelimit-unified-"
+_WINDOW_NAME = re.compile(r"\d+[mhd](?:_[a-z0-9_]+)?")  # 5h, 7d, 7d_opus
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,9 @@ class Outcome:
     timed_out: bool = False  # something actually timed out (a reset is not a timeout)
     detail: str = ""  # why, for the operator and the client's error message
     window: str | None = None  # a 429's spent quota window ("five_hour", "7d"), if it said
+    # a short-lived key's token could not be had: its reason is the operator's
+    # (a file, a command's error), never the client's
+    credential: bool = False
 
 
 def classify(status: int, headers: Iterable[tuple[str, str]], wall: float) -> Outcome:
@@ -132,20 +136,21 @@ def _anthropic_window(headers: Mapping[str, str], wall: float) -> tuple[str, flo
     for name, value in headers.items():
         if not name.startswith(_UNIFIED) or not name.endswith("-status"):
             continue
+        # a window's own status: 5h, 7d, 7d_opus (not overage, fallback: not windows)
         window = name[len(_UNIFIED) : -len("-status")]
-        if window and value.strip().lower() == "rejected":
+        if _WINDOW_NAME.fullmatch(window) and value.strip().lower() == "rejected":
             reset = _epoch(headers.get(f"{_UNIFIED}{window}-reset"), wall)
-            if reset is not None:
+            if reset is not None and reset > 0:
                 windows.append((reset, window))
-    claim = headers.get(f"{_UNIFIED}representative-claim", "").strip()
     if headers.get(f"{_UNIFIED}status", "").strip().lower() == "rejected":
         reset = _epoch(headers.get(f"{_UNIFIED}reset"), wall)
-        if reset is not None:
+        claim = headers.get(f"{_UNIFIED}representative-claim", "").strip()
+        if reset is not None and reset > 0:
             windows.append((reset, claim or "unified"))
     if not windows:
-        return None
+        return None  # none spent, or each already reset: the other headers say
     reset, window = max(windows)
-    return claim or window, reset
+    return window, reset
 
 
 def _codex_window(headers: Mapping[str, str], wall: float) -> tuple[str, float] | None:
@@ -157,7 +162,7 @@ def _codex_window(headers: Mapping[str, str], wall: float) -> tuple[str, float] 
         reset = _number(headers.get(f"x-codex-{which}-reset-after-seconds"))
         if reset is None:
             reset = _epoch(headers.get(f"x-codex-{which}-reset-at"), wall)
-        if reset is None:
+        if reset is None or reset <= 0:
             continue
         minutes = _number(headers.get(f"x-codex-{which}-window-minutes"))
         windows.append((reset, which if minutes is None else _length(minutes)))

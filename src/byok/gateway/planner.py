@@ -29,6 +29,8 @@ table (``TRANSITIONS``); any other event is a bug and raises PlannerError:
     connecting  written      waiting     first_byte_timeout starts now, not before
     waiting     written      waiting     sent again on a new connection (the server
                                          closed a reused one as it was written)
+    waiting     resent       queued      a short-lived key's token got a 401 and was
+                                         renewed: sent once more, from the start
     waiting     head         reading     2xx: read the first bytes (a stream) or the
                                          whole body; else read the error body
     reading     body         done        an error body: the failure is reported,
@@ -44,7 +46,8 @@ table (``TRANSITIONS``); any other event is a bug and raises PlannerError:
                                          an error event; a failure of byok's own
                                          (local: no file descriptors) blames no key;
                                          a short-lived key whose token cannot be had
-                                         for good (blocked) is blocked as a 401 is
+                                         fails so too, or is blocked as a 401 blocks
+                                         when it will not mend by itself
     any         timed_out    done        the key's failure if its own clock ran out
                                          (connect, head, first byte, body, a silent
                                          stream); none if the request's deadline or
@@ -131,6 +134,7 @@ class Phase(str, Enum):
 class Event(str, Enum):
     SLOT_TAKEN = "slot_taken"
     WRITTEN = "written"
+    RESENT = "resent"
     HEAD = "head"
     FIRST_BYTES = "first_bytes"
     BODY = "body"
@@ -147,6 +151,7 @@ TRANSITIONS: dict[tuple[Phase, Event], frozenset[Phase]] = {
     (_Q, Event.SLOT_TAKEN): frozenset({_N}),
     (_N, Event.WRITTEN): frozenset({_W}),
     (_W, Event.WRITTEN): frozenset({_W}),
+    (_W, Event.RESENT): frozenset({_Q}),
     (_W, Event.HEAD): frozenset({_R}),
     (_R, Event.BODY): frozenset({_D, _C}),
     (_R, Event.FIRST_BYTES): frozenset({_C}),
@@ -483,23 +488,28 @@ class Plan:
         """Until when the next chunk of a committed stream may take."""
         return min(now + self.policy.stream_idle_timeout, attempt.ends_by)
 
-    def failed(
-        self,
-        attempt: Attempt,
-        detail: str,
-        now: float,
-        *,
-        local: bool = False,
-        blocked: bool = False,
-    ) -> None:
+    def resent(self, attempt: Attempt) -> None:
+        """A short-lived key's token was refused (401) and renewed: the
+        attempt is sent once more, from byok's own wait for a slot on."""
+        self._move(attempt, Event.RESENT, Phase.QUEUED)
+        attempt.written = None
+        attempt.connect_by = math.inf
+
+    def failed(self, attempt: Attempt, detail: str, now: float, *, local: bool = False) -> None:
         """The attempt failed: refused, reset, malformed, too large, broken;
         `local` when the cause is byok's own (no file descriptor left), which
-        blames no key; `blocked` when the key's credential cannot be had and
-        will not mend by itself (a refused refresh token), which blocks it."""
+        blames no key."""
         self._move(attempt, Event.FAILED, Phase.DONE)
         attempt.local = local
-        outcome = Outcome(Kind.BLOCKED, detail=detail) if blocked else failure(detail)
-        self._finish(attempt, outcome, now, blame=not local)
+        self._finish(attempt, failure(detail), now, blame=not local)
+
+    def credential_failed(self, attempt: Attempt, reason: str, now: float, *, blocks: bool) -> None:
+        """A short-lived key's token could not be had (nothing was sent): the
+        key's failure, or its block when it will not mend by itself (a
+        refused refresh token)."""
+        self._move(attempt, Event.FAILED, Phase.DONE)
+        kind = Kind.BLOCKED if blocks else Kind.ERROR
+        self._finish(attempt, Outcome(kind, detail=reason, credential=True), now)
 
     def timed_out(self, attempt: Attempt, now: float) -> str:
         """A deadline this plan gave for the attempt's phase passed: returns
@@ -762,7 +772,11 @@ class Plan:
             outcome = attempt.outcome
             assert outcome is not None
             status = outcome.status or "no answer"
-            parts.append(f"key {attempt.label}: {status} ({self.redact(outcome.detail)})")
+            if outcome.credential:  # the operator's to read, in /admin/keys and the log
+                detail = "its credential could not be had; see /admin/keys"
+            else:
+                detail = self.redact(outcome.detail)
+            parts.append(f"key {attempt.label}: {status} ({detail})")
         return "; ".join(parts)
 
 

@@ -390,12 +390,7 @@ class Proxy:
             # ...then the head, first_byte_timeout from the write...
             return plan.written(attempt, trio.current_time())
 
-        def connecting_again() -> float:
-            # ...and for a short-lived key's second send, after a 401 had its
-            # token renewed: first_byte_timeout from now, the attempt written
-            return plan.connect_deadline(trio.current_time())
-
-        async def send(secret: str, again: bool = False) -> UpstreamResponse:
+        async def send(secret: str) -> UpstreamResponse:
             return await self.upstream.send(
                 pool.provider.base_url,
                 "POST",
@@ -411,7 +406,7 @@ class Proxy:
                 payload,
                 egress=pool.provider.egress,
                 on_queued=waiting_for_a_slot,
-                on_connecting=connecting_again if again else connecting,
+                on_connecting=connecting,
                 on_written=written,
             )
 
@@ -429,7 +424,9 @@ class Proxy:
                     except CredentialError as error:
                         self._credential_failed(plan, attempt, error)
                         return None
-                    answer = await send(secret, again=True)
+                    plan.resent(attempt)
+                    queued, started = False, trio.current_time()
+                    answer = await send(secret)
             except UpstreamTimeout:
                 now = trio.current_time()
                 ex.upstream_seconds += now - started
@@ -456,8 +453,8 @@ class Proxy:
     def _credential_failed(self, plan: Plan, attempt: Attempt, error: CredentialError) -> None:
         """A short-lived key's token could not be had: the key's failure, or
         its block when it will not mend by itself."""
-        detail = f"credential: {error.reason}"
-        plan.failed(attempt, detail, trio.current_time(), blocked=error.blocks)
+        reason = f"credential: {error.reason}"
+        plan.credential_failed(attempt, reason, trio.current_time(), blocks=error.blocks)
 
     async def _whole(
         self,

@@ -44,7 +44,7 @@ import trio
 
 from byok_core import State
 
-from ..config import Model
+from ..config import Key, Model
 from ..gateway.auth import credential, matches
 from ..gateway.routing import Pool
 from ..gateway.runtime import Live, ReloadError
@@ -338,9 +338,7 @@ class Admin:
                     "provider": provider,
                     "fingerprint": key.fingerprint,
                     # a short-lived key's token: where it comes from, when it expires
-                    "credential": None
-                    if key.source is None
-                    else self.live.credentials.view(key.source),
+                    "credential": self._credential_view(key),
                     "weight": view["weight"],
                     "state": view["state"],
                     "cooldown_remaining": round(view["cooldown_remaining"], 3),
@@ -374,6 +372,14 @@ class Admin:
                 }
             )
         return views
+
+    def _credential_view(self, key: Key) -> dict[str, Any] | None:
+        """A short-lived key's credential (None for a key of its own), its
+        error redacted as every text shown is."""
+        view = None if key.source is None else self.live.credentials.view(key.source)
+        if view is not None and view["error"] is not None:
+            view["error"] = self.live.runtime.redact(view["error"])
+        return view
 
     def _stats(self) -> dict[str, Any]:
         ledger = self.live.runtime.ledger
