@@ -60,6 +60,21 @@ class Revalidator:
         self.due[(provider, label)] = now + interval
         self._changed.set()
 
+    def unblock(self, provider: str, label: str) -> bool:
+        """The key is known good again: ready in every pool of its provider
+        where it was blocked, and off the schedule.  Whether it was blocked."""
+        router = self._runtime()[1]
+        now = trio.current_time()
+        blocked = False
+        for pool in router.each_key(provider, label):
+            if pool.selector.state(label, now=now) is State.BLOCKED:
+                pool.selector.restore(label)
+                blocked = True
+        self.due.pop((provider, label), None)
+        if blocked:
+            self._restored(provider, label)
+        return blocked
+
     def next_check(self, provider: str, label: str) -> float | None:
         return self.due.get((provider, label))
 
@@ -93,11 +108,7 @@ class Revalidator:
         now = trio.current_time()
         where = f"key {label} ({key.fingerprint}) of {provider_name}"
         if check.verdict == "valid":
-            for pool in router.each_key(provider_name, label):
-                if pool.selector.state(label, now=now) is State.BLOCKED:
-                    pool.selector.restore(label)
-            self.due.pop((provider_name, label), None)
-            self._restored(provider_name, label)
+            self.unblock(provider_name, label)
             log.warning(
                 "%s re-validated: the models listing answered %s; back to ready",
                 where,

@@ -20,8 +20,6 @@ from typing import Any
 
 import trio
 
-from byok_core import State
-
 from ..config import Config, Redactor
 from ..credentials import Credentials, TokenSource
 from ..telemetry.ledger import Ledger
@@ -126,19 +124,9 @@ class Live:
     def _credential_renewed(self, source: TokenSource) -> None:
         """A credential file brought a new token: the keys it serves that a
         refused credential (or a 401) blocked are ready again."""
-        router = self.runtime.router
         for provider in self.runtime.config.providers.values():
             for key in provider.keys:
-                if key.source != source:
-                    continue
-                restored = False
-                for pool in router.each_key(provider.name, key.label):
-                    if pool.selector.state(key.label, now=trio.current_time()) is State.BLOCKED:
-                        pool.selector.restore(key.label)
-                        restored = True
-                if restored:
-                    self.revalidator.due.pop((provider.name, key.label), None)
-                    self.key_changed(provider.name, key.label, None, "revalidated")
+                if key.source == source and self.revalidator.unblock(provider.name, key.label):
                     log.warning(
                         "key %s of %s: its credential file holds a new token; back to ready",
                         key.label,
@@ -192,11 +180,11 @@ class Live:
         """Put `config` in place at once; requests in flight keep their routes."""
         old = self.runtime
 
-        def secrets(c: Config) -> dict[tuple[str, str], str]:
+        def identities(c: Config) -> dict[tuple[str, str], str]:
             return {(p.name, k.label): k.identity for p in c.providers.values() for k in p.keys}
 
-        before, after = secrets(old.config), secrets(config)
-        kept = [k for k, secret in after.items() if before.get(k) == secret]
+        before, after = identities(old.config), identities(config)
+        kept = [k for k, identity in after.items() if before.get(k) == identity]
         for name in after.keys() & before.keys():
             if before[name] != after[name]:
                 old.ledger.forget(*name)  # a new secret under an old label: a new key
