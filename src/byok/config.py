@@ -881,8 +881,8 @@ class _Builder:
                 keys.append(Key(label, self.secret(entry, where, f"keys[{n}]")))
                 continue
             secret, source = "", None
-            if entry.key is not None:
-                self.static_key_only(entry, where, f"keys[{n}]")
+            if self.key_kind(entry, where, f"keys[{n}]") == "key":
+                assert entry.key is not None
                 secret = self.secret(entry.key, where, f"keys[{n}].key")
             else:
                 source = self.token_source(entry, spec, table.oauth, where, f"keys[{n}]")
@@ -923,16 +923,20 @@ class _Builder:
             reasoning=table.reasoning,
         )
 
-    def static_key_only(self, entry: _KeyTable, table: str, where: str) -> None:
-        """A key given as `key` takes none of a short-lived key's fields."""
-        for field_name in ("oauth", "command", "ttl", "timeout", "headers"):
-            if getattr(entry, field_name) is not None:
-                what = "oauth and command keys" if field_name == "headers" else "command keys"
-                if field_name in ("oauth", "command"):
-                    message = "give one of key, oauth or command"
-                else:
-                    message = f"{field_name} is for {what} only"
-                raise self.fail(table, f"{where}.{field_name}", message)
+    def key_kind(self, entry: _KeyTable, table: str, where: str) -> str:
+        """Which kind of key a table gives (key, oauth or command), and that
+        it takes no field of another kind's."""
+        given = [kind for kind in _KEY_FIELDS if getattr(entry, kind) is not None]
+        if not given:
+            raise self.fail(table, f"{where}.key", _KEY_MISSING)
+        if len(given) > 1:
+            raise self.fail(table, f"{where}.{given[1]}", "give one of key, oauth or command")
+        kind = given[0]
+        for extra in ("ttl", "timeout", "headers"):
+            if getattr(entry, extra) is not None and extra not in _KEY_FIELDS[kind]:
+                takers = " and ".join(k for k, fields in _KEY_FIELDS.items() if extra in fields)
+                raise self.fail(table, f"{where}.{extra}", f"{extra} is for {takers} keys only")
+        return kind
 
     def token_source(
         self,
@@ -946,16 +950,8 @@ class _Builder:
         cannot serve is an error here) or a command (its program found now)."""
         headers = self.headers(entry.headers, table, f"{where}.headers")
         if entry.oauth is not None:
-            if entry.command is not None:
-                raise self.fail(table, f"{where}.command", "give one of key, oauth or command")
-            for field_name in ("ttl", "timeout"):
-                if getattr(entry, field_name) is not None:
-                    raise self.fail(
-                        table, f"{where}.{field_name}", f"{field_name} is for command keys only"
-                    )
             return self.oauth_file(entry.oauth, spec, oauth, headers, table, f"{where}.oauth")
-        if entry.command is None:
-            raise self.fail(table, f"{where}.key", _KEY_MISSING)
+        assert entry.command is not None  # key_kind said it is one of the two
         program = entry.command[0]
         if os.sep in program and not os.path.isabs(program):  # as a relative oauth path is
             program = os.path.join(self.directory or os.getcwd(), program)
@@ -1102,6 +1098,8 @@ class _Builder:
 # ConfigError names the table and the field, and shows the value only when it
 # is a number or a boolean: a string in the wrong place may be a key.
 
+# the fields each kind of key takes, besides its label, weight and limits
+_KEY_FIELDS = {"key": (), "oauth": ("headers",), "command": ("ttl", "timeout", "headers")}
 _KEY_MISSING = (
     "missing; expected a key: a literal, env:NAME or file:PATH (or oauth = a credential "
     "file, or command = a program that prints a token)"
