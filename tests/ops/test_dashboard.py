@@ -237,6 +237,21 @@ def test_rate_limited_key_cools_down_and_comes_back(
     assert stack.simulator.requests_for(ALPHA) >= 2
 
 
+def test_a_spent_quota_window_is_named_with_its_reset(
+    browser: WebDriver, stack: Stack, client: httpx.Client
+) -> None:
+    sign_in(browser, stack)
+    stack.simulator.set(ALPHA, mode="429", retry_after=7200, delay_header="codex-window")
+    for _ in range(3):  # round robin: alpha's turn comes within three requests
+        assert chat(client) != "alpha"
+        if stack.simulator.requests_for(ALPHA):
+            break
+    wait(browser).until(shows_state("alpha", "cooldown"))
+    reason = cell(browser, "alpha", "reason")
+    assert reason.startswith("429 ")
+    assert " · 7d window resets " in reason  # the weekly window, and when (local time)
+
+
 def test_disable_and_enable_by_click(
     browser: WebDriver, stack: Stack, client: httpx.Client
 ) -> None:
