@@ -53,6 +53,9 @@ environment:
   SSL_CERT_FILE, SSL_CERT_DIR
                         where the trusted CA certificates are, in place of
                         OpenSSL's default paths; a provider's `ca_file` replaces them
+  XDG_RUNTIME_DIR       where the lock files of OAuth refreshes go, in a
+                        directory of byok's user alone (default: the system's
+                        temporary directory)
   BYOK_NO_EXTENSIONS=1  the engine's pure-Python twin instead of the compiled one
   and any variable that a config names as env:NAME
 """
