@@ -228,6 +228,24 @@ UNIFIED = "anthropic-ratelimit-unified-"
             "primary",
             90.0,
         ),
+        (
+            {
+                "x-codex-primary-used-percent": "100",
+                "x-codex-primary-window-minutes": "300",
+                "x-codex-primary-reset-after-seconds": "60",
+            },
+            "5h",
+            60.0,
+        ),
+        (
+            {
+                "x-codex-primary-used-percent": "100",
+                "x-codex-primary-window-minutes": "90",
+                "x-codex-primary-reset-after-seconds": "60",
+            },
+            "90m",
+            60.0,
+        ),
         (  # a reset further than 8 days is not believed
             {f"{UNIFIED}status": "rejected", f"{UNIFIED}reset": str(int(NOW + 30 * 86400))},
             "unified",
@@ -252,6 +270,7 @@ def test_a_spent_quota_window_cools_the_key_until_it_resets(headers, window, del
         {f"{UNIFIED}fallback-status": "rejected", f"{UNIFIED}fallback-reset": str(NOW + 99)},
         # a window that has reset already: the retry-after decides
         {f"{UNIFIED}status": "rejected", f"{UNIFIED}reset": str(int(NOW - 10))},
+        {f"{UNIFIED}5h-status": "rejected", f"{UNIFIED}5h-reset": str(int(NOW - 10))},
         {"x-codex-primary-used-percent": "100", "x-codex-primary-reset-after-seconds": "0"},
     ],
 )
