@@ -6,13 +6,9 @@ dashboard's HTML and script, and the reload answers."""
 
 from __future__ import annotations
 
-import io
-import logging
-
 import httpx
 
-from byok.telemetry import logs
-
+from .logged import captured_logs
 from .stack import Stack
 
 ADMIN_KEY = "adm-scan-QUOKKA-5e4d3c2b1a"
@@ -54,95 +50,73 @@ def tables(upstream: str) -> dict:
 
 
 def test_no_secret_appears_anywhere_byok_shows():
-    text_log, json_log = io.StringIO(), io.StringIO()
-    handlers = []
-    for stream, formatter in [
-        (text_log, logging.Formatter(logs.TEXT_FORMAT)),
-        (json_log, logs.JsonFormatter()),
-    ]:
-        handler = logging.StreamHandler(stream)
-        handler.addFilter(logs.RequestIdFilter())
-        handler.setFormatter(formatter)
-        handlers.append(handler)
-    root = logging.getLogger("byok")  # byok's own loggers, not the test's clients
-    old_level = root.level
-    root.setLevel(logging.DEBUG)
-    for handler in handlers:
-        root.addHandler(handler)
     shown: list[str] = []
-    try:
-        with Stack(tables) as stack, httpx.Client(base_url=stack.url, timeout=10) as client:
-            for secret, (name, behaviour) in UPSTREAM.items():
-                stack.simulator.add_key(secret, name, **behaviour)
-            stack.simulator.add_key(ANTHROPIC, "dingo")
-            auth = {"authorization": f"Bearer {CLIENT_KEY}"}
-            admin = {"authorization": f"Bearer {ADMIN_KEY}"}
-            ask = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    with (
+        captured_logs() as (text_log, json_log),
+        Stack(tables) as stack,
+        httpx.Client(base_url=stack.url, timeout=10) as client,
+    ):
+        for secret, (name, behaviour) in UPSTREAM.items():
+            stack.simulator.add_key(secret, name, **behaviour)
+        stack.simulator.add_key(ANTHROPIC, "dingo")
+        auth = {"authorization": f"Bearer {CLIENT_KEY}"}
+        admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+        ask = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 
-            def keep(reply: httpx.Response) -> httpx.Response:
-                shown.append(reply.text)
-                shown.append(str(reply.headers))
-                return reply
+        def keep(reply: httpx.Response) -> httpx.Response:
+            shown.append(reply.text)
+            shown.append(str(reply.headers))
+            return reply
 
-            # zebra answers first (priority); then take it out to reach the others
+        # zebra answers first (priority); then take it out to reach the others
+        keep(client.post("/v1/chat/completions", json=ask, headers=auth))
+        client.post("/admin/keys/zebra/disable", headers=admin)
+        for _ in range(3):
             keep(client.post("/v1/chat/completions", json=ask, headers=auth))
-            client.post("/admin/keys/zebra/disable", headers=admin)
-            for _ in range(3):
-                keep(client.post("/v1/chat/completions", json=ask, headers=auth))
-                keep(
-                    client.post("/v1/chat/completions", json={**ask, "stream": True}, headers=auth)
-                )
-            keep(
-                client.post(
-                    "/v1/messages", json={**ask, "model": "c", "max_tokens": 5}, headers=auth
-                )
+            keep(client.post("/v1/chat/completions", json={**ask, "stream": True}, headers=auth))
+        keep(client.post("/v1/messages", json={**ask, "model": "c", "max_tokens": 5}, headers=auth))
+        keep(client.post("/v1/chat/completions", json=ask))  # no client key
+        keep(
+            client.post(
+                "/v1/chat/completions",
+                json=ask,
+                headers={"authorization": "Bearer " + UPSTREAM_FIRST},
             )
-            keep(client.post("/v1/chat/completions", json=ask))  # no client key
-            keep(
-                client.post(
-                    "/v1/chat/completions",
-                    json=ask,
-                    headers={"authorization": "Bearer " + UPSTREAM_FIRST},
-                )
-            )
-            keep(client.post("/v1/chat/completions", content=b"{", headers=auth))
-            keep(client.get("/v1/models", headers=auth))
+        )
+        keep(client.post("/v1/chat/completions", content=b"{", headers=auth))
+        keep(client.get("/v1/models", headers=auth))
 
-            for path in ["/admin/keys", "/admin/stats", "/metrics"]:
-                keep(client.get(path, headers=admin))
-            keep(client.get("/ready"))
-            keep(client.get("/health"))
-            keep(client.post("/admin/reload", headers=admin))
+        for path in ["/admin/keys", "/admin/stats", "/metrics"]:
+            keep(client.get(path, headers=admin))
+        keep(client.get("/ready"))
+        keep(client.get("/health"))
+        keep(client.post("/admin/reload", headers=admin))
 
-            def broken(upstream: str) -> dict:
-                config = tables(upstream)
-                config["providers"]["sim"]["keys"][0]["weight"] = ECHOED  # echoed by the error
-                return config
+        def broken(upstream: str) -> dict:
+            config = tables(upstream)
+            config["providers"]["sim"]["keys"][0]["weight"] = ECHOED  # echoed by the error
+            return config
 
-            stack.build = broken
-            refused = keep(client.post("/admin/reload", headers=admin))
-            assert refused.status_code == 400
+        stack.build = broken
+        refused = keep(client.post("/admin/reload", headers=admin))
+        assert refused.status_code == 400
 
-            login = client.post("/admin/login", data={"key": ADMIN_KEY})
-            assert login.status_code == 303
-            shown.append(str(login.headers))
-            page = keep(client.get("/dashboard"))
-            assert "app.js" in page.text
-            keep(client.get("/dashboard/app.js"))
-            keep(client.get("/dashboard/app.css"))
-            keep(client.post("/admin/login", data={"key": "sk-scan-wrong-guess-0000"}))
+        login = client.post("/admin/login", data={"key": ADMIN_KEY})
+        assert login.status_code == 303
+        shown.append(str(login.headers))
+        page = keep(client.get("/dashboard"))
+        assert "app.js" in page.text
+        keep(client.get("/dashboard/app.js"))
+        keep(client.get("/dashboard/app.css"))
+        keep(client.post("/admin/login", data={"key": "sk-scan-wrong-guess-0000"}))
 
-            view = client.get("/admin/keys", headers=admin).json()
-            states = {
-                k["label"]: k["state"]
-                for model in view["models"]
-                for target in model["targets"]
-                for k in target["keys"]
-            }
-    finally:
-        for handler in handlers:
-            root.removeHandler(handler)
-        root.setLevel(old_level)
+        view = client.get("/admin/keys", headers=admin).json()
+        states = {
+            k["label"]: k["state"]
+            for model in view["models"]
+            for target in model["targets"]
+            for k in target["keys"]
+        }
     # the scenario happened: every kind of failure was met
     assert states["okapi"] == "cooldown"
     assert states["tapir"] == "blocked"

@@ -13,8 +13,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import coredis
 import httpx
 import trio
+from coredis.retry import NoRetryPolicy
 
 from byok.app import App
 from byok.cli.simulator import SimulatedUpstream
@@ -130,3 +132,13 @@ async def eventually(check: Callable[[], bool], what: str, seconds: float = WAIT
             await trio.sleep(0.005)
         return
     raise AssertionError(f"not within {seconds:g}s: {what}")
+
+
+@asynccontextmanager
+async def connected(url: str) -> AsyncIterator[coredis.Redis[str]]:
+    """A Redis client of the test's own, as a replica has one."""
+    client: coredis.Redis[str] = coredis.Redis.from_url(
+        url, decode_responses=True, retry_policy=NoRetryPolicy()
+    )
+    async with client:
+        yield client

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-import coredis
 import trio
-from coredis.retry import NoRetryPolicy
 
 from byok.cluster._credentials import SharedCredentials
 from byok.credentials import Credentials, OAuthClient, OAuthFile, Use
@@ -24,15 +20,7 @@ from byok.http.server import bound_port, serve_http
 from byok.http.upstream import Upstream
 
 from ..credentials.token_server import TokenServer
-
-
-@asynccontextmanager
-async def connected(url: str) -> AsyncIterator[coredis.Redis[str]]:
-    client: coredis.Redis[str] = coredis.Redis.from_url(
-        url, decode_responses=True, retry_policy=NoRetryPolicy()
-    )
-    async with client:
-        yield client
+from .fleet import connected
 
 
 def replica(tmp_path: Path, host: str, token_url: str, client, prefix: str) -> tuple:

@@ -5,26 +5,14 @@ limit coming back waits exactly the time the limit named."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
-import coredis
 import pytest
 import trio
-from coredis.retry import NoRetryPolicy
 
 from byok.cluster import ClusterUnavailable, Limiter
 
+from .fleet import connected
+
 SLOW = 0.01  # a unit every 100 s
-
-
-@asynccontextmanager
-async def connected(url: str) -> AsyncIterator[coredis.Redis[str]]:
-    client: coredis.Redis[str] = coredis.Redis.from_url(
-        url, decode_responses=True, retry_policy=NoRetryPolicy()
-    )
-    async with client:
-        yield client
 
 
 async def test_a_burst_passes_then_the_limit_says_how_long_to_wait(redis_server, prefix):

@@ -11,9 +11,7 @@ as the run loop waits on them)."""
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,8 +21,8 @@ import trio
 from trio.testing import MockClock
 
 from byok.http.server import bound_port, serve_http
-from byok.telemetry import logs
 
+from ..logged import captured_logs
 from ..stack import open_stack
 from .token_server import TokenServer
 
@@ -54,27 +52,12 @@ def python(code: str) -> list[str]:
 
 
 async def test_no_token_of_a_short_lived_key_appears_anywhere(patient_clock, tmp_path: Path):
-    text_log, json_log = io.StringIO(), io.StringIO()
-    handlers = []
-    for stream, formatter in [
-        (text_log, logging.Formatter(logs.TEXT_FORMAT)),
-        (json_log, logs.JsonFormatter()),
-    ]:
-        handler = logging.StreamHandler(stream)
-        handler.addFilter(logs.RequestIdFilter())
-        handler.setFormatter(formatter)
-        handlers.append(handler)
-    root = logging.getLogger("byok")
-    old_level = root.level
-    root.setLevel(logging.DEBUG)
-    for handler in handlers:
-        root.addHandler(handler)
     for label, (access, refresh) in FILES.items():
         document = {"accessToken": access, "refreshToken": refresh, "expiresAt": 0}
         (tmp_path / f"{label}.json").write_text(json.dumps(document))
     shown: list[str] = []
     issued: list[str] = []
-    try:
+    with captured_logs() as (text_log, json_log):
         async with trio.open_nursery() as nursery:
             anthropic_tokens, openai_tokens = TokenServer(prefix="at-ant"), TokenServer()
             anthropic_tokens.accept(FILES["good"][1])
@@ -150,10 +133,6 @@ async def test_no_token_of_a_short_lived_key_appears_anywhere(patient_clock, tmp
                 await keep("GET", "/metrics", headers=admin)
                 await keep("POST", "/admin/reload", headers=admin)
             nursery.cancel_scope.cancel()
-    finally:
-        for handler in handlers:
-            root.removeHandler(handler)
-        root.setLevel(old_level)
     states = {
         k["label"]: (k["state"], (k["reason"] or {}).get("message", ""))
         for model in view["models"]
