@@ -25,7 +25,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
+from typing import Any
 
 import msgspec
 import trio
@@ -390,8 +391,9 @@ class Proxy:
             # ...then the head, first_byte_timeout from the write...
             return plan.written(attempt, trio.current_time())
 
-        async def send(secret: str) -> UpstreamResponse:
-            return await self.upstream.send(
+        def send(secret: str) -> Coroutine[Any, Any, UpstreamResponse]:
+            # the client's call itself, awaited by the caller: no coroutine of its own
+            return self.upstream.send(
                 pool.provider.base_url,
                 "POST",
                 upstream_url(pool.provider, route.path),
