@@ -247,3 +247,16 @@ def test_a_file_older_than_the_tokens_held_is_left_unread(tmp_path):
     assert credential.held is not None
     assert credential.held.token == "a-2"
     assert credential.refresh_token == "r-2"
+
+
+async def test_a_credential_failing_for_days_keeps_its_backoff_at_the_cap(autojump_clock, tmp_path):
+    path = tmp_path / "credentials.json"
+    path.write_text(json.dumps({"access_token": "a", "refresh_token": "r", "expires_at": 0}))
+    source = OAuthFile(str(path), None)
+    credentials = Credentials(wall)
+    credentials.adopt([Use("p", "k", source, None)])
+    for _ in range(1100):  # past 2**1024, which no float holds
+        with pytest.raises(CredentialError):
+            await credentials.token(Upstream(), source, force=True)
+    credential = credentials._by_source[source]
+    assert credential.retry_at - wall() == 900.0

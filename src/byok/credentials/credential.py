@@ -185,8 +185,10 @@ class Credential:
         await done.wait()
         if self.error is not None:
             raise self._error()
-        assert self.held is not None
-        return self.held.token
+        found = self.valid(self._wall())
+        if found is None:  # the renewal was cancelled: byok is stopping
+            raise CredentialError("the renewal was cancelled", blocks=False)
+        return found
 
     def _error(self) -> CredentialError:
         """The last renewal's error, to raise anew (a raise of the one
@@ -217,7 +219,8 @@ class Credential:
         first = self.error is None or self.error.reason != error.reason
         self.error = error
         self._failures += 1
-        self.retry_at = self._wall() + min(BACKOFF_FIRST * 2 ** (self._failures - 1), BACKOFF_MAX)
+        steps = min(self._failures - 1, 10)  # 2**10 steps of 30 s are past the cap already
+        self.retry_at = self._wall() + min(BACKOFF_FIRST * 2**steps, BACKOFF_MAX)
         if first:
             log.warning("credential of %s: %s", self.names or self.source.shown, error.reason)
 
