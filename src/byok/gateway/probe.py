@@ -15,8 +15,9 @@ the key: the check's note says which part of the URL is probably wrong.
 A short-lived key is probed with its token now (renewed first if it has
 expired, even within the backoff of a renewal that failed): a token that
 cannot be had is ``invalid`` when it will not mend by itself (a refused
-refresh token, a command that fails) and ``unreachable`` otherwise, with
-the credential's reason as its note.
+refresh token, a command that prints no token) and ``unreachable``
+otherwise (a token endpoint that is down, a command that fails), with the
+credential's reason as its note.
 """
 
 from __future__ import annotations
