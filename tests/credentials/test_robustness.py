@@ -183,12 +183,18 @@ async def test_a_caller_that_leaves_stops_waiting_and_the_renewal_goes_on(
         nursery.cancel_scope.cancel()
 
 
-async def test_each_caller_gets_an_error_of_its_own(autojump_clock, tmp_path):
+def unrefreshable(tmp_path: Path) -> tuple[Credentials, OAuthFile]:
+    """A credential whose token has expired, with no token endpoint to refresh it."""
     path = tmp_path / "credentials.json"
     path.write_text(json.dumps({"access_token": "a", "refresh_token": "r", "expires_at": 0}))
     source = OAuthFile(str(path), None)
     credentials = Credentials(wall)
     credentials.adopt([Use("p", "k", source, None)])
+    return credentials, source
+
+
+async def test_each_caller_gets_an_error_of_its_own(autojump_clock, tmp_path):
+    credentials, source = unrefreshable(tmp_path)
     errors = []
     for _ in range(3):
         with pytest.raises(CredentialError) as caught:
@@ -250,11 +256,7 @@ def test_a_file_older_than_the_tokens_held_is_left_unread(tmp_path):
 
 
 async def test_a_credential_failing_for_days_keeps_its_backoff_at_the_cap(autojump_clock, tmp_path):
-    path = tmp_path / "credentials.json"
-    path.write_text(json.dumps({"access_token": "a", "refresh_token": "r", "expires_at": 0}))
-    source = OAuthFile(str(path), None)
-    credentials = Credentials(wall)
-    credentials.adopt([Use("p", "k", source, None)])
+    credentials, source = unrefreshable(tmp_path)
     for _ in range(1100):  # past 2**1024, which no float holds
         with pytest.raises(CredentialError):
             await credentials.token(Upstream(), source, force=True)
